@@ -1,0 +1,492 @@
+"""Admin for members, credits and API keys.
+
+Credits change only through jobs.ledger. The views here collect the input,
+call the service, and record who did it twice over: `created_by` on the
+ledger entry and an admin LogEntry (history) on the member.
+"""
+
+from uuid import uuid4
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME, AdminForm
+from django.contrib.admin.models import LogEntry
+from django.contrib.admin.utils import unquote
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import F, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from .ledger import (
+    IdempotencyConflict,
+    InsufficientCredits,
+    LedgerError,
+    credits_adjust,
+    credits_balances,
+    credits_grant,
+)
+from .models import ApiKey, CreditAccount, EntryKind, Job, LedgerEntry, Pool
+
+User = get_user_model()
+
+# A typo guard, far above any real grant and far below BigIntegerField's limit.
+MAX_CREDIT_CHANGE = 10_000_000
+
+
+# --- Credit changes -----------------------------------------------------------
+
+
+class CreditChangeForm(forms.Form):
+    kind = forms.ChoiceField(
+        label="Kind",
+        choices=[
+            (EntryKind.GRANT, "Grant: add credits"),
+            (EntryKind.ADJUST, "Adjustment: correct the balance, up or down"),
+        ],
+        initial=EntryKind.GRANT,
+        widget=forms.RadioSelect,
+    )
+    pool = forms.ChoiceField(
+        label="Pool",
+        choices=Pool.choices,
+        initial=Pool.STUDIO,
+        widget=forms.RadioSelect,
+        help_text="Studio and API credits are separate: one never pays for the other.",
+    )
+    amount = forms.IntegerField(
+        label="Credits",
+        min_value=-MAX_CREDIT_CHANGE,
+        max_value=MAX_CREDIT_CHANGE,
+        help_text="Whole credits. A grant is positive; an adjustment may be negative "
+        "to take credits away.",
+    )
+    reason = forms.CharField(
+        label="Reason",
+        max_length=500,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+        help_text="The member sees it in their ledger. Required for an adjustment.",
+    )
+    # One key per rendered form, so a double-submitted form posts only once.
+    key = forms.UUIDField(widget=forms.HiddenInput)
+
+    def clean(self):
+        data = super().clean()
+        kind, amount = data.get("kind"), data.get("amount")
+        if kind == EntryKind.GRANT and amount is not None and amount <= 0:
+            self.add_error(
+                "amount",
+                "A grant adds credits, so it must be positive. To take credits away, "
+                "choose Adjustment with a negative amount.",
+            )
+        if kind == EntryKind.ADJUST:
+            if amount == 0:
+                self.add_error("amount", "An adjustment must change the balance.")
+            if not data.get("reason", "").strip():
+                self.add_error("reason", "Say why: an adjustment needs a reason.")
+        return data
+
+    def add_ledger_error(self, error: LedgerError, member=None) -> None:
+        prefix = f"{member.get_username()}: " if member is not None else ""
+        if isinstance(error, IdempotencyConflict):
+            self.add_error(
+                None,
+                "This form was already used to post a different change. "
+                "Open the form again to post another one.",
+            )
+        elif isinstance(error, InsufficientCredits):
+            self.add_error("amount", f"{prefix}{error}")
+        else:
+            self.add_error(None, f"{prefix}{error}")
+
+
+class CreditChangeRefused(Exception):
+    def __init__(self, member, error: LedgerError):
+        super().__init__(str(error))
+        self.member, self.error = member, error
+
+
+def _entry_key(form_key, member) -> str:
+    return f"admin-credits:{form_key}:{member.pk}"
+
+
+def _change_text(*, kind: str, pool: str, amount: int) -> str:
+    label = Pool(pool).label
+    if kind == EntryKind.GRANT:
+        return f"Granted {amount:,} {label} credits"
+    return f"Adjusted {label} credits by {amount:+,}"
+
+
+def _describe(entry: LedgerEntry) -> str:
+    """The member's history line; names the entry so a replay can find it."""
+    text = _change_text(kind=entry.kind, pool=entry.account.pool, amount=entry.amount)
+    text += f" (ledger entry #{entry.pk})"
+    return f"{text}: {entry.reason}" if entry.reason else f"{text}."
+
+
+def _already_logged(member, entry: LedgerEntry) -> bool:
+    # The account row stays locked until our transaction ends, so a replayed
+    # submission sees the first one's LogEntry and does not log twice.
+    return LogEntry.objects.filter(
+        content_type=ContentType.objects.get_for_model(member, for_concrete_model=False),
+        object_id=str(member.pk),
+        change_message__contains=f"(ledger entry #{entry.pk})",
+    ).exists()
+
+
+def apply_credit_change(*, model_admin, request, members, data) -> list[tuple]:
+    """Post one entry per member, all or none. Returns (member, entry, is_new)."""
+    post = credits_grant if data["kind"] == EntryKind.GRANT else credits_adjust
+    results = []
+    with transaction.atomic():
+        # One lock order for everyone, so two bulk changes cannot deadlock.
+        for member in sorted(members, key=lambda m: m.pk):
+            try:
+                entry = post(
+                    user=member,
+                    pool=data["pool"],
+                    amount=data["amount"],
+                    key=_entry_key(data["key"], member),
+                    reason=data["reason"].strip(),
+                    by=request.user,
+                )
+            except LedgerError as error:
+                raise CreditChangeRefused(member, error) from error
+            is_new = not _already_logged(member, entry)
+            if is_new:
+                model_admin.log_change(request, member, _describe(entry))
+            results.append((member, entry, is_new))
+    return results
+
+
+def _report(request, results, data) -> None:
+    new = [member.get_username() for member, _, is_new in results if is_new]
+    replayed = len(results) - len(new)
+    if new:
+        names = ", ".join(new) if len(new) <= 5 else f"{len(new)} members"
+        change = _change_text(kind=data["kind"], pool=data["pool"], amount=data["amount"])
+        messages.success(request, f"{change} for {names}.")
+    if replayed:
+        messages.warning(
+            request,
+            f"This form was already submitted for {replayed} member(s); "
+            "nothing more was posted for them.",
+        )
+
+
+# --- Members --------------------------------------------------------------------
+
+
+def _account_value(pool: str, expression) -> Coalesce:
+    accounts = CreditAccount.objects.filter(user=OuterRef("pk"), pool=pool)
+    return Coalesce(Subquery(accounts.values(value=expression)[:1]), Value(0))
+
+
+def _credits_pair(available: int, held: int) -> str:
+    return f"{available:,} / {held:,}"
+
+
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class MemberAdmin(UserAdmin):
+    change_form_template = "admin/jobs/member/change_form.html"
+    list_display = (*UserAdmin.list_display, "studio_credits", "api_credits")
+    readonly_fields = (*UserAdmin.readonly_fields, "credit_summary")
+    fieldsets = (
+        *UserAdmin.fieldsets[:2],
+        ("Credits", {"fields": ("credit_summary",)}),
+        *UserAdmin.fieldsets[2:],
+    )
+    actions = ["grant_or_adjust_credits"]
+
+    def get_queryset(self, request):
+        # Balances come in the same query as the members: no query per row.
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                studio_available=_account_value(Pool.STUDIO, F("balance") - F("held")),
+                studio_held=_account_value(Pool.STUDIO, F("held")),
+                api_available=_account_value(Pool.API, F("balance") - F("held")),
+                api_held=_account_value(Pool.API, F("held")),
+            )
+        )
+
+    @admin.display(description="Studio credits (available / held)", ordering="studio_available")
+    def studio_credits(self, obj) -> str:
+        return _credits_pair(obj.studio_available, obj.studio_held)
+
+    @admin.display(description="API credits (available / held)", ordering="api_available")
+    def api_credits(self, obj) -> str:
+        return _credits_pair(obj.api_available, obj.api_held)
+
+    @admin.display(description="Credits")
+    def credit_summary(self, obj) -> str:
+        if obj is None or obj.pk is None:
+            return "—"
+        rows = format_html_join(
+            "",
+            "<li>{}: {} available, {} held (balance {})</li>",
+            (
+                (b.label, f"{b.available:,}", f"{b.held:,}", f"{b.balance:,}")
+                for b in credits_balances(user=obj).values()
+            ),
+        )
+        return format_html('<ul class="credit-summary">{}</ul>', rows)
+
+    # Posting credits is the model permission "add ledger entry"; the ledger
+    # admin itself never adds rows, entries come only through jobs.ledger.
+    def has_credits_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm("jobs.add_ledgerentry") and self.has_change_permission(
+            request, obj
+        )
+
+    def get_urls(self):
+        opts = self.opts
+        return [
+            path(
+                "<id>/credits/",
+                self.admin_site.admin_view(self.credits_view),
+                name=f"{opts.app_label}_{opts.model_name}_credits",
+            ),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "has_credits_permission": self.has_credits_permission(request),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def credits_view(self, request, id):
+        member = self.get_object(request, unquote(id))
+        if not self.has_credits_permission(request, member):
+            raise PermissionDenied
+        if member is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, id)
+        if request.method == "POST":
+            form = CreditChangeForm(request.POST)
+            if form.is_valid():
+                try:
+                    results = apply_credit_change(
+                        model_admin=self,
+                        request=request,
+                        members=[member],
+                        data=form.cleaned_data,
+                    )
+                except CreditChangeRefused as refused:
+                    form.add_ledger_error(refused.error)
+                else:
+                    _report(request, results, form.cleaned_data)
+                    change_url = reverse(
+                        f"admin:{self.opts.app_label}_{self.opts.model_name}_change",
+                        args=[member.pk],
+                    )
+                    return HttpResponseRedirect(change_url)
+        else:
+            form = CreditChangeForm(initial={"key": uuid4()})
+        return self._credits_page(
+            request,
+            "admin/jobs/member/credits.html",
+            form,
+            [member],
+            title=f"Grant or adjust credits: {member.get_username()}",
+            original=member,
+        )
+
+    @admin.action(description="Grant or adjust credits…", permissions=["credits"])
+    def grant_or_adjust_credits(self, request, queryset):
+        members = list(queryset.order_by("pk"))
+        if "apply" in request.POST:
+            form = CreditChangeForm(request.POST)
+            if form.is_valid():
+                try:
+                    results = apply_credit_change(
+                        model_admin=self,
+                        request=request,
+                        members=members,
+                        data=form.cleaned_data,
+                    )
+                except CreditChangeRefused as refused:
+                    form.add_ledger_error(refused.error, member=refused.member)
+                else:
+                    _report(request, results, form.cleaned_data)
+                    return None  # back to the member list
+        else:
+            form = CreditChangeForm(initial={"key": uuid4()})
+        return self._credits_page(
+            request,
+            "admin/jobs/member/bulk_credits.html",
+            form,
+            members,
+            title=f"Grant or adjust credits for {len(members)} members",
+            action_checkbox_name=ACTION_CHECKBOX_NAME,
+        )
+
+    def _credits_page(self, request, template, form, members, **context):
+        fields = ["kind", "pool", "amount", "reason"]
+        request.current_app = self.admin_site.name
+        return TemplateResponse(
+            request,
+            template,
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "form": form,
+                "adminform": AdminForm(form, [(None, {"fields": fields})], {}),
+                "members": members,
+                **context,
+            },
+        )
+
+
+# --- The ledger -----------------------------------------------------------------
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows that only services write: staff may look, never add, edit or delete."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(ReadOnlyAdmin):
+    list_display = (
+        "created_at",
+        "member",
+        "pool",
+        "kind",
+        "amount",
+        "balance_after",
+        "held_after",
+        "resolves",
+        "job",
+        "reason",
+        "created_by",
+    )
+    list_filter = (("account__pool", admin.ChoicesFieldListFilter), "kind", "created_at")
+    search_fields = ("account__user__username", "account__user__email", "=idempotency_key")
+    search_help_text = "Member's username or email, or an exact idempotency key."
+    list_select_related = ("account__user", "job", "created_by")
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+
+    @admin.display(description="Member", ordering="account__user__username")
+    def member(self, obj) -> str:
+        return obj.account.user.get_username()
+
+    @admin.display(description="Pool", ordering="account__pool")
+    def pool(self, obj) -> str:
+        return obj.account.get_pool_display()
+
+    @admin.display(description="Resolves")
+    def resolves(self, obj) -> str:
+        return f"Hold #{obj.hold_id}" if obj.hold_id else ""
+
+
+@admin.register(CreditAccount)
+class CreditAccountAdmin(ReadOnlyAdmin):
+    list_display = ("user", "pool", "balance", "held", "available", "updated_at")
+    list_filter = ("pool",)
+    search_fields = ("user__username", "user__email")
+    list_select_related = ("user",)
+
+    @admin.display(description="Available")
+    def available(self, obj) -> int:
+        return obj.available
+
+
+# --- API keys ---------------------------------------------------------------------
+
+
+class KeyStatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [("active", "Active"), ("revoked", "Revoked")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("active", "revoked"):
+            return queryset.filter(revoked_at__isnull=self.value() == "active")
+        return queryset
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(ReadOnlyAdmin):
+    # Never the secret (not stored) and never its hash.
+    fields = ("owner", "name", "shown_prefix", "created_at", "last_used_at", "revoked_at")
+    readonly_fields = fields
+    list_display = (
+        "owner",
+        "name",
+        "shown_prefix",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+        "is_active",
+    )
+    list_filter = (KeyStatusFilter, "created_at")
+    search_fields = ("owner__username", "owner__email", "name", "prefix")
+    list_select_related = ("owner",)
+    actions = ["revoke"]
+
+    @admin.display(description="Key")
+    def shown_prefix(self, obj) -> str:
+        return f"sk_{obj.prefix}_…"
+
+    @admin.display(description="Active", boolean=True)
+    def is_active(self, obj) -> bool:
+        return obj.is_active
+
+    def has_revoke_permission(self, request) -> bool:
+        return request.user.has_perm("jobs.change_apikey")
+
+    @admin.action(description="Revoke selected API keys", permissions=["revoke"])
+    def revoke(self, request, queryset):
+        keys = list(queryset.filter(revoked_at__isnull=True))
+        # Conditional, so a key revoked meanwhile keeps its first revocation time.
+        ApiKey.objects.filter(pk__in=[k.pk for k in keys], revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
+        for key in keys:
+            self.log_change(request, key, "Revoked.")
+        messages.success(request, f"Revoked {len(keys)} API key(s).")
+
+
+# --- Jobs (read-only until the job admin lands) ----------------------------------------
+
+
+@admin.register(Job)
+class JobAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "owner",
+        "mode",
+        "state",
+        "provider",
+        "credits_held",
+        "credits_charged",
+        "created_at",
+    )
+    list_filter = ("state", "mode", "provider")
+    search_fields = ("owner__username", "provider_task_id")
+    list_select_related = ("owner",)

@@ -1,0 +1,27 @@
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Create the first staff account if there is none, printing its password once."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--username", default="admin")
+
+    def handle(self, *args, username: str, **options):
+        User = get_user_model()
+        if User.objects.filter(is_staff=True, is_active=True).exists():
+            return
+        password = secrets.token_urlsafe(12)
+        User.objects.create_superuser(username=username, email="", password=password)
+        bar = "=" * 64
+        self.stdout.write(
+            f"{bar}\n"
+            f"  First staff account created. This password is shown only once.\n"
+            f"    username: {username}\n"
+            f"    password: {password}\n"
+            f"  Change it after signing in (Account > Change password).\n"
+            f"{bar}"
+        )

@@ -1,0 +1,91 @@
+"""Run the whole studio in the foreground: web server, task cluster and, unless
+real provider accounts are configured, the sandbox provider. Ctrl-C stops all."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Run the web server, the django-q2 cluster and the sandbox provider together."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--no-sandbox", action="store_true", help="Do not start the sandbox.")
+
+    def handle(self, *args, no_sandbox: bool, **options):
+        python = sys.executable
+        manage = str(settings.BASE_DIR / "manage.py")
+        processes = {
+            "web": [
+                python,
+                "-m",
+                "gunicorn",
+                "lipsync_site.wsgi",
+                "--bind",
+                f"127.0.0.1:{settings.PORT}",
+                "--worker-class",
+                "gthread",
+                "--workers",
+                "2",
+                "--threads",
+                "8",
+                # Large uploads and slow clients: do not kill a worker mid-upload.
+                "--timeout",
+                "300",
+                "--access-logfile",
+                "-",
+                "--chdir",
+                str(settings.BASE_DIR),
+            ],
+            "cluster": [python, manage, "qcluster"],
+        }
+        if not no_sandbox and _sandbox_wanted():
+            processes["sandbox"] = [python, manage, "sandbox", "--port", str(settings.SANDBOX_PORT)]
+
+        children: dict[str, subprocess.Popen] = {}
+        for name, cmd in processes.items():
+            children[name] = subprocess.Popen(cmd, env=os.environ.copy())
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"\nLipsync Studio is running at {settings.PUBLIC_BASE_URL}/  "
+                f"({', '.join(children)}; Ctrl-C stops all)\n"
+            )
+        )
+        code = 0
+        try:
+            while True:
+                for name, child in children.items():
+                    if child.poll() is not None:
+                        self.stderr.write(f"{name} stopped (exit {child.returncode}); stopping.")
+                        code = child.returncode or 1
+                        raise KeyboardInterrupt
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            _stop_all(children)
+        sys.exit(code)
+
+
+def _stop_all(children: dict[str, subprocess.Popen]) -> None:
+    for child in children.values():
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    for child in children.values():
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
+def _sandbox_wanted() -> bool:
+    """The sandbox runs unless every provider has a real account configured."""
+    from jobs.providers.endpoints import sandbox_needed
+
+    return sandbox_needed()

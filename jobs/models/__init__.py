@@ -1,0 +1,24 @@
+from .api_key import ApiKey
+from .job import InputRole, Job, JobInput, JobMode, JobState, Resolution
+from .lease import Lease
+from .ledger import CreditAccount, EntryKind, LedgerEntry, Pool
+from .pricing import Rate
+from .upload import Upload, UploadKind
+
+__all__ = [
+    "ApiKey",
+    "CreditAccount",
+    "EntryKind",
+    "InputRole",
+    "Job",
+    "JobInput",
+    "JobMode",
+    "JobState",
+    "Lease",
+    "LedgerEntry",
+    "Pool",
+    "Rate",
+    "Resolution",
+    "Upload",
+    "UploadKind",
+]

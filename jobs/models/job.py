@@ -1,0 +1,159 @@
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class JobMode(models.TextChoices):
+    DIALOG = "dialog", "Dialog"
+    TALKING_PHOTO = "talking_photo", "Talking photo"
+    VIDEO_DUB = "video_dub", "Video dub"
+
+
+class JobState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    SUBMITTING = "submitting", "Submitting"
+    PROCESSING = "processing", "Processing"
+    ARCHIVING = "archiving", "Archiving"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+
+    @classmethod
+    def terminal(cls) -> list[str]:
+        return [cls.COMPLETED, cls.FAILED]
+
+    @classmethod
+    def live(cls) -> list[str]:
+        return [s for s in cls.values if s not in cls.terminal()]
+
+
+class Resolution(models.TextChoices):
+    P480 = "480p", "480p"
+    P720 = "720p", "720p"
+
+
+class Job(models.Model):
+    """One lip-sync video made by one provider for one member.
+
+    The ledger is the truth about credits; `credits_held` and
+    `credits_charged` repeat it for the cards. The rate the job was quoted
+    is copied onto the job, so a later price change never re-prices it.
+    """
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="jobs"
+    )
+    mode = models.CharField(max_length=20, choices=JobMode.choices)
+    provider = models.CharField(max_length=40, help_text="Adapter slug, e.g. joypix.")
+    provider_model = models.CharField(max_length=60)
+    resolution = models.CharField(max_length=8, choices=Resolution.choices)
+    prompt = models.TextField(blank=True)
+    seed = models.BigIntegerField(default=-1, help_text="-1 lets the provider pick.")
+    shared = models.BooleanField(default=True, help_text="Shown in the team's gallery.")
+    retried_from = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="retries"
+    )
+
+    state = models.CharField(max_length=20, choices=JobState.choices, default=JobState.QUEUED)
+    error = models.TextField(blank=True)
+    provider_task_id = models.CharField(max_length=200, blank=True, db_index=True)
+
+    # Cost, as quoted when the job was made.
+    input_seconds = models.FloatField(default=0, help_text="Measured duration that is billed.")
+    unit_seconds = models.PositiveIntegerField(default=5)
+    credits_per_unit = models.PositiveIntegerField(default=0)
+    usd_per_unit = models.DecimalField(max_digits=10, decimal_places=4, default=0)
+    credits_held = models.PositiveIntegerField(default=0)
+    credits_charged = models.PositiveIntegerField(null=True, blank=True)
+
+    # Output
+    output = models.FileField(upload_to="outputs/%Y/%m/", blank=True)
+    output_url = models.URLField(max_length=2000, blank=True)
+    output_seconds = models.FloatField(null=True, blank=True)
+    output_width = models.PositiveIntegerField(null=True, blank=True)
+    output_height = models.PositiveIntegerField(null=True, blank=True)
+
+    # Work bookkeeping: our own attempt counts, since a task may run twice.
+    submit_attempts = models.PositiveIntegerField(default=0)
+    poll_count = models.PositiveIntegerField(default=0)
+    archive_attempts = models.PositiveIntegerField(default=0)
+    next_poll_at = models.DateTimeField(null=True, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    state_changed_at = models.DateTimeField(default=timezone.now)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    provider_completed_at = models.DateTimeField(null=True, blank=True)
+    provider_expires_at = models.DateTimeField(null=True, blank=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
+    archive_expires_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Deleting a finished job removes its files; the row stays for the ledger.
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["owner", "-created_at"], name="job_owner_recent"),
+            models.Index(fields=["state", "next_poll_at"], name="job_state_due"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Job #{self.pk} ({self.get_mode_display()}, {self.get_state_display()})"
+
+    @property
+    def is_live(self) -> bool:
+        return self.state in JobState.live()
+
+    @property
+    def units(self) -> int:
+        return self.credits_held // self.credits_per_unit if self.credits_per_unit else 0
+
+    @property
+    def usd_held(self):
+        return self.usd_per_unit * self.units
+
+    def expected_processing(self, rtf: float) -> timedelta:
+        return timedelta(seconds=max(self.input_seconds, 1.0) * rtf)
+
+
+class InputRole(models.TextChoices):
+    IMAGE = "image", "Photo"
+    LEFT_AUDIO = "left_audio", "Left audio"
+    RIGHT_AUDIO = "right_audio", "Right audio"
+    AUDIO = "audio", "Audio"
+    VIDEO = "video", "Video"
+    MASK = "mask", "Mask"
+
+
+class JobInput(models.Model):
+    """An uploaded file a job sends to its provider, checked by decoding."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="inputs")
+    role = models.CharField(max_length=20, choices=InputRole.choices)
+    file = models.FileField(upload_to="inputs/%Y/%m/", blank=True)
+    original_name = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=100)
+    size = models.PositiveBigIntegerField()
+    duration = models.FloatField(null=True, blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    thumbnail = models.FileField(upload_to="thumbs/%Y/%m/", blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["job", "role"], name="one_input_per_role"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_role_display()} of job #{self.job_id}"
+
+    @property
+    def kind(self) -> str:
+        """The upload kind this role takes: image, audio or video."""
+        if self.role in (InputRole.IMAGE, InputRole.MASK):
+            return "image"
+        if self.role == InputRole.VIDEO:
+            return "video"
+        return "audio"

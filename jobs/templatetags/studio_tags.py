@@ -1,0 +1,129 @@
+"""Formatting for the studio's pages: credits with units, signed changes, and
+what a ledger entry means for the member reading it."""
+
+from django import template
+
+from ..api_keys import api_key_display
+from ..models import EntryKind
+
+register = template.Library()
+
+MINUS = "\u2212"  # a real minus sign: as wide as the plus, read out as "minus"
+
+# Pill colour per ledger entry kind; the pill always carries the kind's word.
+ENTRY_TONE = {
+    EntryKind.GRANT: "success",
+    EntryKind.ADJUST: "info",
+    EntryKind.HOLD: "warning",
+    EntryKind.CAPTURE: "accent",
+    EntryKind.RELEASE: "neutral",
+}
+
+
+@register.filter
+def number(value) -> str:
+    """1250 -> "1,250"."""
+    try:
+        value = int(value)
+    except (TypeError, ValueError):
+        return ""
+    text = f"{abs(value):,}"
+    return f"{MINUS}{text}" if value < 0 else text
+
+
+@register.filter
+def credits(value) -> str:
+    """1250 -> "1,250 credits", 1 -> "1 credit"."""
+    text = number(value)
+    if not text:
+        return ""
+    return f"{text} credit" if int(value) == 1 else f"{text} credits"
+
+
+@register.filter
+def signed(value) -> str:
+    """500 -> "+500", -120 -> "−120", 0 -> "0"."""
+    try:
+        value = int(value)
+    except (TypeError, ValueError):
+        return ""
+    if value > 0:
+        return f"+{value:,}"
+    if value < 0:
+        return f"{MINUS}{abs(value):,}"
+    return "0"
+
+
+@register.filter
+def available_change(entry) -> int:
+    """What an entry did to the member's available credits.
+
+    A hold sets credits aside (−); its capture charges some or all of them and
+    returns the rest (+ the rest); a release returns the whole hold (+).
+    Summed over the history, this is the available balance.
+    """
+    if entry.kind in (EntryKind.GRANT, EntryKind.ADJUST):
+        return entry.amount
+    if entry.kind == EntryKind.HOLD:
+        return -entry.amount
+    if entry.kind == EntryKind.CAPTURE:
+        return (entry.hold.amount if entry.hold else entry.amount) - entry.amount
+    if entry.kind == EntryKind.RELEASE:
+        return entry.amount
+    return 0
+
+
+@register.filter
+def entry_tone(entry) -> str:
+    return ENTRY_TONE.get(entry.kind, "neutral")
+
+
+@register.filter
+def entry_explained(entry) -> str:
+    """A short sentence on what the entry did, beside its reason."""
+    job = f" for job #{entry.job_id}" if entry.job_id else ""
+    if entry.kind == EntryKind.GRANT:
+        return "Added by staff" if entry.created_by_id else "Added"
+    if entry.kind == EntryKind.ADJUST:
+        return "Corrected by staff" if entry.created_by_id else "Corrected"
+    if entry.kind == EntryKind.HOLD:
+        return f"Set aside{job} until it ends"
+    if entry.kind == EntryKind.CAPTURE:
+        held = entry.hold.amount if entry.hold else entry.amount
+        if held > entry.amount:
+            returned = held - entry.amount
+            return f"Charged {entry.amount:,} of {held:,} held{job}; {returned:,} returned"
+        return f"Charged {entry.amount:,} held{job}"
+    if entry.kind == EntryKind.RELEASE:
+        return f"Hold returned{job}"
+    return ""
+
+
+@register.filter
+def described_by(field, element_id: str):
+    """Render a bound field's input also described by `element_id` (a form-level
+    error, say), keeping Django's own help and error ids."""
+    ids = " ".join(part for part in (field.aria_describedby, element_id) if part)
+    return field.as_widget(attrs={"aria-describedby": ids, "aria-invalid": "true"})
+
+
+# Job status pill colour; the pill always carries the state's word.
+JOB_TONE = {
+    "queued": "neutral",
+    "submitting": "info",
+    "processing": "info",
+    "archiving": "info",
+    "completed": "success",
+    "failed": "danger",
+}
+
+
+@register.filter
+def job_tone(job) -> str:
+    return JOB_TONE.get(job.state, "neutral")
+
+
+@register.filter
+def key_display(key) -> str:
+    """`sk_ab12cd34_…`: the public part of an API key."""
+    return api_key_display(key)

@@ -1,0 +1,264 @@
+"""Settings for Lipsync Studio, all read from the environment with safe defaults.
+
+Embedded default: SQLite (WAL, IMMEDIATE transactions) and the django-q2 ORM
+broker, media on local disk, DEBUG off. DATABASE_URL switches to PostgreSQL;
+REDIS_URL switches the django-q2 broker and the cache to Redis.
+"""
+
+import secrets
+import sys
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from .env import env_bool, env_float, env_int, env_list, env_str, env_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "var"))).resolve()
+TESTING = "pytest" in sys.modules or env_bool("TESTING", False)
+
+DEBUG = env_bool("DEBUG", False)
+
+
+def _secret_key() -> str:
+    key = env_str("SECRET_KEY")
+    if key:
+        if len(key) < 50:
+            raise ImproperlyConfigured("SECRET_KEY must be at least 50 characters long")
+        return key
+    # Embedded default: one random key per installation, kept beside the data,
+    # so sessions survive restarts without anyone having to invent a key.
+    path = DATA_DIR / "secret_key"
+    if not path.exists():
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(64))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+
+# The address the providers use to fetch inputs and send webhooks, and the one
+# people open. Defaults to the run command's local address.
+PORT = env_int("PORT", 8000, minimum=1)
+PUBLIC_BASE_URL = env_url("PUBLIC_BASE_URL", f"http://127.0.0.1:{PORT}")
+_public_host = PUBLIC_BASE_URL.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[0]
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", sorted({"localhost", "127.0.0.1", "[::1]", _public_host}))
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [PUBLIC_BASE_URL])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django_htmx",
+    "django_q",
+    "jobs",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "lipsync_site.urls"
+WSGI_APPLICATION = "lipsync_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "jobs.context_processors.studio",
+            ],
+        },
+    },
+]
+
+# --- Database -----------------------------------------------------------------
+_database_url = env_str("DATABASE_URL")
+if _database_url:
+    try:
+        _db = dj_database_url.parse(_database_url, conn_max_age=60, conn_health_checks=True)
+    except ValueError:
+        # Not the value itself: it may hold a password.
+        raise ImproperlyConfigured("DATABASE_URL is not a URL the studio can read") from None
+    if _db["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL (postgres://...)")
+    DATABASES = {"default": _db}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": DATA_DIR / "db.sqlite3",
+            "OPTIONS": {
+                # IMMEDIATE takes the write lock at BEGIN, so two processes never
+                # deadlock upgrading a read lock; WAL lets readers run beside a writer.
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+                "init_command": (
+                    "PRAGMA journal_mode=WAL;"
+                    "PRAGMA synchronous=NORMAL;"
+                    "PRAGMA busy_timeout=20000;"
+                    "PRAGMA foreign_keys=ON;"
+                ),
+            },
+            # A file, not memory, so tests with several connections or threads
+            # see one database, as the real processes do.
+            "TEST": {"NAME": DATA_DIR / "test-db.sqlite3"},
+        }
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache and task queue -----------------------------------------------------
+REDIS_URL = env_url("REDIS_URL", "", schemes=("redis", "rediss", "unix"))
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "lipsync"),
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# timeout < retry, or the ORM broker hands a slow task out a second time.
+Q_CLUSTER = {
+    "name": env_str("Q_CLUSTER_NAME", "lipsync"),
+    "workers": env_int("Q_WORKERS", 2, minimum=1),
+    "timeout": env_int("Q_TIMEOUT", 240, minimum=10),
+    "retry": env_int("Q_RETRY", 300, minimum=20),
+    "max_attempts": 1,
+    "catch_up": False,
+    "save_limit": 1000,
+    "label": "Task queue",
+    # Tests run tasks inline; the poll loop is then driven by the tests.
+    "sync": env_bool("Q_SYNC", TESTING),
+}
+if Q_CLUSTER["retry"] <= Q_CLUSTER["timeout"]:
+    raise ImproperlyConfigured("Q_RETRY must be larger than Q_TIMEOUT")
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+    Q_CLUSTER["poll"] = 0.5
+
+# --- Auth ---------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "studio"
+LOGOUT_REDIRECT_URL = "login"
+
+# --- I18N ---------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+# --- Static and media -----------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(DATA_DIR / "media"))).resolve()
+MEDIA_URL = "/media/"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG or TESTING
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+# Uploads above this size go to a temporary file instead of memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+MAX_UPLOAD_MB = env_int("MAX_UPLOAD_MB", 500, minimum=1)
+DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+# --- Security (see README: "Running in production") ---------------------------
+_https = PUBLIC_BASE_URL.startswith("https://")
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_HTTPS_PROXY", False) else None
+)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", _https)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", _https)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", _https)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if _https else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", _https)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+
+# --- Studio -------------------------------------------------------------------
+TEAM_NAME = env_str("TEAM_NAME", "Lipsync Studio")
+LEDGER_PAGE_SIZE = 25
+MAX_MEDIA_SECONDS = 600  # both providers stop at 10 minutes
+
+# --- Providers ----------------------------------------------------------------
+# A provider with no base URL and key here uses the sandbox (see README).
+JOYPIX_BASE_URL = env_url("JOYPIX_BASE_URL", "")
+JOYPIX_API_KEY = env_str("JOYPIX_API_KEY", "")
+LIPSYNC_STUDIO_BASE_URL = env_url("LIPSYNC_STUDIO_BASE_URL", "")
+LIPSYNC_STUDIO_API_KEY = env_str("LIPSYNC_STUDIO_API_KEY", "")
+SANDBOX_PORT = env_int("SANDBOX_PORT", 8010, minimum=1)
+SANDBOX_URL = env_url("SANDBOX_URL", f"http://127.0.0.1:{SANDBOX_PORT}")
+SANDBOX_API_KEY = env_str("SANDBOX_API_KEY", "sandbox-key")
+# Seconds of processing per second of video in the sandbox (real providers: 15-25).
+SANDBOX_RTF = env_float("SANDBOX_RTF", 0.2, minimum=0)
+
+# --- Job pipeline ---------------------------------------------------------------
+PROVIDER_CONNECT_TIMEOUT = env_float("PROVIDER_CONNECT_TIMEOUT", 5, minimum=0.1)
+PROVIDER_READ_TIMEOUT = env_float("PROVIDER_READ_TIMEOUT", 30, minimum=0.1)
+# A refused submission (429, 502, 503, connection refused) is tried this often.
+JOB_MAX_SUBMIT_ATTEMPTS = env_int("JOB_MAX_SUBMIT_ATTEMPTS", 6, minimum=1)
+# A job still "submitting" after this long lost its worker mid-request.
+JOB_SUBMITTING_STUCK_SECONDS = env_int("JOB_SUBMITTING_STUCK_SECONDS", 180, minimum=1)
+# A job still processing after max(this, 4 x its expected time) is failed.
+JOB_PROCESSING_TIMEOUT_SECONDS = env_int("JOB_PROCESSING_TIMEOUT_SECONDS", 1800, minimum=1)
+# How long one run of the poll loop lasts before the schedule starts the next.
+POLL_LOOP_SECONDS = env_int("POLL_LOOP_SECONDS", 50, minimum=1)
+# Signed input links for providers stop working after this (and when the job ends).
+INPUT_LINK_MAX_AGE = env_int("INPUT_LINK_MAX_AGE", 3 * 24 * 3600, minimum=60)
+# Archived outputs are kept this many days; 0 keeps them for good.
+OUTPUT_RETENTION_DAYS = env_int("OUTPUT_RETENTION_DAYS", 0, minimum=0)
+
+# --- Logging ------------------------------------------------------------------
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "jobs": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        "django_q": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+    },
+}

@@ -1,0 +1,82 @@
+"""Shared fixtures: a team of two members (alice, bob) and one staff member,
+and Chromium settings for the browser tests."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Playwright's sync API runs an event loop in the test thread; Django's ORM
+# refuses to run beside one unless told this is deliberate.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
+PASSWORD = "correct horse battery staple"
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def alice(django_user_model):
+    return django_user_model.objects.create_user(
+        "alice", "alice@example.com", PASSWORD, first_name="Alice"
+    )
+
+
+@pytest.fixture
+def bob(django_user_model):
+    return django_user_model.objects.create_user(
+        "bob", "bob@example.com", PASSWORD, first_name="Bob"
+    )
+
+
+@pytest.fixture
+def staff(django_user_model):
+    return django_user_model.objects.create_superuser(
+        "sam", "sam@example.com", PASSWORD, first_name="Sam"
+    )
+
+
+# --- Browser tests (pytest-playwright) -------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    return {
+        **browser_type_launch_args,
+        "executable_path": "/usr/bin/chromium",
+        "args": CHROMIUM_ARGS,
+    }
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture
+def sign_in(live_server):
+    """sign_in(page, user) signs in through the real login form."""
+
+    def _sign_in(page, user, password: str = PASSWORD):
+        page.goto(f"{live_server.url}/login/")
+        page.get_by_label("Username").fill(user.username)
+        page.get_by_label("Password").fill(password)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(f"{live_server.url}/")
+
+    return _sign_in
