@@ -1,0 +1,144 @@
+"""JoyPix Motion-2-Dialog, to the letter of ../shared/seeds/joypix-motion-2-dialog-api.txt:
+one photo + a left and a right audio -> a conversation video."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from .base import (
+    ProviderAdapter,
+    SubmitRequest,
+    TaskState,
+    TaskStatus,
+    task_path,
+    valid_output_url,
+    valid_task_id,
+)
+from .http import (
+    NOT_SENT_AGAIN,
+    ProviderMalformed,
+    ProviderOutcomeUnknown,
+    ProviderRejected,
+    poll_error_for_status,
+    submit_error_for_status,
+)
+
+SUBMIT_PATH = "/v1/lip-sync/motion-2-dialog"
+STATUS_PATH = "/v1/tasks/{task_id}"
+
+# Every field name the page uses: our name -> JoyPix's. A correction is one line.
+FIELDS = {
+    # request body (our names are SubmitRequest's attributes)
+    "left_audio_url": "left_audio_url",
+    "right_audio_url": "right_audio_url",
+    "image_url": "image_url",
+    "resolution": "resolution",
+    "prompt": "prompt",
+    "seed": "seed",
+    # answers: {"code", "message", "data": {"task_id", "status", "error", "video_url"}}
+    "code": "code",
+    "message": "message",
+    "data": "data",
+    "task_id": "task_id",
+    "status": "status",
+    "error": "error",
+    "video_url": "video_url",
+}
+INPUTS = ("image_url", "left_audio_url", "right_audio_url")
+
+# The example answers "code": 0, its comment says "200 for success": both are.
+SUCCESS_CODES = frozenset({0, 200})
+
+STATES: dict[str, TaskState] = {
+    "submitted": "pending",
+    "processing": "processing",
+    "completed": "completed",
+    "failed": "failed",
+}
+
+
+class JoyPixAdapter(ProviderAdapter):
+    slug = "joypix"
+    label = "JoyPix Motion-2-Dialog"
+    modes = {"dialog": "motion-2-dialog"}
+    supports_webhooks = False  # the page offers polling only
+    output_ttl = timedelta(hours=72)  # "Generated videos are stored for 72 hours."
+    rtf_by_resolution = {"480p": 15.0, "720p": 25.0}  # "RTF for 480p is ~15 ... 720p ~25"
+
+    def submit(self, req: SubmitRequest) -> str:
+        self.model_for(req.mode)
+        body: dict[str, Any] = self._inputs(req, {attr: FIELDS[attr] for attr in INPUTS})
+        body[FIELDS["resolution"]] = req.resolution  # default is 480p; say it anyway
+        # prompt is optional without a default: leave it out rather than send "".
+        if req.prompt.strip():
+            body[FIELDS["prompt"]] = req.prompt
+        # seed's documented default is -1 (random), the studio's "provider picks":
+        # always sent, as in the page's example.
+        body[FIELDS["seed"]] = req.seed
+
+        answer = self.http.submit(SUBMIT_PATH, body)
+        code = _code(answer)
+        if code is None:
+            raise ProviderOutcomeUnknown(f"JoyPix's answer had no status code; {NOT_SENT_AGAIN}")
+        if code not in SUCCESS_CODES:
+            raise _envelope_error(self, answer, code, submit=True)
+        data = answer.get(FIELDS["data"])
+        task_id = valid_task_id(data.get(FIELDS["task_id"])) if isinstance(data, dict) else None
+        if task_id is None:
+            raise ProviderOutcomeUnknown(f"JoyPix's answer had no task id; {NOT_SENT_AGAIN}")
+        return task_id
+
+    def status(self, task_id: str) -> TaskStatus:
+        answer = self.http.get(task_path(STATUS_PATH, task_id))
+        code = _code(answer)
+        if code is None:
+            raise ProviderMalformed("JoyPix's answer had no status code")
+        if code not in SUCCESS_CODES:
+            raise _envelope_error(self, answer, code, submit=False)
+        data = answer.get(FIELDS["data"])
+        if not isinstance(data, dict):
+            raise ProviderMalformed("JoyPix's answer had no task data")
+        echoed = data.get(FIELDS["task_id"])
+        if echoed is not None and str(echoed) != task_id:
+            raise ProviderMalformed("JoyPix answered about another task")
+        status = data.get(FIELDS["status"])
+        state = STATES.get(status) if isinstance(status, str) else None
+        if state is None:
+            raise ProviderMalformed("JoyPix reported an unknown task status")
+        if state == "completed":
+            video_url = valid_output_url(data.get(FIELDS["video_url"]))
+            if video_url is None:
+                raise ProviderMalformed("JoyPix reported a finished task without a video URL")
+            return TaskStatus(state="completed", video_url=video_url, raw=answer)
+        if state == "failed":
+            error = data.get(FIELDS["error"])
+            error = self.http.redact(error) if isinstance(error, str) else ""
+            return TaskStatus(state="failed", error=error, raw=answer)
+        return TaskStatus(state=state, raw=answer)
+
+
+def _code(answer: dict[str, Any]) -> int | None:
+    value = answer.get(FIELDS["code"])
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None
+
+
+def _envelope_error(
+    adapter: JoyPixAdapter, answer: dict[str, Any], code: int, *, submit: bool
+) -> Exception:
+    """An error envelope: codes shaped like HTTP statuses follow the same
+    rules as HTTP statuses (429 may be retried, 500 leaves a submit's outcome
+    unknown); any other code is a plain refusal with JoyPix's message."""
+    message = answer.get(FIELDS["message"])
+    message = adapter.http.redact(message) if isinstance(message, str) else ""
+    message = message or f"JoyPix error code {code}"
+    if 400 <= code < 600:
+        rule = submit_error_for_status if submit else poll_error_for_status
+        return rule(code, message)
+    return ProviderRejected(message, code)
