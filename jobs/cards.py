@@ -1,0 +1,111 @@
+"""What a job card shows, and which cards a page must refresh.
+
+The browser animates progress bars and countdowns from the numbers here
+(start, expected duration, deadlines), so an open page needs a request only
+when a job really changes."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from .lifecycle import expected_processing
+from .models import Job, JobState
+
+# Small overlap so a change committed just as the page asked is not missed.
+CHANGE_OVERLAP = timedelta(seconds=2)
+# Countdowns turn to the warning colour in their last stretch.
+WARN_WITHIN = timedelta(hours=6)
+
+PILL = {
+    JobState.QUEUED: "neutral",
+    JobState.SUBMITTING: "info",
+    JobState.PROCESSING: "info",
+    JobState.ARCHIVING: "info",
+    JobState.COMPLETED: "success",
+    JobState.FAILED: "danger",
+}
+
+
+@dataclass(frozen=True)
+class Countdown:
+    label: str
+    until: datetime
+    warn_from: datetime
+
+
+@dataclass(frozen=True)
+class Card:
+    job: Job
+    pill: str
+    progress: int  # percent, as of rendering
+    progress_start: int | None  # epoch ms the estimate runs from
+    progress_expected: int | None  # ms the provider is expected to take
+    countdown: Countdown | None
+
+    @property
+    def is_live(self) -> bool:
+        return self.job.is_live
+
+
+def card_for(job: Job, *, now: datetime | None = None) -> Card:
+    now = now or timezone.now()
+    start = expected = None
+    if job.state == JobState.PROCESSING and job.submitted_at:
+        expected_td = expected_processing(job)
+        start = int(job.submitted_at.timestamp() * 1000)
+        expected = int(expected_td.total_seconds() * 1000)
+        done = (now - job.submitted_at) / expected_td if expected_td else 0
+        progress = 5 + int(min(done, 1.0) * 85)
+    else:
+        progress = {
+            JobState.QUEUED: 0,
+            JobState.SUBMITTING: 3,
+            JobState.ARCHIVING: 92,
+            JobState.COMPLETED: 100,
+            JobState.FAILED: 100,
+        }.get(job.state, 0)
+    return Card(
+        job=job,
+        pill=PILL.get(job.state, "neutral"),
+        progress=progress,
+        progress_start=start,
+        progress_expected=expected,
+        countdown=_countdown(job),
+    )
+
+
+def _countdown(job: Job) -> Countdown | None:
+    if job.state == JobState.ARCHIVING and job.provider_expires_at:
+        return Countdown(
+            "Provider deletes it in", job.provider_expires_at, job.provider_expires_at - WARN_WITHIN
+        )
+    if job.state == JobState.COMPLETED and job.archive_expires_at:
+        return Countdown(
+            "Studio keeps it for",
+            job.archive_expires_at,
+            job.archive_expires_at - timedelta(days=1),
+        )
+    return None
+
+
+def studio_jobs(user) -> QuerySet[Job]:
+    """The member's own jobs, newest first, with what a card needs."""
+    return (
+        Job.objects.filter(owner=user, deleted_at__isnull=True)
+        .prefetch_related("inputs")
+        .order_by("-created_at", "-id")
+    )
+
+
+def cards_changed_since(user, since: datetime) -> list[Card]:
+    now = timezone.now()
+    jobs = studio_jobs(user).filter(updated_at__gte=since - CHANGE_OVERLAP)
+    return [card_for(job, now=now) for job in jobs]
+
+
+def has_live_jobs(user) -> bool:
+    return Job.objects.filter(
+        owner=user, deleted_at__isnull=True, state__in=JobState.live()
+    ).exists()

@@ -1,0 +1,617 @@
+"""The life of a job: create (and hold), submit once, poll, archive and settle;
+cancel, try again, delete; and the reconciler that keeps nothing open forever.
+
+    queued -> submitting -> processing -> archiving -> completed
+    any of them -> failed
+
+Every transition is a conditional UPDATE on the state the job is expected to
+be in, so a task that runs twice, or two cluster nodes racing, move a job
+once, and whoever moves it owns the credits that go with the move.
+"""
+
+import logging
+import random
+import tempfile
+from collections.abc import Iterable
+from datetime import timedelta
+from pathlib import Path
+
+import requests
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from . import media
+from .inputs import input_link
+from .ledger import credits_capture, credits_hold, credits_release
+from .models import (
+    EntryKind,
+    InputRole,
+    Job,
+    JobInput,
+    JobMode,
+    JobState,
+    LedgerEntry,
+    Pool,
+    Upload,
+)
+from .pricing import Quote, quote, settle_amount
+from .providers import registry
+from .providers.base import SubmitRequest, TaskStatus
+from .providers.endpoints import endpoint_for
+from .providers.http import (
+    ProviderError,
+    ProviderOutcomeUnknown,
+    ProviderRefused,
+    ProviderRejected,
+)
+from .uploads import upload_copy
+
+log = logging.getLogger("jobs.lifecycle")
+
+# How long a claimed poll or archive owns its job before another may try.
+POLL_LEASE = timedelta(seconds=60)
+ARCHIVE_LEASE = timedelta(minutes=5)
+MAX_OUTPUT_BYTES = 2 * 1024**3
+
+
+class JobActionRefused(Exception):
+    """A member's action that does not apply to the job as it is now."""
+
+
+# --- Quoting and creating ---------------------------------------------------------
+
+
+def billed_seconds(*, mode: str, files: dict[str, Upload]) -> float:
+    """The duration that is billed: the audio's, or the longer of a dialog's two."""
+    if mode == JobMode.DIALOG:
+        return max(files[InputRole.LEFT_AUDIO].duration, files[InputRole.RIGHT_AUDIO].duration)
+    return files[InputRole.AUDIO].duration
+
+
+def job_quote(*, provider: str, mode: str, resolution: str, seconds: float) -> Quote:
+    model = registry.model_for(provider, mode)
+    return quote(provider=provider, model=model, resolution=resolution, seconds=seconds)
+
+
+def job_create(
+    *,
+    owner,
+    mode: str,
+    provider: str,
+    resolution: str,
+    files: dict[str, Upload],
+    prompt: str = "",
+    seed: int = -1,
+    pool: str = Pool.STUDIO,
+    retried_from: Job | None = None,
+) -> Job:
+    """Turn staged uploads into a job's inputs, hold the quoted credits and
+    queue the job, in one transaction.
+
+    Raises ledger.InsufficientCredits or pricing.NoRate; then nothing is kept
+    and the uploads stay staged for the member to try again.
+    """
+    seconds = billed_seconds(mode=mode, files=files)
+    q = job_quote(provider=provider, mode=mode, resolution=resolution, seconds=seconds)
+    with transaction.atomic():
+        job = Job.objects.create(
+            owner=owner,
+            mode=mode,
+            provider=provider,
+            provider_model=registry.model_for(provider, mode),
+            resolution=resolution,
+            prompt=prompt,
+            seed=seed,
+            retried_from=retried_from,
+            input_seconds=seconds,
+            unit_seconds=q.unit_seconds,
+            credits_per_unit=q.credits_per_unit,
+            usd_per_unit=q.usd_per_unit,
+            credits_held=q.credits,
+            next_poll_at=timezone.now(),
+        )
+        for role, upload in files.items():
+            JobInput.objects.create(
+                job=job,
+                role=role,
+                file=upload.file.name,
+                thumbnail=upload.thumbnail.name,
+                original_name=upload.original_name,
+                content_type=upload.content_type,
+                size=upload.size,
+                duration=upload.duration,
+                width=upload.width,
+                height=upload.height,
+            )
+        # The files now belong to the job; the staging rows go.
+        Upload.objects.filter(pk__in=[u.pk for u in files.values()]).delete()
+        credits_hold(
+            user=owner,
+            pool=pool,
+            amount=q.credits,
+            key=f"job:{job.pk}:hold",
+            job=job,
+            reason=f"Job #{job.pk}: {job.get_mode_display()}, {resolution}",
+        )
+        transaction.on_commit(lambda: enqueue("jobs.tasks.submit_job", job.pk))
+    log.info(
+        "job %s created: %s %s %s, %s credits held", job.pk, provider, mode, resolution, q.credits
+    )
+    return job
+
+
+# --- Submitting -----------------------------------------------------------------
+
+
+def job_submit(job_id: int) -> None:
+    """Send a queued job to its provider, at most once whenever the outcome is unknown."""
+    now = timezone.now()
+    claimed = (
+        Job.objects.filter(pk=job_id, state=JobState.QUEUED)
+        .filter(Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now))
+        .update(
+            state=JobState.SUBMITTING,
+            state_changed_at=now,
+            updated_at=now,
+            next_poll_at=None,
+            submit_attempts=F("submit_attempts") + 1,
+        )
+    )
+    if not claimed:
+        return  # sent already, cancelled, or not due: a duplicate task does nothing
+    job = Job.objects.get(pk=job_id)
+    try:
+        request = _submit_request(job)
+    except Exception:
+        log.exception("job %s: could not prepare the submission", job.pk)
+        job_fail(
+            job,
+            "The studio could not prepare this job for the provider; it was not "
+            "sent, and its credits were released.",
+        )
+        return
+    endpoint = endpoint_for(job.provider)
+    adapter = registry.adapter_for(endpoint)
+    try:
+        task_id = adapter.submit(request)
+    except ProviderRefused as exc:
+        _submit_refused(job, exc)
+        return
+    except ProviderRejected as exc:
+        job_fail(job, f"The provider refused this job: {exc}")
+        return
+    except ProviderOutcomeUnknown as exc:
+        job_fail(job, f"{exc} Its credits were released.")
+        return
+    except Exception:
+        log.exception("job %s: unexpected error while submitting", job.pk)
+        job_fail(
+            job,
+            "Something went wrong while sending this job. It may have reached the "
+            "provider, so it was not sent again; its credits were released.",
+        )
+        return
+    finally:
+        adapter.close()
+
+    now = timezone.now()
+    first_poll = now + max(timedelta(seconds=1), expected_processing(job) * 0.9)
+    moved = Job.objects.filter(pk=job.pk, state=JobState.SUBMITTING).update(
+        state=JobState.PROCESSING,
+        provider_task_id=task_id,
+        submitted_at=now,
+        state_changed_at=now,
+        updated_at=now,
+        next_poll_at=first_poll,
+        error="",
+    )
+    if not moved:
+        log.warning("job %s: provider task %s created after the job was closed", job.pk, task_id)
+        return
+    log.info("job %s submitted to %s as %s", job.pk, job.provider, task_id)
+    kick_poller()
+
+
+def _submit_request(job: Job) -> SubmitRequest:
+    links = {inp.role: input_link(inp) for inp in job.inputs.all()}
+    return SubmitRequest(
+        mode=job.mode,
+        resolution=job.resolution,
+        image_url=links.get(InputRole.IMAGE),
+        audio_url=links.get(InputRole.AUDIO),
+        left_audio_url=links.get(InputRole.LEFT_AUDIO),
+        right_audio_url=links.get(InputRole.RIGHT_AUDIO),
+        video_url=links.get(InputRole.VIDEO),
+        mask_url=links.get(InputRole.MASK),
+        prompt=job.prompt,
+        seed=job.seed,
+        webhook_url=None,
+    )
+
+
+def _submit_refused(job: Job, exc: ProviderRefused) -> None:
+    """The request certainly did not start a job: try again later, a few times."""
+    attempts = job.submit_attempts
+    if attempts >= settings.JOB_MAX_SUBMIT_ATTEMPTS:
+        job_fail(
+            job,
+            f"The provider could not take this job after {attempts} tries ({exc}). "
+            "It was never started, and its credits were released.",
+        )
+        return
+    delay = backoff(attempts, retry_after=exc.retry_after)
+    Job.objects.filter(pk=job.pk, state=JobState.SUBMITTING).update(
+        state=JobState.QUEUED,
+        state_changed_at=timezone.now(),
+        updated_at=timezone.now(),
+        next_poll_at=timezone.now() + timedelta(seconds=delay),
+        error=f"The provider is busy ({exc}); trying again in {round(delay)} s.",
+    )
+    log.info("job %s: submission refused (%s); retry in %.1f s", job.pk, exc, delay)
+    kick_poller()
+
+
+def backoff(attempt: int, *, retry_after: float | None = None, cap: float = 60.0) -> float:
+    """Exponential with jitter, never sooner than the provider asked."""
+    base = min(cap, 2.0 ** max(0, attempt - 1))
+    delay = base * random.uniform(0.8, 1.2)
+    return max(delay, retry_after or 0.0)
+
+
+# --- Polling --------------------------------------------------------------------
+
+
+def expected_processing(job: Job) -> timedelta:
+    endpoint = endpoint_for(job.provider)
+    rtf = endpoint.rtf_override
+    if rtf is None:
+        rtf = registry.adapter_class(job.provider).rtf(job.resolution)
+    return timedelta(seconds=max(job.input_seconds, 1.0) * rtf)
+
+
+def claim_due_polls(*, limit: int) -> list[Job]:
+    """Processing jobs whose next poll is due, each claimed by a short lease."""
+    now = timezone.now()
+    candidates = list(
+        Job.objects.filter(state=JobState.PROCESSING, next_poll_at__lte=now)
+        .order_by("next_poll_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    claimed = []
+    for pk in candidates:
+        if Job.objects.filter(pk=pk, state=JobState.PROCESSING, next_poll_at__lte=now).update(
+            next_poll_at=now + POLL_LEASE, poll_count=F("poll_count") + 1
+        ):
+            claimed.append(pk)
+    return list(Job.objects.filter(pk__in=claimed))
+
+
+def fetch_status(job: Job, adapter) -> TaskStatus | ProviderError:
+    """Ask the provider; HTTP only, no database, so it can run in a thread."""
+    try:
+        return adapter.status(job.provider_task_id)
+    except ProviderError as exc:
+        return exc
+
+
+def apply_status(job: Job, result: TaskStatus | ProviderError) -> None:
+    now = timezone.now()
+    if isinstance(result, ProviderError):
+        delay = backoff(min(job.poll_count, 6), retry_after=getattr(result, "retry_after", None))
+        log.info("job %s: poll failed (%s); next in %.1f s", job.pk, result, delay)
+        Job.objects.filter(pk=job.pk, state=JobState.PROCESSING).update(
+            next_poll_at=now + timedelta(seconds=delay)
+        )
+        return
+    if result.state == "completed":
+        ttl = registry.adapter_class(job.provider).output_ttl
+        moved = Job.objects.filter(pk=job.pk, state=JobState.PROCESSING).update(
+            state=JobState.ARCHIVING,
+            state_changed_at=now,
+            updated_at=now,
+            output_url=result.video_url,
+            provider_completed_at=now,
+            provider_expires_at=now + ttl,
+            next_poll_at=None,
+        )
+        if moved:
+            transaction.on_commit(lambda: enqueue("jobs.tasks.archive_job", job.pk))
+        return
+    if result.state == "failed":
+        job_fail(job, result.error or "The provider reported a failure without a reason.")
+        return
+    Job.objects.filter(pk=job.pk, state=JobState.PROCESSING).update(
+        next_poll_at=now + next_poll_delay(job, now)
+    )
+
+
+def next_poll_delay(job: Job, now) -> timedelta:
+    """Wait for the expected finish, then poll tightly, then back off slowly."""
+    expected = expected_processing(job)
+    elapsed = now - (job.submitted_at or now)
+    if elapsed < expected:
+        return max(timedelta(seconds=1), expected - elapsed)
+    tight = min(max(expected.total_seconds() * 0.1, 1.0), 15.0)
+    overdue = (elapsed - expected).total_seconds()
+    # After twice the expected time, stretch towards 30 s between polls.
+    if overdue > expected.total_seconds():
+        tight = min(30.0, tight * 2)
+    return timedelta(seconds=tight)
+
+
+def job_poll_now(job_id: int) -> None:
+    """Poll one job at once (a webhook said it may have changed)."""
+    now = timezone.now()
+    Job.objects.filter(pk=job_id, state=JobState.PROCESSING).update(next_poll_at=now)
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None:
+        return
+    if not Job.objects.filter(pk=job_id, state=JobState.PROCESSING, next_poll_at__lte=now).update(
+        next_poll_at=now + POLL_LEASE, poll_count=F("poll_count") + 1
+    ):
+        return
+    adapter = registry.adapter_for(endpoint_for(job.provider))
+    try:
+        apply_status(job, fetch_status(job, adapter))
+    finally:
+        adapter.close()
+
+
+# --- Archiving and settling -----------------------------------------------------------
+
+
+def job_archive(job_id: int) -> None:
+    """Copy the provider's output into our storage, measure it, charge, complete."""
+    now = timezone.now()
+    claimed = (
+        Job.objects.filter(pk=job_id, state=JobState.ARCHIVING)
+        .filter(Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now))
+        .update(next_poll_at=now + ARCHIVE_LEASE, archive_attempts=F("archive_attempts") + 1)
+    )
+    if not claimed:
+        return
+    job = Job.objects.get(pk=job_id)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "output.mp4"
+        try:
+            _download(job.output_url, path)
+        except (requests.RequestException, OSError, ValueError) as exc:
+            _archive_later(job, f"download failed: {exc.__class__.__name__}")
+            return
+        try:
+            info = media.probe_output_video(path)
+        except media.MediaError as exc:
+            job_fail(job, f"The provider's video could not be read ({exc}). Nothing was charged.")
+            return
+        with open(path, "rb") as fh:
+            name = default_storage.save(f"outputs/{now:%Y/%m}/job-{job.pk}.mp4", File(fh))
+    charge = settle_amount(job=job, output_seconds=info.duration)
+    retention = settings.OUTPUT_RETENTION_DAYS
+    try:
+        with transaction.atomic():
+            moved = Job.objects.filter(pk=job.pk, state=JobState.ARCHIVING).update(
+                state=JobState.COMPLETED,
+                state_changed_at=now,
+                updated_at=now,
+                output=name,
+                output_seconds=info.duration,
+                output_width=info.width,
+                output_height=info.height,
+                credits_charged=charge,
+                archived_at=now,
+                archive_expires_at=now + timedelta(days=retention) if retention else None,
+                finished_at=now,
+                next_poll_at=None,
+                error="",
+            )
+            if not moved:
+                raise JobActionRefused("job left archiving meanwhile")
+            credits_capture(
+                hold=hold_of(job),
+                amount=charge,
+                key=f"job:{job.pk}:capture",
+                reason=f"Job #{job.pk}: {info.duration:.1f} s of video",
+            )
+    except BaseException:
+        default_storage.delete(name)
+        raise
+    log.info("job %s completed: %.2f s, %s credits charged", job.pk, info.duration, charge)
+
+
+def _download(url: str, path: Path) -> None:
+    with requests.get(url, stream=True, timeout=(10, 60), allow_redirects=True) as response:
+        response.raise_for_status()
+        written = 0
+        with open(path, "wb") as out:
+            for chunk in response.iter_content(chunk_size=1024 * 1024):
+                written += len(chunk)
+                if written > MAX_OUTPUT_BYTES:
+                    raise ValueError("output larger than the archive limit")
+                out.write(chunk)
+
+
+def _archive_later(job: Job, why: str) -> None:
+    now = timezone.now()
+    if job.provider_expires_at and now >= job.provider_expires_at:
+        job_fail(
+            job,
+            "The provider deleted the video before the studio could archive it. "
+            "Nothing was charged.",
+        )
+        return
+    delay = backoff(job.archive_attempts, cap=300)
+    log.warning(
+        "job %s: archive attempt %s failed (%s); next in %.0f s",
+        job.pk,
+        job.archive_attempts,
+        why,
+        delay,
+    )
+    Job.objects.filter(pk=job.pk, state=JobState.ARCHIVING).update(
+        next_poll_at=now + timedelta(seconds=delay)
+    )
+
+
+def hold_of(job: Job) -> LedgerEntry | None:
+    return LedgerEntry.objects.filter(job=job, kind=EntryKind.HOLD).first()
+
+
+# --- Failing, and members' actions --------------------------------------------------
+
+
+def job_fail(job: Job, message: str) -> bool:
+    """Fail a live job and release its hold. False if it had already ended."""
+    now = timezone.now()
+    with transaction.atomic():
+        moved = Job.objects.filter(pk=job.pk, state__in=JobState.live()).update(
+            state=JobState.FAILED,
+            error=message[:2000],
+            finished_at=now,
+            state_changed_at=now,
+            updated_at=now,
+            next_poll_at=None,
+        )
+        if moved:
+            hold = hold_of(job)
+            if hold is not None and not hold.resolutions.exists():
+                credits_release(
+                    hold=hold, key=f"job:{job.pk}:release", reason=f"Job #{job.pk} failed"
+                )
+    if moved:
+        log.info("job %s failed: %s", job.pk, message)
+    return bool(moved)
+
+
+def job_cancel(job: Job) -> None:
+    """Cancel a job that has not been sent; its hold is released."""
+    if job.state != JobState.QUEUED or not job_fail_if_queued(job):
+        raise JobActionRefused(
+            "This job has already been sent to the provider and cannot be cancelled."
+        )
+
+
+def job_fail_if_queued(job: Job) -> bool:
+    now = timezone.now()
+    with transaction.atomic():
+        moved = Job.objects.filter(pk=job.pk, state=JobState.QUEUED).update(
+            state=JobState.FAILED,
+            error="Cancelled before it was sent. Credits released.",
+            finished_at=now,
+            state_changed_at=now,
+            updated_at=now,
+            next_poll_at=None,
+        )
+        if moved:
+            credits_release(
+                hold=hold_of(job), key=f"job:{job.pk}:release", reason=f"Job #{job.pk} cancelled"
+            )
+    return bool(moved)
+
+
+def job_retry(job: Job) -> Job:
+    """A new job with the same inputs and options, quoted and held anew."""
+    if job.state != JobState.FAILED or job.deleted_at:
+        raise JobActionRefused("Only a failed job can be tried again.")
+    files = {}
+    for inp in job.inputs.all():
+        if not inp.file or not default_storage.exists(inp.file.name):
+            raise JobActionRefused("This job's inputs are no longer kept; start a new job.")
+        files[inp.role] = upload_copy(inp, owner=job.owner)
+    return job_create(
+        owner=job.owner,
+        mode=job.mode,
+        provider=job.provider,
+        resolution=job.resolution,
+        files=files,
+        prompt=job.prompt,
+        seed=job.seed,
+        retried_from=job,
+    )
+
+
+def job_delete(job: Job) -> None:
+    """Remove a finished job's files and hide it; its ledger entries stay."""
+    if job.is_live:
+        raise JobActionRefused("A job can be deleted once it has finished.")
+    if job.deleted_at:
+        return
+    names = _file_names(job)
+    now = timezone.now()
+    Job.objects.filter(pk=job.pk).update(deleted_at=now, updated_at=now, output="")
+    JobInput.objects.filter(job=job).update(file="", thumbnail="")
+    transaction.on_commit(lambda: _delete_files(names))
+
+
+def _file_names(job: Job) -> list[str]:
+    names = [job.output.name] if job.output else []
+    for inp in job.inputs.all():
+        names += [f.name for f in (inp.file, inp.thumbnail) if f]
+    return names
+
+
+def _delete_files(names: Iterable[str]) -> None:
+    for name in names:
+        default_storage.delete(name)
+
+
+# --- Reconciling ----------------------------------------------------------------------
+
+
+def reconcile() -> dict[str, int]:
+    """Move on or fail jobs stuck longer than they should be; none stays open forever."""
+    now = timezone.now()
+    counts = {"submitting": 0, "processing": 0, "archiving": 0}
+    stuck_submitting = now - timedelta(seconds=settings.JOB_SUBMITTING_STUCK_SECONDS)
+    for job in Job.objects.filter(state=JobState.SUBMITTING, state_changed_at__lt=stuck_submitting):
+        if job_fail(
+            job,
+            "The studio lost contact while sending this job, so it cannot know "
+            "whether the provider received it. It was not sent again; its "
+            "credits were released.",
+        ):
+            counts["submitting"] += 1
+    for job in Job.objects.filter(state=JobState.PROCESSING):
+        limit = max(
+            timedelta(seconds=settings.JOB_PROCESSING_TIMEOUT_SECONDS), 4 * expected_processing(job)
+        )
+        if now - (job.submitted_at or job.state_changed_at) > limit:
+            minutes = max(1, round(limit.total_seconds() / 60))
+            if job_fail(
+                job,
+                f"The provider did not finish this job within {minutes} min. "
+                "It was stopped and its credits were released.",
+            ):
+                counts["processing"] += 1
+    for job in Job.objects.filter(state=JobState.ARCHIVING):
+        if job.provider_expires_at and now >= job.provider_expires_at:
+            if job_fail(
+                job,
+                "The provider deleted the video before the studio could archive "
+                "it. Nothing was charged.",
+            ):
+                counts["archiving"] += 1
+        elif job.next_poll_at is None or job.next_poll_at <= now:
+            enqueue("jobs.tasks.archive_job", job.pk)
+    kick_poller()
+    return counts
+
+
+# --- Queueing ---------------------------------------------------------------------------
+
+
+def enqueue(func: str, *args) -> None:
+    from django_q.tasks import async_task
+
+    async_task(func, *args, q_options={"group": func.rsplit(".", 1)[-1]})
+
+
+def kick_poller() -> None:
+    """Make sure a poll loop is running soon. In sync mode (tests) the loop
+    would block the caller, so the tests drive it themselves."""
+    if settings.Q_CLUSTER.get("sync"):
+        return
+    enqueue("jobs.tasks.poll_due")

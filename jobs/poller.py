@@ -1,0 +1,93 @@
+"""The poll loop: one at a time (a lease), it submits queued jobs that are due,
+polls processing jobs that are due (several at once over one HTTP session per
+provider) and archives finished ones, sleeping until the next job is due."""
+
+import logging
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+from django.db import close_old_connections
+from django.db.models import Min, Q
+from django.utils import timezone
+
+from . import lifecycle
+from .leases import lease_acquire, lease_release
+from .models import Job, JobState
+from .providers import registry
+from .providers.endpoints import endpoint_for
+
+log = logging.getLogger("jobs.poller")
+
+LEASE = "poller"
+BATCH = 16  # jobs claimed per round
+CONCURRENCY = 4  # status requests in flight at once
+MAX_SLEEP = 1.0  # so a webhook's "poll now" is seen within a second
+
+
+def poll_due(*, max_seconds: float) -> int:
+    """Run rounds until `max_seconds` pass or no job is live. Returns rounds run."""
+    holder = uuid.uuid4().hex
+    if not lease_acquire(LEASE, holder=holder, seconds=max_seconds + 30):
+        return 0  # another loop is running
+    adapters: dict[str, object] = {}
+    rounds = 0
+    deadline = time.monotonic() + max_seconds
+    try:
+        with ThreadPoolExecutor(max_workers=CONCURRENCY) as pool:
+            while True:
+                run_round(adapters, pool)
+                rounds += 1
+                remaining = deadline - time.monotonic()
+                wait = seconds_until_due()
+                if remaining <= 0 or wait is None:
+                    break
+                time.sleep(min(max(wait, 0.05), MAX_SLEEP, remaining))
+    finally:
+        for adapter in adapters.values():
+            adapter.close()
+        lease_release(LEASE, holder=holder)
+    return rounds
+
+
+def run_round(adapters: dict, pool: ThreadPoolExecutor) -> None:
+    now = timezone.now()
+    for pk in Job.objects.filter(state=JobState.QUEUED, next_poll_at__lte=now).values_list(
+        "pk", flat=True
+    )[:BATCH]:
+        lifecycle.job_submit(pk)
+    jobs = lifecycle.claim_due_polls(limit=BATCH)
+    if jobs:
+        # Adapters are made here, not in the threads, so each provider gets one.
+        clients = {job.pk: _adapter(adapters, job.provider) for job in jobs}
+
+        def fetch(job):
+            return lifecycle.fetch_status(job, clients[job.pk])
+
+        for job, result in zip(jobs, pool.map(fetch, jobs), strict=True):
+            lifecycle.apply_status(job, result)
+    for pk in (
+        Job.objects.filter(state=JobState.ARCHIVING)
+        .filter(Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now))
+        .values_list("pk", flat=True)[:BATCH]
+    ):
+        lifecycle.job_archive(pk)
+    close_old_connections()
+
+
+def seconds_until_due() -> float | None:
+    """Seconds until the next live job is due; None when no job is live."""
+    live = Job.objects.filter(
+        state__in=[JobState.QUEUED, JobState.PROCESSING, JobState.ARCHIVING, JobState.SUBMITTING]
+    )
+    agg = live.aggregate(next_due=Min("next_poll_at"))
+    if agg["next_due"] is None:
+        return None if not live.exists() else MAX_SLEEP
+    return (agg["next_due"] - timezone.now()).total_seconds()
+
+
+def _adapter(adapters: dict, slug: str):
+    """One adapter (and so one HTTP session) per provider for the whole loop."""
+    if slug not in adapters:
+        adapters[slug] = registry.adapter_for(endpoint_for(slug))
+    return adapters[slug]

@@ -1,0 +1,26 @@
+"""django-q2 task entry points. Each fetches by id and calls a service; each
+is safe to run twice (the services claim their job with a conditional update)."""
+
+from django.conf import settings
+
+from . import lifecycle, poller
+
+
+def submit_job(job_id: int) -> None:
+    lifecycle.job_submit(job_id)
+
+
+def archive_job(job_id: int) -> None:
+    lifecycle.job_archive(job_id)
+
+
+def poll_job(job_id: int) -> None:
+    lifecycle.job_poll_now(job_id)
+
+
+def poll_due() -> int:
+    return poller.poll_due(max_seconds=settings.POLL_LOOP_SECONDS)
+
+
+def reconcile() -> dict[str, int]:
+    return lifecycle.reconcile()

@@ -1,0 +1,112 @@
+"""Checking and staging uploads: each file is decoded (never trusted by its
+name), measured, and kept as an Upload until a job takes it."""
+
+import shutil
+import tempfile
+import uuid
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import UploadedFile
+from django.utils import timezone
+
+from . import media
+from .models import Upload, UploadKind
+
+STAGED_FOR = timedelta(hours=24)
+
+
+def upload_stage(*, owner, kind: str, uploaded: UploadedFile) -> Upload:
+    """Decode and measure `uploaded`, then keep it. Raises media.MediaError."""
+    limit = settings.MAX_UPLOAD_MB * 1024 * 1024
+    if uploaded.size > limit:
+        raise media.MediaError(
+            f"This file is {uploaded.size / 1024 / 1024:.0f} MB; the limit is "
+            f"{settings.MAX_UPLOAD_MB} MB."
+        )
+    with _local_path(uploaded) as path:
+        info = _probe(kind, path)
+        suffix = Path(uploaded.name or "").suffix.lower()[:10]
+        upload = Upload(
+            owner=owner,
+            kind=kind,
+            original_name=(uploaded.name or "upload")[:255],
+            content_type=info.content_type,
+            size=uploaded.size,
+            duration=getattr(info, "duration", None),
+            width=getattr(info, "width", None),
+            height=getattr(info, "height", None),
+        )
+        stem = uuid.uuid4().hex
+        with open(path, "rb") as fh:
+            upload.file.save(f"{stem}{suffix}", File(fh), save=False)
+        if kind == UploadKind.IMAGE:
+            with tempfile.TemporaryDirectory() as tmp:
+                thumb = media.make_thumbnail(path, Path(tmp) / "thumb.webp")
+                with open(thumb, "rb") as fh:
+                    upload.thumbnail.save(f"{stem}.webp", File(fh), save=False)
+    upload.save()
+    return upload
+
+
+def upload_copy(upload_like, *, owner) -> Upload:
+    """A fresh staged copy of a stored file (for "try again" and remixes), so
+    deleting one job never takes another's inputs."""
+    copy = Upload(
+        owner=owner,
+        kind=upload_like.kind,
+        original_name=upload_like.original_name,
+        content_type=upload_like.content_type,
+        size=upload_like.size,
+        duration=upload_like.duration,
+        width=upload_like.width,
+        height=upload_like.height,
+    )
+    with default_storage.open(upload_like.file.name, "rb") as fh:
+        copy.file.save(Path(upload_like.file.name).name, File(fh), save=False)
+    if upload_like.thumbnail:
+        with default_storage.open(upload_like.thumbnail.name, "rb") as fh:
+            copy.thumbnail.save(Path(upload_like.thumbnail.name).name, File(fh), save=False)
+    copy.save()
+    return copy
+
+
+def uploads_purge_stale() -> int:
+    """Forget staged uploads no job took within a day, files included."""
+    stale = Upload.objects.filter(created_at__lt=timezone.now() - STAGED_FOR)
+    count = 0
+    for upload in stale:
+        for f in (upload.file, upload.thumbnail):
+            if f:
+                default_storage.delete(f.name)
+        upload.delete()
+        count += 1
+    return count
+
+
+def _probe(kind: str, path: Path):
+    if kind == UploadKind.IMAGE:
+        return media.probe_image(path)
+    if kind == UploadKind.AUDIO:
+        return media.probe_audio(path, max_seconds=settings.MAX_MEDIA_SECONDS)
+    if kind == UploadKind.VIDEO:
+        return media.probe_video(path, max_seconds=settings.MAX_MEDIA_SECONDS)
+    raise ValueError(f"unknown upload kind {kind!r}")
+
+
+@contextmanager
+def _local_path(uploaded: UploadedFile):
+    """A path on disk for the decoder: the upload's own temporary file when
+    Django streamed it to one, else a copy of the small in-memory upload."""
+    if hasattr(uploaded, "temporary_file_path"):
+        yield Path(uploaded.temporary_file_path())
+        return
+    with tempfile.NamedTemporaryFile(suffix=Path(uploaded.name or "").suffix) as tmp:
+        uploaded.seek(0)
+        shutil.copyfileobj(uploaded, tmp)
+        tmp.flush()
+        yield Path(tmp.name)

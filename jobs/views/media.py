@@ -1,0 +1,52 @@
+"""Files: inputs for providers (signed links), and outputs and thumbnails for
+members (signed-in, visibility checked), served with HTTP Range."""
+
+from django.contrib.auth.decorators import login_required
+from django.core.files.storage import default_storage
+from django.http import Http404
+from django.views.decorators.http import require_GET
+
+from ..inputs import input_from_token
+from ..ranged import ranged_file_response
+from ..selectors import job_for_viewer
+
+
+@require_GET
+def job_input(request, token: str, name: str):
+    """A provider fetching an input. No session: the signed token is the key."""
+    inp = input_from_token(token)
+    if inp is None or inp.file.name.rsplit("/", 1)[-1] != name:
+        raise Http404("This link has expired or the job has ended.")
+    return ranged_file_response(
+        request, default_storage.path(inp.file.name), content_type=inp.content_type
+    )
+
+
+@login_required
+@require_GET
+def job_video(request, pk: int):
+    job = job_for_viewer(request.user, pk)
+    if not job.output:
+        raise Http404("This job has no video.")
+    download = request.GET.get("download") == "1"
+    return ranged_file_response(
+        request,
+        default_storage.path(job.output.name),
+        content_type="video/mp4",
+        filename=f"lipsync-job-{job.pk}.mp4",
+        attachment=download,
+    )
+
+
+@login_required
+@require_GET
+def job_thumbnail(request, pk: int):
+    job = job_for_viewer(request.user, pk)
+    image = job.inputs.filter(role="image").exclude(thumbnail="").first()
+    if image is None:
+        raise Http404("This job has no thumbnail.")
+    response = ranged_file_response(
+        request, default_storage.path(image.thumbnail.name), content_type="image/webp"
+    )
+    response["Cache-Control"] = "private, max-age=86400"
+    return response
