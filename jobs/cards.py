@@ -43,10 +43,15 @@ class Card:
     progress_start: int | None  # epoch ms the estimate runs from
     progress_expected: int | None  # ms the provider is expected to take
     countdown: Countdown | None
+    status_text: str = ""
 
     @property
     def is_live(self) -> bool:
         return self.job.is_live
+
+    @property
+    def countdown_warn(self) -> bool:
+        return self.countdown is not None and timezone.now() >= self.countdown.warn_from
 
 
 def card_for(job: Job, *, now: datetime | None = None) -> Card:
@@ -73,7 +78,32 @@ def card_for(job: Job, *, now: datetime | None = None) -> Card:
         progress_start=start,
         progress_expected=expected,
         countdown=_countdown(job),
+        status_text=_status_text(job, now, start, expected),
     )
+
+
+def _status_text(job: Job, now: datetime, start: int | None, expected: int | None) -> str:
+    """The line under the progress bar; the browser keeps the estimate ticking."""
+    if job.state == JobState.QUEUED:
+        return "Waiting to be sent to the provider."
+    if job.state == JobState.SUBMITTING:
+        return "Sending to the provider…"
+    if job.state == JobState.ARCHIVING:
+        return "Finished at the provider; saving the video…"
+    if job.state == JobState.PROCESSING and start is not None and expected is not None:
+        left = (start + expected) / 1000 - now.timestamp()
+        if left > 0:
+            return f"Rendering · about {_short(left)} left"
+        return "Rendering · taking longer than expected…"
+    return ""
+
+
+def _short(seconds: float) -> str:
+    seconds = max(1, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, rest = divmod(seconds, 60)
+    return f"{minutes} min {rest:02d} s" if minutes < 10 else f"{minutes} min"
 
 
 def _countdown(job: Job) -> Countdown | None:
@@ -94,7 +124,7 @@ def studio_jobs(user) -> QuerySet[Job]:
     """The member's own jobs, newest first, with what a card needs."""
     return (
         Job.objects.filter(owner=user, deleted_at__isnull=True)
-        .prefetch_related("inputs")
+        .prefetch_related("inputs", "retries")
         .order_by("-created_at", "-id")
     )
 

@@ -513,24 +513,37 @@ def job_fail_if_queued(job: Job) -> bool:
 
 
 def job_retry(job: Job) -> Job:
-    """A new job with the same inputs and options, quoted and held anew."""
-    if job.state != JobState.FAILED or job.deleted_at:
-        raise JobActionRefused("Only a failed job can be tried again.")
-    files = {}
-    for inp in job.inputs.all():
-        if not inp.file or not default_storage.exists(inp.file.name):
-            raise JobActionRefused("This job's inputs are no longer kept; start a new job.")
-        files[inp.role] = upload_copy(inp, owner=job.owner)
-    return job_create(
-        owner=job.owner,
-        mode=job.mode,
-        provider=job.provider,
-        resolution=job.resolution,
-        files=files,
-        prompt=job.prompt,
-        seed=job.seed,
-        retried_from=job,
-    )
+    """A new job with the same inputs and options, quoted and held anew.
+
+    Raises JobActionRefused, or ledger.InsufficientCredits / pricing.NoRate;
+    then nothing is kept, copies of the inputs included."""
+    with transaction.atomic():
+        # The lock makes "one retry per failed job" hold against a double click.
+        job = Job.objects.select_for_update().get(pk=job.pk)
+        if job.state != JobState.FAILED or job.deleted_at:
+            raise JobActionRefused("Only a failed job can be tried again.")
+        earlier = job.retries.order_by("pk").first()
+        if earlier is not None:
+            raise JobActionRefused(f"This job was already tried again as job #{earlier.pk}.")
+        files: dict[str, Upload] = {}
+        try:
+            for inp in job.inputs.all():
+                if not inp.file or not default_storage.exists(inp.file.name):
+                    raise JobActionRefused("This job's inputs are no longer kept; start a new job.")
+                files[inp.role] = upload_copy(inp, owner=job.owner)
+            return job_create(
+                owner=job.owner,
+                mode=job.mode,
+                provider=job.provider,
+                resolution=job.resolution,
+                files=files,
+                prompt=job.prompt,
+                seed=job.seed,
+                retried_from=job,
+            )
+        except BaseException:
+            _delete_files(n for u in files.values() for n in (u.file.name, u.thumbnail.name) if n)
+            raise
 
 
 def job_delete(job: Job) -> None:

@@ -3,10 +3,14 @@ each on selection, with a progress bar) or, without JavaScript, with the form
 itself; either way each is decoded and measured before it is accepted, and a
 good file is kept (as a staged upload) when something else in the form is wrong."""
 
+from dataclasses import dataclass
+
 from django import forms
 
 from . import media
-from .models import JobMode, Resolution, Upload, UploadKind
+from .ledger import credits_balances
+from .models import JobMode, Pool, Rate, Resolution, Upload, UploadKind
+from .pricing import NoRate, Quote, quote
 from .providers import registry
 from .uploads import upload_stage
 
@@ -33,7 +37,60 @@ ACCEPT = {
     UploadKind.AUDIO: "audio/*,.mp3,.wav,.m4a,.aac,.ogg,.oga,.flac",
     UploadKind.VIDEO: "video/*,.mp4,.mov,.webm,.mkv",
 }
+HINTS = {
+    UploadKind.IMAGE: "JPEG, PNG or WebP.",
+    UploadKind.AUDIO: "MP3, WAV, M4A, OGG or FLAC, up to 10 minutes.",
+    UploadKind.VIDEO: "MP4, MOV, WebM or MKV, up to 10 minutes.",
+}
 SEED_MAX = 2**31 - 1
+
+
+def providers_for(mode: str) -> list[tuple[str, str]]:
+    """Providers that make `mode` and have a price for it: a provider without
+    a price cannot be quoted, so it is not offered."""
+    priced = set(Rate.objects.values_list("provider", "model").distinct())
+    choices = registry.provider_choices()
+    making = [(s, label) for s, label in choices if mode in registry.modes_of(s)]
+    offered = [(s, label) for s, label in making if (s, registry.model_for(s, mode)) in priced]
+    # With no price at all, still name the providers; the quote says what is missing.
+    return offered or making
+
+
+@dataclass(frozen=True)
+class RoleField:
+    """A file field of the form as the page shows it."""
+
+    role: str
+    label: str
+    kind: str
+    accept: str
+    required: bool
+    hint: str
+    staged: Upload | None
+    error: str | None
+
+    @property
+    def input_id(self) -> str:
+        return f"id_{self.role}"
+
+
+@dataclass(frozen=True)
+class QuoteView:
+    """What the form shows about the cost, whatever is filled in so far."""
+
+    quote: Quote | None
+    missing: str = ""  # what to add before a cost can be shown
+    problem: str = ""  # why no cost can be given
+    longest: float | None = None
+    available: int | None = None
+
+    @property
+    def enough(self) -> bool:
+        return (
+            self.quote is not None
+            and self.available is not None
+            and (self.available >= self.quote.credits)
+        )
 
 
 class NewJobForm(forms.Form):
@@ -66,7 +123,8 @@ class NewJobForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.owner = owner
         self.uploads: dict[str, Upload] = {}
-        self.fields["provider"].choices = registry.provider_choices()
+        self.fields["provider"].choices = providers_for(self.current_mode)
+        self.fields["provider"].initial = self.fields["provider"].choices[0][0]
         for role, (kind, label, _required) in ALL_ROLES.items():
             self.fields[role] = forms.FileField(
                 label=label,
@@ -79,8 +137,45 @@ class NewJobForm(forms.Form):
 
     @property
     def current_mode(self) -> str:
-        value = self.data.get("mode") if self.is_bound else None
+        value = self.data.get("mode") if self.is_bound else self.initial.get("mode")
         return value if value in JobMode.values else JobMode.DIALOG
+
+    @property
+    def current_provider(self) -> str:
+        choices = [slug for slug, _label in self.fields["provider"].choices]
+        value = self.data.get("provider") if self.is_bound else self.initial.get("provider")
+        return value if value in choices else choices[0]
+
+    @property
+    def role_names(self) -> list[str]:
+        return list(ROLES[self.current_mode])
+
+    def role_fields(self) -> list["RoleField"]:
+        """The file fields of the current mode, with what is staged for each."""
+        staged = staged_for(self)
+        return [
+            self.role_field(role, staged=staged.get(role), error=self._role_error(role))
+            for role in ROLES[self.current_mode]
+        ]
+
+    def role_field(self, role: str, *, staged: Upload | None, error: str | None) -> "RoleField":
+        kind, label, required = ALL_ROLES[role]
+        return RoleField(
+            role=role,
+            label=label,
+            kind=kind,
+            accept=ACCEPT[kind],
+            required=required,
+            hint=HINTS[kind],
+            staged=staged,
+            error=error,
+        )
+
+    def _role_error(self, role: str) -> str | None:
+        if not self.is_bound or not hasattr(self, "_errors") or self._errors is None:
+            return None
+        errors = self._errors.get(role)
+        return errors[0] if errors else None
 
     def clean(self):
         cleaned = super().clean()
@@ -140,3 +235,31 @@ def staged_for(form: NewJobForm) -> dict[str, Upload]:
             ids[role] = int(raw)
     found = Upload.objects.filter(owner=form.owner, pk__in=ids.values()).in_bulk()
     return {role: found[pk] for role, pk in ids.items() if pk in found}
+
+
+def form_quote(form: NewJobForm) -> QuoteView:
+    """The exact cost of the job as the form stands: the billed duration (the
+    audio's, or the longer of a dialog's two) in whole units, times the rate."""
+    mode = form.current_mode
+    staged = staged_for(form)
+    audio_roles = [r for r, (kind, _l, _req) in ROLES[mode].items() if kind == UploadKind.AUDIO]
+    missing = [ALL_ROLES[r][1] for r in audio_roles if r not in staged]
+    if missing:
+        what = "both audio clips" if len(audio_roles) > 1 else "the audio"
+        return QuoteView(quote=None, missing=f"Add {what} to see the exact cost.")
+    provider = form.current_provider
+    resolution = form.data.get("resolution") if form.is_bound else None
+    if resolution not in Resolution.values:
+        resolution = Resolution.P480
+    longest = max(staged[r].duration or 0.0 for r in audio_roles)
+    try:
+        q = quote(
+            provider=provider,
+            model=registry.model_for(provider, mode),
+            resolution=resolution,
+            seconds=longest,
+        )
+    except NoRate:
+        return QuoteView(quote=None, problem="No price is set for this choice yet; ask staff.")
+    available = credits_balances(user=form.owner)[Pool.STUDIO].available
+    return QuoteView(quote=q, longest=longest, available=available)

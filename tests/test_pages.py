@@ -170,15 +170,23 @@ def test_every_page_carries_the_csrf_header_for_htmx_and_a_skip_link(alice_clien
     assert "django_htmx/htmx-2" in html
 
 
-def test_the_studio_is_honest_about_what_is_not_there_yet(alice_client):
-    response = alice_client.get(reverse("studio"))
-    page = text(response)
+def test_the_studio_offers_the_dialog_form_and_says_when_the_sandbox_is_the_provider(
+    alice_client, settings
+):
+    settings.JOYPIX_BASE_URL = settings.JOYPIX_API_KEY = ""
+    page = text(alice_client.get(reverse("studio")))
     assert "No jobs yet" in page
-    assert "New job" in page
-    assert (
-        "<form"
-        not in response.content.decode().split('id="new-job"', 1)[1].split("</section>", 1)[0]
-    )
+    assert "New dialog video" in page
+    for label in ("Photo", "Left speaker", "Right speaker", "Resolution"):
+        assert label in page
+    assert "Sandbox provider." in page
+    assert "Add both audio clips to see the exact cost." in page
+
+    settings.JOYPIX_BASE_URL = "https://api.joypix.example"
+    settings.JOYPIX_API_KEY = "jp-real-key"
+    page = text(alice_client.get(reverse("studio")))
+    assert "Sandbox provider." not in page
+    assert "jp-real-key" not in page
 
 
 def test_the_gallery_says_nothing_is_shared_yet(alice_client):

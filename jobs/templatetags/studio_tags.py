@@ -1,10 +1,15 @@
 """Formatting for the studio's pages: credits with units, signed changes, and
 what a ledger entry means for the member reading it."""
 
+from datetime import datetime
+
 from django import template
 
 from ..api_keys import api_key_display
+from ..cards import PILL
+from ..media import format_duration
 from ..models import EntryKind
+from ..providers import registry
 
 register = template.Library()
 
@@ -107,20 +112,39 @@ def described_by(field, element_id: str):
     return field.as_widget(attrs={"aria-describedby": ids, "aria-invalid": "true"})
 
 
-# Job status pill colour; the pill always carries the state's word.
-JOB_TONE = {
-    "queued": "neutral",
-    "submitting": "info",
-    "processing": "info",
-    "archiving": "info",
-    "completed": "success",
-    "failed": "danger",
-}
+@register.filter
+def job_tone(job) -> str:
+    return PILL.get(job.state, "neutral")
 
 
 @register.filter
-def job_tone(job) -> str:
-    return JOB_TONE.get(job.state, "neutral")
+def provider_label(slug: str) -> str:
+    try:
+        return registry.label_of(slug)
+    except KeyError:
+        return slug
+
+
+@register.filter
+def duration(seconds) -> str:
+    """6.1 -> "0:06"; durations under a minute keep a decimal: "6.1 s"."""
+    if seconds is None:
+        return ""
+    seconds = float(seconds)
+    return f"{seconds:.1f} s" if seconds < 60 else format_duration(seconds)
+
+
+@register.filter
+def mul(value, factor):
+    try:
+        return int(value) * int(factor)
+    except (TypeError, ValueError):
+        return ""
+
+
+@register.filter
+def epoch_ms(moment: datetime | None) -> str:
+    return str(int(moment.timestamp() * 1000)) if moment else ""
 
 
 @register.filter

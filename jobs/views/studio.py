@@ -1,17 +1,222 @@
-"""Pages for members making videos: the Studio and the shared gallery."""
+"""The Studio page: the new-job form (staged uploads, live cost), the member's
+job cards with their live updates, and the cards' actions; and the gallery."""
 
+from datetime import UTC, datetime
+
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+from django.http import HttpResponse, HttpResponseBadRequest
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
 
+from .. import lifecycle, media
+from ..cards import card_for, cards_changed_since, has_live_jobs, studio_jobs
+from ..ledger import InsufficientCredits, LedgerError
 from ..models import Job, JobState
+from ..pricing import NoRate
+from ..providers.endpoints import endpoint_for
+from ..selectors import job_for_owner
+from ..studio_forms import ALL_ROLES, ROLES, NewJobForm, form_quote, staged_for
+from ..uploads import upload_stage
 
 PAGE_JOBS = 24
+TEMPLATE = "jobs/studio.html"
+
+
+def _form_context(request, form: NewJobForm) -> dict:
+    endpoint = endpoint_for(form.current_provider)
+    return {
+        "form": form,
+        "roles": form.role_fields(),
+        "staged": staged_for(form),
+        "quote": form_quote(form),
+        "sandbox": endpoint if endpoint.is_sandbox else None,
+    }
+
+
+def _cards_context(request) -> dict:
+    now = timezone.now()
+    jobs = studio_jobs(request.user)[:PAGE_JOBS]
+    return {
+        "cards": [card_for(job, now=now) for job in jobs],
+        "polling": has_live_jobs(request.user),
+        "since": _epoch_ms(now),
+    }
 
 
 @login_required
+@require_GET
 def studio(request):
-    jobs = request.user.jobs.filter(deleted_at__isnull=True)[:PAGE_JOBS]
-    return render(request, "jobs/studio.html", {"jobs": jobs})
+    form = NewJobForm(owner=request.user)
+    context = _form_context(request, form) | _cards_context(request)
+    return render(request, TEMPLATE, context)
+
+
+@login_required
+@require_POST
+def upload(request, role: str):
+    """One file, sent as soon as it is chosen (the page shows its progress).
+    Answers with the field: the file kept, or the reason it was refused."""
+    form = NewJobForm(request.POST, owner=request.user)
+    if role not in ROLES[form.current_mode]:
+        return HttpResponseBadRequest("This file is not part of this kind of job.")
+    kind, label, _required = ALL_ROLES[role]
+    error = None
+    staged = None
+    uploaded = request.FILES.get(role)
+    if uploaded is None:
+        error = f"Choose a file for “{label}”."
+    else:
+        try:
+            staged = upload_stage(owner=request.user, kind=kind, uploaded=uploaded)
+        except media.MediaError as exc:
+            error = str(exc)
+    if staged is not None:
+        data = request.POST.copy()
+        data[f"{role}_upload"] = str(staged.pk)
+        form = NewJobForm(data, owner=request.user)
+    context = {
+        "field": form.role_field(role, staged=staged, error=error),
+        "form": form,
+        # The cost depends on the files, so it comes along, out of band.
+        "quote": form_quote(form),
+        "quote_oob": True,
+    }
+    return render(request, f"{TEMPLATE}#upload-field", context)
+
+
+@login_required
+@require_POST
+def quote(request):
+    form = NewJobForm(request.POST, owner=request.user)
+    context = {"quote": form_quote(form), "form": form}
+    return render(request, f"{TEMPLATE}#quote", context)
+
+
+@login_required
+@require_POST
+def job_new(request):
+    form = NewJobForm(request.POST, request.FILES, owner=request.user)
+    job = None
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            job = lifecycle.job_create(
+                owner=request.user,
+                mode=data["mode"],
+                provider=data["provider"],
+                resolution=data["resolution"],
+                files=form.uploads,
+                prompt=data["prompt"],
+                seed=data["seed"] if data["seed"] is not None else -1,
+            )
+        except (InsufficientCredits, NoRate) as exc:
+            form.add_error(None, str(exc))
+    if job is None:
+        if request.htmx:
+            return render(request, f"{TEMPLATE}#new-job", _form_context(request, form))
+        context = _form_context(request, form) | _cards_context(request)
+        return render(request, TEMPLATE, context, status=400)
+
+    if not request.htmx:
+        messages.success(request, f"Job #{job.pk} is queued. Its card follows it below.")
+        return redirect("studio")
+    fresh = NewJobForm(
+        owner=request.user,
+        initial={
+            "provider": job.provider,
+            "resolution": job.resolution,
+            "mode": job.mode,
+        },
+    )
+    context = _form_context(request, fresh) | {
+        "new_card": card_for(Job.objects.get(pk=job.pk)),
+        "since": _epoch_ms(timezone.now()),
+        "announce": f"Job #{job.pk} is queued.",
+    }
+    return render(request, f"{TEMPLATE}#job-created", context)
+
+
+@login_required
+@require_GET
+def cards(request):
+    """The cards that changed since the page last asked, out of band; 286
+    (htmx: stop polling) once none of the member's jobs is live."""
+    since = _from_epoch_ms(request.GET.get("since"))
+    if since is None:
+        return HttpResponseBadRequest("since must be a time in milliseconds.")
+    now = timezone.now()
+    changed = cards_changed_since(request.user, since)
+    live = has_live_jobs(request.user)
+    context = {"changed": changed, "polling": live, "since": _epoch_ms(now)}
+    response = render(request, f"{TEMPLATE}#cards-update", context)
+    if not live:
+        response.status_code = 286
+    return response
+
+
+def _card_action(request, pk: int, action, done: str):
+    job = job_for_owner(request.user, pk)
+    try:
+        result = action(job)
+    except (lifecycle.JobActionRefused, LedgerError, NoRate) as exc:
+        if request.htmx:
+            card = card_for(Job.objects.get(pk=job.pk))
+            return render(request, f"{TEMPLATE}#card-refused", {"card": card, "refusal": str(exc)})
+        messages.error(request, str(exc))
+        return redirect("studio")
+    if not request.htmx:
+        messages.success(request, done.format(job=job, new=result))
+        return redirect("studio")
+    return result
+
+
+@login_required
+@require_POST
+def job_cancel(request, pk: int):
+    def cancel(job):
+        lifecycle.job_cancel(job)
+        return None
+
+    result = _card_action(request, pk, cancel, "Job #{job.pk} was cancelled; its credits are back.")
+    if isinstance(result, HttpResponse):
+        return result
+    card = card_for(Job.objects.get(pk=pk))
+    return render(request, f"{TEMPLATE}#card-changed", {"card": card, "announce": "Cancelled."})
+
+
+@login_required
+@require_POST
+def job_retry(request, pk: int):
+    result = _card_action(
+        request, pk, lifecycle.job_retry, "Job #{new.pk} tries job #{job.pk} again."
+    )
+    if isinstance(result, HttpResponse):
+        return result
+    new = Job.objects.get(pk=result.pk)
+    return render(
+        request,
+        f"{TEMPLATE}#job-created-card",
+        {
+            "new_card": card_for(new),
+            "since": _epoch_ms(timezone.now()),
+            "announce": f"Job #{new.pk} is queued; it tries job #{pk} again.",
+        },
+    )
+
+
+@login_required
+@require_POST
+def job_delete(request, pk: int):
+    def delete(job):
+        lifecycle.job_delete(job)
+        return None
+
+    result = _card_action(request, pk, delete, "Job #{job.pk} was deleted.")
+    if isinstance(result, HttpResponse):
+        return result
+    return render(request, f"{TEMPLATE}#card-deleted", {"pk": pk})
 
 
 @login_required
@@ -22,3 +227,14 @@ def gallery(request):
         .order_by("-finished_at", "-id")[:PAGE_JOBS]
     )
     return render(request, "jobs/gallery.html", {"shared": shared})
+
+
+def _epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _from_epoch_ms(raw: str | None) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(int(raw) / 1000, tz=UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None

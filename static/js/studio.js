@@ -3,7 +3,10 @@
    - "Copy" buttons copy the text of their target
    - the user menu closes on Escape or a click elsewhere
    - a form marked data-submit-once cannot be sent twice by a double click
-   - after an htmx swap, focus moves where the trigger says (data-focus-after) */
+   - after an htmx swap, focus moves where the trigger says (data-focus-after)
+   - Studio: file uploads show their progress, and the job cannot be started
+     while one is still on its way; progress bars and countdowns on job cards
+     tick every second from the numbers the server gave, without requests */
 (function () {
   "use strict";
 
@@ -113,6 +116,128 @@
       if (el) el.focus({ preventScroll: true });
     }
   });
+
+  // --- Studio: uploads -------------------------------------------------------
+
+  // A field shows its progress while its file is on the way; the response
+  // replaces the whole field, so "uploading" is simply what the page shows.
+  function uploadsPending() {
+    return document.querySelectorAll("#new-job-form [data-upload-field].is-uploading").length;
+  }
+
+  function syncSubmit() {
+    var button = document.querySelector("#new-job-form button[type=submit]");
+    if (!button) return;
+    var label = button.getAttribute("data-submit-label") || button.textContent;
+    if (uploadsPending() > 0) {
+      button.setAttribute("aria-disabled", "true");
+      button.textContent = "Uploading…";
+    } else if (!button.closest("form").dataset.sent) {
+      button.removeAttribute("aria-disabled");
+      button.textContent = label;
+    }
+  }
+
+  function uploadField(elt) {
+    return elt && elt.matches && elt.matches("[data-upload]") ? elt.closest("[data-upload-field]") : null;
+  }
+
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var field = uploadField(event.detail.elt);
+    if (!field) return;
+    field.classList.add("is-uploading");
+    var box = field.querySelector("[data-upload-progress]");
+    if (box) box.hidden = false;
+    syncSubmit();
+  });
+
+  document.addEventListener("htmx:xhr:progress", function (event) {
+    var field = uploadField(event.target);
+    if (!field || !event.detail.lengthComputable) return;
+    var percent = Math.floor((event.detail.loaded / event.detail.total) * 100);
+    var bar = field.querySelector("[data-upload-progress] progress");
+    var label = field.querySelector("[data-upload-percent]");
+    if (bar) bar.value = percent;
+    if (label) label.textContent = percent < 100 ? percent + "%" : "Checking the file…";
+  });
+
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var elt = event.detail.elt;
+    var field = uploadField(elt);
+    if (field && !event.detail.successful && field.isConnected) {
+      field.classList.remove("is-uploading");
+      var box = field.querySelector("[data-upload-progress]");
+      if (box) box.hidden = true;
+      var help = field.querySelector(".field-help");
+      if (help) help.textContent = "The upload did not finish. Check your connection and choose the file again.";
+    }
+    // A form whose request failed may be sent again.
+    if (!event.detail.successful && elt && elt.tagName === "FORM" && elt.dataset.sent) {
+      delete elt.dataset.sent;
+      elt.querySelectorAll("button[aria-disabled]").forEach(function (b) { b.removeAttribute("aria-disabled"); });
+    }
+    syncSubmit();
+  });
+  document.addEventListener("htmx:afterSettle", syncSubmit);
+
+  document.addEventListener("submit", function (event) {
+    if (event.target.id === "new-job-form" && uploadsPending() > 0) {
+      event.preventDefault();
+      event.stopImmediatePropagation();
+    }
+  }, true);
+
+  // --- Studio: progress bars and countdowns --------------------------------------
+
+  function short(seconds) {
+    seconds = Math.max(1, Math.round(seconds));
+    if (seconds < 60) return seconds + " s";
+    var minutes = Math.floor(seconds / 60);
+    var rest = seconds % 60;
+    return minutes < 10 ? minutes + " min " + String(rest).padStart(2, "0") + " s" : minutes + " min";
+  }
+
+  function countdown(ms) {
+    if (ms <= 0) return "now";
+    var total = Math.floor(ms / 1000);
+    var days = Math.floor(total / 86400);
+    var h = Math.floor((total % 86400) / 3600);
+    var m = Math.floor((total % 3600) / 60);
+    var s = total % 60;
+    var clock = String(h).padStart(2, "0") + ":" + String(m).padStart(2, "0") + ":" + String(s).padStart(2, "0");
+    return days > 0 ? days + " d " + clock : clock;
+  }
+
+  function tick() {
+    var now = Date.now();
+    document.querySelectorAll("[data-progress-start]").forEach(function (bar) {
+      var start = Number(bar.getAttribute("data-progress-start"));
+      var expected = Number(bar.getAttribute("data-progress-expected")) || 1;
+      var done = Math.min(1, Math.max(0, (now - start) / expected));
+      var percent = 5 + Math.floor(done * 85);
+      var fill = bar.querySelector("span");
+      if (fill) fill.style.width = percent + "%";
+      bar.setAttribute("aria-valuenow", String(percent));
+      var label = bar.parentElement.querySelector("[data-progress-label]");
+      if (label) {
+        var left = (start + expected - now) / 1000;
+        label.textContent = left > 0 ? "Rendering · about " + short(left) + " left" : "Rendering · taking longer than expected…";
+      }
+    });
+    document.querySelectorAll("[data-countdown]").forEach(function (el) {
+      var until = Number(el.getAttribute("data-countdown"));
+      el.textContent = countdown(until - now);
+      var warnFrom = Number(el.getAttribute("data-warn-from"));
+      var box = el.closest(".countdown");
+      if (box && warnFrom) box.classList.toggle("countdown--warn", now >= warnFrom);
+    });
+  }
+
+  if (document.querySelector("#job-cards")) {
+    tick();
+    window.setInterval(tick, 1000);
+    document.addEventListener("htmx:afterSettle", tick);
+  }
 
   reveal(document);
 })();

@@ -47,6 +47,8 @@ class Command(BaseCommand):
         if not no_sandbox and _sandbox_wanted():
             processes["sandbox"] = [python, manage, "sandbox", "--port", str(settings.SANDBOX_PORT)]
 
+        # A plain `kill` (SIGTERM) stops everything too, not only Ctrl-C.
+        signal.signal(signal.SIGTERM, _interrupt)
         children: dict[str, subprocess.Popen] = {}
         for name, cmd in processes.items():
             children[name] = subprocess.Popen(cmd, env=os.environ.copy())
@@ -70,6 +72,10 @@ class Command(BaseCommand):
         finally:
             _stop_all(children)
         sys.exit(code)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _stop_all(children: dict[str, subprocess.Popen]) -> None:
