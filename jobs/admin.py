@@ -33,7 +33,7 @@ from .ledger import (
     credits_balances,
     credits_grant,
 )
-from .models import ApiKey, CreditAccount, EntryKind, Job, LedgerEntry, Pool
+from .models import ApiKey, CreditAccount, EntryKind, Job, LedgerEntry, Pool, Rate
 
 User = get_user_model()
 
@@ -490,3 +490,27 @@ class JobAdmin(ReadOnlyAdmin):
     list_filter = ("state", "mode", "provider")
     search_fields = ("owner__username", "provider_task_id")
     list_select_related = ("owner",)
+
+
+# --- Prices ---------------------------------------------------------------------------
+
+
+@admin.register(Rate)
+class RateAdmin(admin.ModelAdmin):
+    """Credits and dollars per billed unit for each provider, model and
+    resolution. A job copies its rate when it is quoted, so a change here
+    prices new jobs only; add a row with a later "effective from" to keep
+    the history of prices."""
+
+    list_display = (
+        "provider",
+        "model",
+        "resolution",
+        "credits_per_unit",
+        "usd_per_unit",
+        "unit_seconds",
+        "effective_from",
+        "note",
+    )
+    list_filter = ("provider", "resolution")
+    ordering = ("provider", "model", "resolution", "-effective_from")

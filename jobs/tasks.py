@@ -4,6 +4,7 @@ is safe to run twice (the services claim their job with a conditional update).""
 from django.conf import settings
 
 from . import lifecycle, poller
+from .uploads import uploads_purge_stale
 
 
 def submit_job(job_id: int) -> None:
@@ -23,4 +24,7 @@ def poll_due() -> int:
 
 
 def reconcile() -> dict[str, int]:
-    return lifecycle.reconcile()
+    counts = lifecycle.reconcile()
+    # Files a member uploaded but never turned into a job go after a day.
+    counts["staged_uploads_purged"] = uploads_purge_stale()
+    return counts
