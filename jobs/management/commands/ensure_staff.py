@@ -12,7 +12,14 @@ class Command(BaseCommand):
 
     def handle(self, *args, username: str, **options):
         User = get_user_model()
-        if User.objects.filter(is_staff=True, is_active=True).exists():
+        existing = User.objects.filter(is_staff=True, is_active=True).order_by("pk").first()
+        if existing is not None:
+            # The password was shown when the account was made; say who to sign in as.
+            self.stdout.write(
+                f"Sign in as staff user “{existing.get_username()}” (its password was printed "
+                "when it was created; reset it with "
+                f"`.venv/bin/python manage.py changepassword {existing.get_username()}`)."
+            )
             return
         password = secrets.token_urlsafe(12)
         User.objects.create_superuser(username=username, email="", password=password)
@@ -22,6 +29,6 @@ class Command(BaseCommand):
             f"  First staff account created. This password is shown only once.\n"
             f"    username: {username}\n"
             f"    password: {password}\n"
-            f"  Change it after signing in (Account > Change password).\n"
+            f"  Change it after signing in (your name > Change password).\n"
             f"{bar}"
         )
