@@ -105,9 +105,7 @@ class NewJobForm(forms.Form):
         widget=forms.Textarea(
             attrs={
                 "rows": 2,
-                "placeholder": (
-                    "e.g. the left man speaks happily, the right woman has cheerful expressions"
-                ),
+                "placeholder": ("e.g. speaks happily, with cheerful expressions"),
             }
         ),
         help_text="Optional: expressions and poses you want.",
@@ -119,12 +117,16 @@ class NewJobForm(forms.Form):
         help_text="-1 picks a random seed; any other number repeats a result.",
     )
 
-    def __init__(self, *args, owner, **kwargs):
+    def __init__(self, *args, owner, staged_ids: dict[str, int] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.owner = owner
+        # Uploads carried over to an unbound form (switching the kind of video).
+        self.staged_ids = staged_ids or {}
         self.uploads: dict[str, Upload] = {}
         self.fields["provider"].choices = providers_for(self.current_mode)
-        self.fields["provider"].initial = self.fields["provider"].choices[0][0]
+        offered = [slug for slug, _label in self.fields["provider"].choices]
+        if self.initial.get("provider") not in offered:
+            self.initial["provider"] = offered[0]
         for role, (kind, label, _required) in ALL_ROLES.items():
             self.fields[role] = forms.FileField(
                 label=label,
@@ -230,7 +232,7 @@ def staged_for(form: NewJobForm) -> dict[str, Upload]:
     """Uploads named in the form's hidden fields, for showing what is kept."""
     ids = {}
     for role in ALL_ROLES:
-        raw = form.data.get(f"{role}_upload") if form.is_bound else None
+        raw = form.data.get(f"{role}_upload") if form.is_bound else form.staged_ids.get(role)
         if raw and str(raw).isdigit():
             ids[role] = int(raw)
     found = Upload.objects.filter(owner=form.owner, pk__in=ids.values()).in_bulk()
@@ -248,7 +250,7 @@ def form_quote(form: NewJobForm) -> QuoteView:
         what = "both audio clips" if len(audio_roles) > 1 else "the audio"
         return QuoteView(quote=None, missing=f"Add {what} to see the exact cost.")
     provider = form.current_provider
-    resolution = form.data.get("resolution") if form.is_bound else None
+    resolution = form.data.get("resolution") if form.is_bound else form.initial.get("resolution")
     if resolution not in Resolution.values:
         resolution = Resolution.P480
     longest = max(staged[r].duration or 0.0 for r in audio_roles)
@@ -263,3 +265,31 @@ def form_quote(form: NewJobForm) -> QuoteView:
         return QuoteView(quote=None, problem="No price is set for this choice yet; ask staff.")
     available = credits_balances(user=form.owner)[Pool.STUDIO].available
     return QuoteView(quote=q, longest=longest, available=available)
+
+
+MODE_TITLES = {
+    JobMode.DIALOG: "New dialog video",
+    JobMode.TALKING_PHOTO: "New talking photo",
+    JobMode.VIDEO_DUB: "New video dub",
+}
+MODE_HELP = {
+    JobMode.DIALOG: "A photo of two people and one audio clip for each of them.",
+    JobMode.TALKING_PHOTO: "A photo of one person and the audio they speak.",
+    JobMode.VIDEO_DUB: "A video and the new audio its speaker's lips should follow.",
+}
+
+
+def form_switched(*, owner, mode: str, params) -> NewJobForm:
+    """A fresh form for another kind of video, keeping the options and the
+    files that the new kind also takes."""
+    mode = mode if mode in JobMode.values else JobMode.DIALOG
+    initial = {"mode": mode}
+    for name in ("resolution", "prompt", "seed", "provider"):
+        if params.get(name) not in (None, ""):
+            initial[name] = params.get(name)
+    staged = {
+        role: int(params[f"{role}_upload"])
+        for role in ROLES[mode]
+        if str(params.get(f"{role}_upload", "")).isdigit()
+    }
+    return NewJobForm(owner=owner, initial=initial, staged_ids=staged)

@@ -44,9 +44,14 @@ def upload_stage(*, owner, kind: str, uploaded: UploadedFile) -> Upload:
         stem = uuid.uuid4().hex
         with open(path, "rb") as fh:
             upload.file.save(f"{stem}{suffix}", File(fh), save=False)
-        if kind == UploadKind.IMAGE:
+        if kind in (UploadKind.IMAGE, UploadKind.VIDEO):
+            # A small picture for the job card: the photo, or a video's frame.
             with tempfile.TemporaryDirectory() as tmp:
-                thumb = media.make_thumbnail(path, Path(tmp) / "thumb.webp")
+                out = Path(tmp) / "thumb.webp"
+                if kind == UploadKind.IMAGE:
+                    thumb = media.make_thumbnail(path, out)
+                else:
+                    thumb = media.poster_frame(path, out, max_width=480)
                 with open(thumb, "rb") as fh:
                     upload.thumbnail.save(f"{stem}.webp", File(fh), save=False)
     upload.save()

@@ -4,6 +4,7 @@ from .views import account, media, studio
 
 urlpatterns = [
     path("", studio.studio, name="studio"),
+    path("studio/form/", studio.studio_form, name="studio_form"),
     path("studio/uploads/<str:role>/", studio.upload, name="studio_upload"),
     path("studio/quote/", studio.quote, name="studio_quote"),
     path("studio/jobs/", studio.job_new, name="job_new"),

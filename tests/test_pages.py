@@ -185,8 +185,15 @@ def test_the_studio_offers_the_dialog_form_and_says_when_the_sandbox_is_the_prov
     settings.JOYPIX_BASE_URL = "https://api.joypix.example"
     settings.JOYPIX_API_KEY = "jp-real-key"
     page = text(alice_client.get(reverse("studio")))
-    assert "Sandbox provider." not in page
-    assert "jp-real-key" not in page
+    assert "No account is set up for lipsync.studio, so its jobs go" in page
+    assert "JoyPix" not in page.split("Sandbox provider.", 1)[1].split("real provider.", 1)[0]
+
+    settings.LIPSYNC_STUDIO_BASE_URL = "https://lipsync.example"
+    settings.LIPSYNC_STUDIO_API_KEY = "sk_real_key"
+    response = alice_client.get(reverse("studio"))
+    assert "Sandbox provider." not in text(response)
+    assert "jp-real-key" not in response.content.decode()
+    assert "sk_real_key" not in response.content.decode()
 
 
 def test_the_gallery_says_nothing_is_shared_yet(alice_client):

@@ -314,3 +314,80 @@ def test_a_seed_out_of_range_is_refused_on_its_field(client_alice, files, media_
 
     assert "greater than or equal to -1" in response.content.decode()
     assert not Job.objects.exists()
+
+
+# --- the three kinds of video ------------------------------------------------------------
+
+
+def test_switching_to_a_talking_photo_keeps_the_photo_and_the_options(
+    client_alice, files, media_root
+):
+    image = staged_id(upload(client_alice, "image", files["photo"]), "image")
+    left = staged_id(upload(client_alice, "left_audio", files["left"]), "left_audio")
+
+    response = client_alice.get(
+        reverse("studio_form"),
+        {"mode": "talking_photo", "image_upload": image, "left_audio_upload": left}
+        | {"resolution": "720p", "prompt": "smiles", "seed": "7"},
+    )
+
+    html = response.content.decode()
+    assert "New talking photo" in html
+    assert f'name="image_upload" value="{image}"' in html
+    assert 'name="left_audio"' not in html and 'name="audio"' in html
+    assert re.search(r'value="720p"[^>]*checked', html)
+    assert "smiles" in html and 'value="7"' in html
+    # Only lipsync.studio makes talking photos.
+    assert '<option value="lipsync_studio" selected>lipsync.studio</option>' in html
+    assert "joypix" not in html.split('name="provider"', 1)[1].split("</select>", 1)[0]
+
+
+def test_a_talking_photo_is_billed_on_its_one_clip(client_alice, alice, files, media_root):
+    image = staged_id(upload(client_alice, "image", files["photo"]), "image")
+    audio_response = upload(client_alice, "audio", files["right"], mode="talking_photo")
+    audio = staged_id(audio_response, "audio")
+    assert "30 credits" in audio_response.content.decode()
+
+    response = client_alice.post(
+        reverse("job_new"),
+        form_data(mode="talking_photo", provider="lipsync_studio", image_upload=image)
+        | {"audio_upload": audio},
+        HTTP_HX_REQUEST="true",
+    )
+
+    job = Job.objects.get()
+    assert (job.mode, job.provider, job.provider_model, job.credits_held) == (
+        "talking_photo",
+        "lipsync_studio",
+        "lipsync-image",
+        30,
+    )
+    assert response.status_code == 200
+
+
+def test_a_mode_posted_with_another_modes_fields_is_refused(client_alice, files, media_root):
+    staged = stage_all(client_alice, files)
+
+    response = client_alice.post(
+        reverse("job_new"),
+        form_data(mode="talking_photo", provider="lipsync_studio", **staged),
+        HTTP_HX_REQUEST="true",
+    )
+
+    html = response.content.decode()
+    assert "is not used by talking photo jobs; remove it." in html
+    assert not Job.objects.exists()
+
+
+def test_joypix_does_not_make_talking_photos(client_alice, files, media_root):
+    image = staged_id(upload(client_alice, "image", files["photo"]), "image")
+    audio = staged_id(upload(client_alice, "audio", files["right"], mode="talking_photo"), "audio")
+
+    response = client_alice.post(
+        reverse("job_new"),
+        form_data(mode="talking_photo", provider="joypix", image_upload=image, audio_upload=audio),
+        HTTP_HX_REQUEST="true",
+    )
+
+    assert "Select a valid choice" in response.content.decode()
+    assert not Job.objects.exists()

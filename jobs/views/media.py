@@ -42,7 +42,8 @@ def job_video(request, pk: int):
 @require_GET
 def job_thumbnail(request, pk: int):
     job = job_for_viewer(request.user, pk)
-    image = job.inputs.filter(role="image").exclude(thumbnail="").first()
+    # The photo, or for a dub the video's frame (never the optional mask).
+    image = job.inputs.filter(role__in=["image", "video"]).exclude(thumbnail="").first()
     if image is None:
         raise Http404("This job has no thumbnail.")
     response = ranged_file_response(

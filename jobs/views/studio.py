@@ -13,11 +13,20 @@ from django.views.decorators.http import require_GET, require_POST
 from .. import lifecycle, media
 from ..cards import card_for, cards_changed_since, has_live_jobs, studio_jobs
 from ..ledger import InsufficientCredits, LedgerError
-from ..models import Job, JobState
+from ..models import Job, JobMode, JobState
 from ..pricing import NoRate
 from ..providers.endpoints import endpoint_for
+from ..providers.registry import label_of
 from ..selectors import job_for_owner
-from ..studio_forms import ALL_ROLES, ROLES, NewJobForm, form_quote, staged_for
+from ..studio_forms import (
+    ALL_ROLES,
+    MODE_HELP,
+    MODE_TITLES,
+    ROLES,
+    NewJobForm,
+    form_quote,
+    form_switched,
+)
 from ..uploads import upload_stage
 
 PAGE_JOBS = 24
@@ -25,13 +34,20 @@ TEMPLATE = "jobs/studio.html"
 
 
 def _form_context(request, form: NewJobForm) -> dict:
-    endpoint = endpoint_for(form.current_provider)
+    endpoints = [endpoint_for(slug) for slug, _label in form.fields["provider"].choices]
+    sandboxed = [e for e in endpoints if e.is_sandbox]
     return {
         "form": form,
+        "modes": [
+            {"value": value, "label": label, "current": value == form.current_mode}
+            for value, label in JobMode.choices
+        ],
+        "title": MODE_TITLES[form.current_mode],
+        "mode_help": MODE_HELP[form.current_mode],
         "roles": form.role_fields(),
-        "staged": staged_for(form),
         "quote": form_quote(form),
-        "sandbox": endpoint if endpoint.is_sandbox else None,
+        "sandboxed": [label_of(e.slug) for e in sandboxed],
+        "sandbox_url": sandboxed[0].base_url if sandboxed else "",
     }
 
 
@@ -48,9 +64,17 @@ def _cards_context(request) -> dict:
 @login_required
 @require_GET
 def studio(request):
-    form = NewJobForm(owner=request.user)
+    form = form_switched(owner=request.user, mode=request.GET.get("mode", ""), params=request.GET)
     context = _form_context(request, form) | _cards_context(request)
     return render(request, TEMPLATE, context)
+
+
+@login_required
+@require_GET
+def studio_form(request):
+    """The form for another kind of video, keeping what still applies."""
+    form = form_switched(owner=request.user, mode=request.GET.get("mode", ""), params=request.GET)
+    return render(request, f"{TEMPLATE}#new-job", _form_context(request, form))
 
 
 @login_required
