@@ -49,6 +49,7 @@ from .providers.http import (
     ProviderRejected,
 )
 from .uploads import upload_copy
+from .webhooks import webhook_url, webhooks_enabled
 
 log = logging.getLogger("jobs.lifecycle")
 
@@ -229,8 +230,13 @@ def _submit_request(job: Job) -> SubmitRequest:
         mask_url=links.get(InputRole.MASK),
         prompt=job.prompt,
         seed=job.seed,
-        webhook_url=None,
+        webhook_url=_webhook_url(job),
     )
+
+
+def _webhook_url(job: Job) -> str | None:
+    supported = registry.adapter_class(job.provider).supports_webhooks
+    return webhook_url(job) if supported and webhooks_enabled() else None
 
 
 def _submit_refused(job: Job, exc: ProviderRefused) -> None:

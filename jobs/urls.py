@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import account, media, studio
+from .views import account, media, studio, webhooks
 
 urlpatterns = [
     path("", studio.studio, name="studio"),
@@ -16,6 +16,11 @@ urlpatterns = [
     path("jobs/<int:pk>/thumbnail.webp", media.job_thumbnail, name="job_thumbnail"),
     # Providers fetch inputs here: no session, the signed token is the key.
     path("inputs/<str:token>/<str:name>", media.job_input, name="job_input"),
+    path(
+        "webhooks/<slug:provider>/<str:token>/",
+        webhooks.provider_webhook,
+        name="provider_webhook",
+    ),
     path("gallery/", studio.gallery, name="gallery"),
     path("credits/", account.credits, name="credits"),
     path("api-keys/", account.api_keys, name="api_keys"),

@@ -246,6 +246,9 @@ JOB_PROCESSING_TIMEOUT_SECONDS = env_int("JOB_PROCESSING_TIMEOUT_SECONDS", 1800,
 POLL_LOOP_SECONDS = env_int("POLL_LOOP_SECONDS", 50, minimum=1)
 # Signed input links for providers stop working after this (and when the job ends).
 INPUT_LINK_MAX_AGE = env_int("INPUT_LINK_MAX_AGE", 3 * 24 * 3600, minimum=60)
+# Webhooks are offered to providers when PUBLIC_BASE_URL is https, or with this
+# on for local use (the sandbox calls plain http on localhost).
+WEBHOOKS_ALLOW_HTTP = env_bool("WEBHOOKS_ALLOW_HTTP", False)
 # Archived outputs are kept this many days; 0 keeps them for good.
 OUTPUT_RETENTION_DAYS = env_int("OUTPUT_RETENTION_DAYS", 0, minimum=0)
 
