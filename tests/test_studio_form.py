@@ -391,3 +391,27 @@ def test_joypix_does_not_make_talking_photos(client_alice, files, media_root):
 
     assert "Select a valid choice" in response.content.decode()
     assert not Job.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("role", "key", "message"),
+    [
+        ("video", "text", "not a video"),
+        ("mask", "text", "not an image"),
+    ],
+)
+def test_a_dub_refuses_a_video_or_mask_that_does_not_decode(
+    client_alice, files, media_root, role, key, message
+):
+    response = upload(client_alice, role, files[key], mode="video_dub")
+
+    html = field_html(response, role)
+    assert message in html.lower()
+    assert not Upload.objects.exists() and stored_files(media_root) == []
+
+
+def test_a_dub_refuses_audio_over_ten_minutes(client_alice, eleven_minutes, media_root):
+    response = upload(client_alice, "audio", eleven_minutes, mode="video_dub")
+
+    assert "11:00" in field_html(response, "audio")
+    assert not Upload.objects.exists() and stored_files(media_root) == []
