@@ -91,12 +91,34 @@ class Job(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     # Deleting a finished job removes its files; the row stays for the ledger.
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # A small still of the output for the gallery, made when it is archived.
+    poster = models.FileField(upload_to="posters/%Y/%m/", blank=True)
+    # Retention removed these files (the row and its ledger stay).
+    inputs_purged_at = models.DateTimeField(null=True, blank=True)
+    output_purged_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["owner", "-created_at"], name="job_owner_recent"),
             models.Index(fields=["state", "next_poll_at"], name="job_state_due"),
+            # The gallery: finished videos, newest first, then its filters.
+            models.Index(
+                fields=["-finished_at", "-id"],
+                name="job_gallery_recent",
+                condition=models.Q(state="completed", deleted_at__isnull=True),
+            ),
+            models.Index(
+                fields=["owner", "-finished_at"],
+                name="job_gallery_owner",
+                condition=models.Q(state="completed", deleted_at__isnull=True),
+            ),
+            # Retention: finished jobs whose files are still kept.
+            models.Index(
+                fields=["finished_at"],
+                name="job_retention_due",
+                condition=models.Q(finished_at__isnull=False, output_purged_at__isnull=True),
+            ),
         ]
 
     def __str__(self) -> str:
