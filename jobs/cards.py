@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from .lifecycle import expected_processing
 from .models import Job, JobState
+from .retention import inputs_expire_at
 
 # Small overlap so a change committed just as the page asked is not missed.
 CHANGE_OVERLAP = timedelta(seconds=2)
@@ -42,16 +43,23 @@ class Card:
     progress: int  # percent, as of rendering
     progress_start: int | None  # epoch ms the estimate runs from
     progress_expected: int | None  # ms the provider is expected to take
-    countdown: Countdown | None
+    countdowns: tuple[Countdown, ...]
     status_text: str = ""
+    expired: tuple[str, ...] = ()  # what retention removed, and when
+
+    @property
+    def countdown(self) -> Countdown | None:
+        return self.countdowns[0] if self.countdowns else None
+
+    @property
+    def has_thumbnail(self) -> bool:
+        return any(
+            inp.thumbnail and inp.role in ("image", "video") for inp in self.job.inputs.all()
+        )
 
     @property
     def is_live(self) -> bool:
         return self.job.is_live
-
-    @property
-    def countdown_warn(self) -> bool:
-        return self.countdown is not None and timezone.now() >= self.countdown.warn_from
 
 
 def card_for(job: Job, *, now: datetime | None = None) -> Card:
@@ -77,8 +85,9 @@ def card_for(job: Job, *, now: datetime | None = None) -> Card:
         progress=progress,
         progress_start=start,
         progress_expected=expected,
-        countdown=_countdown(job),
+        countdowns=_countdowns(job),
         status_text=_status_text(job, now, start, expected),
+        expired=_expired(job),
     )
 
 
@@ -106,18 +115,36 @@ def _short(seconds: float) -> str:
     return f"{minutes} min {rest:02d} s" if minutes < 10 else f"{minutes} min"
 
 
-def _countdown(job: Job) -> Countdown | None:
+def _countdowns(job: Job) -> tuple[Countdown, ...]:
+    """Deadlines that apply to the job's files, soonest first."""
+    found = []
     if job.state == JobState.ARCHIVING and job.provider_expires_at:
-        return Countdown(
-            "Provider deletes it in", job.provider_expires_at, job.provider_expires_at - WARN_WITHIN
+        found.append(
+            Countdown(
+                "Provider deletes it in",
+                job.provider_expires_at,
+                job.provider_expires_at - WARN_WITHIN,
+            )
         )
-    if job.state == JobState.COMPLETED and job.archive_expires_at:
-        return Countdown(
-            "Studio keeps it for",
-            job.archive_expires_at,
-            job.archive_expires_at - timedelta(days=1),
+    if job.state == JobState.COMPLETED and job.archive_expires_at and not job.output_purged_at:
+        found.append(
+            Countdown(
+                "Video kept for", job.archive_expires_at, job.archive_expires_at - timedelta(days=1)
+            )
         )
-    return None
+    inputs_until = inputs_expire_at(job)
+    if inputs_until is not None:
+        found.append(Countdown("Inputs kept for", inputs_until, inputs_until - timedelta(days=1)))
+    return tuple(sorted(found, key=lambda c: c.until))
+
+
+def _expired(job: Job) -> tuple[str, ...]:
+    marks = []
+    if job.output_purged_at:
+        marks.append(f"Video expired on {job.output_purged_at:%-d %b %Y}")
+    if job.inputs_purged_at:
+        marks.append(f"Inputs removed on {job.inputs_purged_at:%-d %b %Y}")
+    return tuple(marks)
 
 
 def studio_jobs(user) -> QuerySet[Job]:

@@ -4,6 +4,7 @@ is safe to run twice (the services claim their job with a conditional update).""
 from django.conf import settings
 
 from . import lifecycle, poller
+from .retention import retention_purge
 from .uploads import uploads_purge_stale
 
 
@@ -28,3 +29,7 @@ def reconcile() -> dict[str, int]:
     # Files a member uploaded but never turned into a job go after a day.
     counts["staged_uploads_purged"] = uploads_purge_stale()
     return counts
+
+
+def purge_expired() -> dict[str, int]:
+    return retention_purge()

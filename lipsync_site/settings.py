@@ -249,6 +249,8 @@ INPUT_LINK_MAX_AGE = env_int("INPUT_LINK_MAX_AGE", 3 * 24 * 3600, minimum=60)
 # Webhooks are offered to providers when PUBLIC_BASE_URL is https, or with this
 # on for local use (the sandbox calls plain http on localhost).
 WEBHOOKS_ALLOW_HTTP = env_bool("WEBHOOKS_ALLOW_HTTP", False)
+# A finished job's input files are kept this many days; 0 keeps them for good.
+INPUT_RETENTION_DAYS = env_int("INPUT_RETENTION_DAYS", 30, minimum=0)
 # Archived outputs are kept this many days; 0 keeps them for good.
 OUTPUT_RETENTION_DAYS = env_int("OUTPUT_RETENTION_DAYS", 0, minimum=0)
 
