@@ -15,16 +15,20 @@ from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.contenttypes.models import ContentType
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import F, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
-from django.http import HttpResponseRedirect
+from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
+from django.views.decorators.http import require_POST
 
+from . import dashboard as figures
 from .ledger import (
     IdempotencyConflict,
     InsufficientCredits,
@@ -33,7 +37,34 @@ from .ledger import (
     credits_balances,
     credits_grant,
 )
-from .models import ApiKey, CreditAccount, EntryKind, Job, LedgerEntry, Pool, Rate
+from .models import (
+    ApiKey,
+    CreditAccount,
+    EntryKind,
+    Job,
+    JobState,
+    LedgerEntry,
+    Pool,
+    ProviderAccount,
+    Rate,
+)
+from .provider_accounts import (
+    MAX_KEY_CHARS,
+    provider_account_conflict,
+    provider_account_conflict_message,
+    provider_account_save,
+    provider_key_check,
+    provider_key_readable,
+)
+from .staff_actions import (
+    REASON_MAX_LENGTH,
+    StaffActionRefused,
+    fail_preview,
+    job_fail_by_staff,
+    job_poll_by_staff,
+    job_refund,
+    refund_preview,
+)
 
 User = get_user_model()
 
@@ -472,24 +503,355 @@ class ApiKeyAdmin(ReadOnlyAdmin):
         messages.success(request, f"Revoked {len(keys)} API key(s).")
 
 
-# --- Jobs (read-only until the job admin lands) ----------------------------------------
+# --- Jobs -----------------------------------------------------------------------------------
+# Staff look at jobs, poll one now, fail one with a reason or refund it
+# (services in jobs.staff_actions). Nothing here can send a job to a provider
+# again: there is no such action, and the services never submit. The staff
+# dashboard and its ledger CSV hang off this admin's URLs.
+
+
+class JobReasonForm(forms.Form):
+    reason = forms.CharField(
+        label="Reason",
+        max_length=REASON_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text="Recorded on the ledger and in the job's history; the member sees it "
+        "on the job's card.",
+    )
+
+
+# The actions that ask for a reason first: (title, verb, service, preview).
+REASON_ACTIONS = {
+    "refund": (
+        "Refund",
+        "Refund",
+        job_refund,
+        refund_preview,
+        "A live job is failed and its hold released; a completed job's charge is "
+        "given back as an adjustment; a job is refunded at most once.",
+    ),
+    "fail_with_reason": (
+        "Fail with reason",
+        "Fail",
+        job_fail_by_staff,
+        fail_preview,
+        "A live job is failed and its hold released. It is not sent again: if the "
+        "provider is still working on it, it may still bill the studio, never the member.",
+    ),
+}
+
+
+# Read-only detail: several short fields to a row.
+JOB_FIELDSETS = (
+    (None, {"fields": [("owner", "state_pill"), "error", ("mode", "seed", "shared"), "prompt"]}),
+    (
+        "Provider",
+        {
+            "fields": [
+                ("provider", "provider_model", "resolution"),
+                "provider_task_id",
+                ("submit_attempts", "poll_count", "archive_attempts", "next_poll_at"),
+            ]
+        },
+    ),
+    (
+        "Cost as quoted",
+        {
+            "fields": [
+                ("input_seconds", "unit_seconds", "credits_per_unit", "usd_per_unit"),
+                ("credits_held", "credits_charged"),
+            ]
+        },
+    ),
+    ("Output", {"fields": ["output", ("output_seconds", "output_width", "output_height")]}),
+    (
+        "Times",
+        {
+            "fields": [
+                ("created_at", "submitted_at", "provider_completed_at", "finished_at"),
+                ("provider_expires_at", "archived_at", "archive_expires_at"),
+                ("deleted_at", "inputs_purged_at", "output_purged_at"),
+            ]
+        },
+    ),
+    ("Ledger", {"fields": ["ledger"]}),
+    ("Related", {"fields": ["retried_from", "poster"], "classes": ["collapse"]}),
+)
 
 
 @admin.register(Job)
 class JobAdmin(ReadOnlyAdmin):
+    change_list_template = "admin/jobs/job/change_list.html"
+    change_form_template = "admin/jobs/job/change_form.html"
     list_display = (
         "id",
         "owner",
         "mode",
-        "state",
         "provider",
+        "resolution",
+        "state_pill",
         "credits_held",
         "credits_charged",
         "created_at",
+        "finished_at",
     )
-    list_filter = ("state", "mode", "provider")
-    search_fields = ("owner__username", "provider_task_id")
+    list_filter = (
+        "state",
+        "provider",
+        ("owner", admin.RelatedOnlyFieldListFilter),
+        "mode",
+        "resolution",
+        "created_at",
+    )
+    search_fields = ("owner__username", "owner__email", "=provider_task_id", "prompt")
+    search_help_text = (
+        "Member's username or email, words of the prompt, or an exact provider task id."
+    )
     list_select_related = ("owner",)
+    show_full_result_count = False
+    date_hierarchy = "created_at"
+    actions = ["poll_now", "refund", "fail_with_reason"]
+    readonly_fields = ("state_pill", "ledger")
+    fieldsets = JOB_FIELDSETS
+
+    @admin.display(description="State", ordering="state")
+    def state_pill(self, obj) -> str:
+        return format_html(
+            '<span class="job-state job-state-{}">{}</span>', obj.state, obj.get_state_display()
+        )
+
+    @admin.display(description="Ledger entries")
+    def ledger(self, obj) -> str:
+        if obj is None or obj.pk is None:
+            return "—"
+        entries = obj.ledger_entries.select_related("account", "created_by").order_by(
+            "created_at", "id"
+        )
+        rows = format_html_join(
+            "",
+            "<tr><td>#{}</td><td>{}</td><td>{}</td><td>{}</td>"
+            '<td class="num">{}</td><td>{}</td><td>{}</td></tr>',
+            (
+                (
+                    e.pk,
+                    timezone.localtime(e.created_at).strftime("%Y-%m-%d %H:%M:%S"),
+                    e.get_kind_display(),
+                    e.account.get_pool_display(),
+                    f"{e.amount:,}",
+                    e.reason,
+                    e.created_by.get_username() if e.created_by else "",
+                )
+                for e in entries
+            ),
+        )
+        if not rows:
+            return "No entries."
+        return format_html(
+            '<table class="job-ledger"><thead><tr><th scope="col">Entry</th>'
+            '<th scope="col">When</th><th scope="col">Kind</th><th scope="col">Pool</th>'
+            '<th scope="col" class="num">Credits</th><th scope="col">Reason</th>'
+            '<th scope="col">By</th></tr></thead><tbody>{}</tbody></table>',
+            rows,
+        )
+
+    # --- Permissions: acting on jobs is "change job"; refunds also post credits.
+
+    def has_staff_action_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm("jobs.change_job")
+
+    def has_refund_permission(self, request, obj=None) -> bool:
+        return self.has_staff_action_permission(request) and request.user.has_perm(
+            "jobs.add_ledgerentry"
+        )
+
+    def has_fail_with_reason_permission(self, request, obj=None) -> bool:
+        return self.has_staff_action_permission(request)
+
+    def has_dashboard_permission(self, request) -> bool:
+        return request.user.has_perm("jobs.view_job") and request.user.has_perm(
+            "jobs.view_ledgerentry"
+        )
+
+    # --- Actions on the list
+
+    @admin.action(
+        description="Poll now (asks the provider; never sends again)", permissions=["staff_action"]
+    )
+    def poll_now(self, request, queryset):
+        self._poll(request, list(queryset.order_by("pk")))
+
+    @admin.action(description="Refund…", permissions=["refund"])
+    def refund(self, request, queryset):
+        return self._reason_step(request, queryset, "refund")
+
+    @admin.action(description="Fail with reason…", permissions=["fail_with_reason"])
+    def fail_with_reason(self, request, queryset):
+        return self._reason_step(request, queryset, "fail_with_reason")
+
+    def _poll(self, request, jobs) -> None:
+        asked = [job for job in jobs if job_poll_by_staff(job=job, by=request.user)]
+        skipped = len(jobs) - len(asked)
+        if asked:
+            names = ", ".join(f"#{job.pk}" for job in asked[:10])
+            messages.success(
+                request,
+                f"Asked the provider about job(s) {names}"
+                f"{' and more' if len(asked) > 10 else ''}; the state follows its answer.",
+            )
+        if skipped:
+            messages.warning(
+                request,
+                f"{skipped} job(s) were not processing, so there was nothing to poll; "
+                "nothing was sent.",
+            )
+
+    def _reason_step(self, request, queryset, action: str, *, single: Job | None = None):
+        title, verb, service, preview, explanation = REASON_ACTIONS[action]
+        jobs = list(
+            queryset.select_related("owner").prefetch_related("ledger_entries").order_by("pk")
+        )
+        applying = "apply" in request.POST
+        form = JobReasonForm(request.POST if applying else None)
+        if applying and form.is_valid():
+            self._apply(request, jobs, verb, service, form.cleaned_data["reason"])
+            return None
+        request.current_app = self.admin_site.name
+        return TemplateResponse(
+            request,
+            "admin/jobs/job/reason_form.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "title": f"{title}: {len(jobs)} job{'s' if len(jobs) != 1 else ''}",
+                "action": action,
+                "verb": verb,
+                "explanation": explanation,
+                "form": form,
+                "adminform": AdminForm(form, [(None, {"fields": ["reason"]})], {}),
+                "rows": [(job, preview(job, list(job.ledger_entries.all()))) for job in jobs],
+                "single": single,
+                "action_checkbox_name": ACTION_CHECKBOX_NAME,
+            },
+        )
+
+    def _apply(self, request, jobs, verb: str, service, reason: str) -> None:
+        done, refused = [], []
+        for job in jobs:
+            try:
+                result = service(job=job, by=request.user, reason=reason)
+            except StaffActionRefused as why:
+                refused.append(str(why))
+            else:
+                done.append(f"#{job.pk} ({result.message})")
+        if done:
+            messages.success(request, f"{verb}: " + "; ".join(done) + ".")
+        for why in refused:
+            messages.warning(request, why)
+
+    # --- One job's page: the same actions as buttons
+
+    def get_urls(self):
+        prefix = f"{self.opts.app_label}_{self.opts.model_name}"
+        view = self.admin_site.admin_view
+        return [
+            path("dashboard/", view(self.dashboard_view), name=f"{prefix}_dashboard"),
+            path("dashboard/ledger.csv", view(self.ledger_csv_view), name=f"{prefix}_ledger_csv"),
+            path("<path:object_id>/refund/", view(self.refund_view), name=f"{prefix}_refund"),
+            path("<path:object_id>/fail/", view(self.fail_view), name=f"{prefix}_fail"),
+            path(
+                "<path:object_id>/poll/",
+                view(require_POST(self.poll_view)),
+                name=f"{prefix}_poll",
+            ),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "can_act": self.has_staff_action_permission(request),
+            "can_refund": self.has_refund_permission(request),
+            "live_states": JobState.live(),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def _job_or_redirect(self, request, object_id, permission: bool):
+        if not permission:
+            raise PermissionDenied
+        job = self.get_object(request, unquote(object_id))
+        if job is None:
+            return None, self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        return job, None
+
+    def _change_url(self, job) -> str:
+        return reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_change", args=[job.pk])
+
+    def refund_view(self, request, object_id):
+        return self._single(request, object_id, "refund", self.has_refund_permission(request))
+
+    def fail_view(self, request, object_id):
+        return self._single(
+            request, object_id, "fail_with_reason", self.has_fail_with_reason_permission(request)
+        )
+
+    def _single(self, request, object_id, action: str, permission: bool):
+        job, redirect = self._job_or_redirect(request, object_id, permission)
+        if redirect:
+            return redirect
+        response = self._reason_step(request, Job.objects.filter(pk=job.pk), action, single=job)
+        return response or HttpResponseRedirect(self._change_url(job))
+
+    def poll_view(self, request, object_id):
+        job, redirect = self._job_or_redirect(
+            request, object_id, self.has_staff_action_permission(request)
+        )
+        if redirect:
+            return redirect
+        self._poll(request, [job])
+        return HttpResponseRedirect(self._change_url(job))
+
+    # --- The staff dashboard and the ledger export
+
+    def dashboard_view(self, request):
+        if not self.has_dashboard_permission(request):
+            raise PermissionDenied
+        form = figures.PeriodForm(request.GET or None)
+        period = form.period
+        request.current_app = self.admin_site.name
+        return TemplateResponse(
+            request,
+            "admin/jobs/job/dashboard.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "title": "Staff dashboard",
+                "subtitle": str(period),
+                "form": form,
+                "d": figures.dashboard(period),
+                "presets": [(days, figures.Period.last(days)) for days in (7, 30, 90, 365)],
+                "states": JobState.choices,
+            },
+        )
+
+    def ledger_csv_view(self, request):
+        if not request.user.has_perm("jobs.view_ledgerentry"):
+            raise PermissionDenied
+        form = figures.PeriodForm(request.GET or None, max_days=figures.MAX_EXPORT_DAYS)
+        if request.GET and not form.is_valid():
+            return HttpResponseRedirect(
+                reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_dashboard")
+            )
+        period = form.period
+        response = StreamingHttpResponse(
+            figures.ledger_csv_lines(period), content_type="text/csv; charset=utf-8"
+        )
+        name = f"ledger-{period.start:%Y-%m-%d}-to-{period.end:%Y-%m-%d}.csv"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
+
+
+# The admin's front page links to the dashboard.
+admin.site.index_template = "admin/jobs/index.html"
 
 
 # --- Prices ---------------------------------------------------------------------------
@@ -514,3 +876,102 @@ class RateAdmin(admin.ModelAdmin):
     )
     list_filter = ("provider", "resolution")
     ordering = ("provider", "model", "resolution", "-effective_from")
+
+
+# --- Provider accounts ------------------------------------------------------------------
+
+
+class ProviderAccountForm(forms.ModelForm):
+    """The key is a write-only field: typed once, never rendered back (not
+    even after an error), and blank on a change keeps the stored key."""
+
+    api_key = forms.CharField(
+        label="API key",
+        required=False,
+        strip=True,
+        max_length=MAX_KEY_CHARS,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+    )
+
+    class Meta:
+        model = ProviderAccount
+        fields = ("provider", "name", "base_url", "enabled")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        field = self.fields["api_key"]
+        if self.instance.pk is None:
+            field.required = True
+            field.help_text = (
+                "Written once: stored encrypted and shown back only as its last four characters."
+            )
+        else:
+            field.help_text = (
+                f"Stored: {self.instance.key_shown}. Leave blank to keep the stored key; "
+                "type a new one to replace it."
+            )
+
+    @sensitive_variables("api_key")
+    def clean_api_key(self) -> str:
+        api_key = self.cleaned_data["api_key"]
+        if api_key:
+            try:
+                provider_key_check(api_key)
+            except ValidationError as error:
+                raise ValidationError(error.message_dict["api_key"]) from None
+        return api_key
+
+    def clean(self):
+        data = super().clean()
+        if "provider" in data and "enabled" in data:
+            probe = ProviderAccount(
+                pk=self.instance.pk, provider=data["provider"], enabled=data["enabled"]
+            )
+            other = provider_account_conflict(probe)
+            if other is not None:
+                self.add_error("enabled", provider_account_conflict_message(other))
+        return data
+
+
+@admin.register(ProviderAccount)
+class ProviderAccountAdmin(admin.ModelAdmin):
+    """Where each provider's jobs go. Saved through jobs.provider_accounts;
+    the key is never shown, only its last four characters, and the history
+    says which fields changed, never their values."""
+
+    form = ProviderAccountForm
+    list_display = ("provider", "name", "base_url", "key", "enabled", "updated_at", "updated_by")
+    list_display_links = ("provider", "name")
+    list_filter = ("provider", "enabled")
+    search_fields = ("name", "base_url")
+    list_select_related = ("updated_by",)
+    readonly_fields = ("key", "created_at", "created_by", "updated_at", "updated_by")
+
+    def get_fieldsets(self, request, obj=None):
+        fields = ["provider", "name", "base_url", "api_key", "enabled"]
+        if obj is None:
+            return [(None, {"fields": fields})]
+        return [
+            (None, {"fields": fields}),
+            ("Stored key and history", {"fields": list(self.readonly_fields)}),
+        ]
+
+    @admin.display(description="Key")
+    def key(self, obj) -> str:
+        if obj is None or obj.pk is None:
+            return "—"
+        if not provider_key_readable(obj):
+            return (
+                f"{obj.key_shown} (can't be decrypted with the current "
+                "PROVIDER_KEYS_SECRET: re-enter it)"
+            )
+        return obj.key_shown
+
+    @method_decorator(sensitive_post_parameters("api_key"))
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def save_model(self, request, obj, form, change):
+        provider_account_save(
+            account=obj, api_key=form.cleaned_data.get("api_key") or None, by=request.user
+        )

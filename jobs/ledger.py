@@ -111,14 +111,23 @@ def credits_adjust(
     key: str,
     reason: str,
     by: AbstractBaseUser | None = None,
+    job: Job | None = None,
 ) -> LedgerEntry:
-    """A signed correction. A negative one may not take available below zero."""
+    """A signed correction (`job`: the job it concerns, e.g. a refund).
+    A negative one may not take available below zero."""
     if amount == 0:
         raise LedgerError("An adjustment must change the balance.")
     if not reason.strip():
         raise LedgerError("An adjustment needs a reason.")
     return _post(
-        user=user, pool=pool, kind=EntryKind.ADJUST, amount=amount, key=key, reason=reason, by=by
+        user=user,
+        pool=pool,
+        kind=EntryKind.ADJUST,
+        amount=amount,
+        key=key,
+        reason=reason,
+        job=job,
+        by=by,
     )
 
 
@@ -147,9 +156,13 @@ def credits_capture(*, hold: LedgerEntry, amount: int, key: str, reason: str = "
     return _resolve(hold=hold, kind=EntryKind.CAPTURE, amount=amount, key=key, reason=reason)
 
 
-def credits_release(*, hold: LedgerEntry, key: str, reason: str = "") -> LedgerEntry:
-    """Give the whole hold back."""
-    return _resolve(hold=hold, kind=EntryKind.RELEASE, amount=hold.amount, key=key, reason=reason)
+def credits_release(
+    *, hold: LedgerEntry, key: str, reason: str = "", by: AbstractBaseUser | None = None
+) -> LedgerEntry:
+    """Give the whole hold back (`by`: the staff member who decided it, if one did)."""
+    return _resolve(
+        hold=hold, kind=EntryKind.RELEASE, amount=hold.amount, key=key, reason=reason, by=by
+    )
 
 
 # --- Internals ----------------------------------------------------------------
@@ -218,7 +231,15 @@ def _post(
         )
 
 
-def _resolve(*, hold: LedgerEntry, kind: str, amount: int, key: str, reason: str) -> LedgerEntry:
+def _resolve(
+    *,
+    hold: LedgerEntry,
+    kind: str,
+    amount: int,
+    key: str,
+    reason: str,
+    by: AbstractBaseUser | None = None,
+) -> LedgerEntry:
     _check_call(amount=amount, key=key)
     if hold.kind != EntryKind.HOLD:
         raise LedgerError(f"Entry #{hold.pk} is not a hold.")
@@ -243,6 +264,7 @@ def _resolve(*, hold: LedgerEntry, kind: str, amount: int, key: str, reason: str
             reason=reason,
             job=hold.job,
             hold=hold,
+            by=by,
         )
 
 

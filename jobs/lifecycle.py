@@ -25,6 +25,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from . import media
+from .gallery import job_poster_make
 from .inputs import input_link
 from .ledger import credits_capture, credits_hold, credits_release
 from .models import (
@@ -39,9 +40,10 @@ from .models import (
     Upload,
 )
 from .pricing import Quote, quote, settle_amount
+from .provider_accounts import ProviderKeyUnreadable
 from .providers import registry
 from .providers.base import SubmitRequest, TaskStatus
-from .providers.endpoints import endpoint_for
+from .providers.endpoints import endpoint_for, sandbox_rtf
 from .providers.http import (
     ProviderError,
     ProviderOutcomeUnknown,
@@ -175,7 +177,16 @@ def job_submit(job_id: int) -> None:
             "sent, and its credits were released.",
         )
         return
-    endpoint = endpoint_for(job.provider)
+    try:
+        endpoint = endpoint_for(job.provider)
+    except ProviderKeyUnreadable as exc:
+        log.error("job %s: %s", job.pk, exc)
+        job_fail(
+            job,
+            "The studio's account for this provider cannot be used (staff must re-enter "
+            "its key); the job was not sent, and its credits were released.",
+        )
+        return
     adapter = registry.adapter_for(endpoint)
     try:
         task_id = adapter.submit(request)
@@ -255,7 +266,7 @@ def _submit_refused(job: Job, exc: ProviderRefused) -> None:
         state_changed_at=timezone.now(),
         updated_at=timezone.now(),
         next_poll_at=timezone.now() + timedelta(seconds=delay),
-        error=f"The provider is busy ({exc}); trying again in {round(delay)} s.",
+        error=f"The provider did not take this job yet ({exc}); trying again in {round(delay)} s.",
     )
     log.info("job %s: submission refused (%s); retry in %.1f s", job.pk, exc, delay)
     kick_poller()
@@ -272,8 +283,7 @@ def backoff(attempt: int, *, retry_after: float | None = None, cap: float = 60.0
 
 
 def expected_processing(job: Job) -> timedelta:
-    endpoint = endpoint_for(job.provider)
-    rtf = endpoint.rtf_override
+    rtf = sandbox_rtf(job.provider)
     if rtf is None:
         rtf = registry.adapter_class(job.provider).rtf(job.resolution)
     return timedelta(seconds=max(job.input_seconds, 1.0) * rtf)
@@ -360,7 +370,11 @@ def job_poll_now(job_id: int) -> None:
         next_poll_at=now + POLL_LEASE, poll_count=F("poll_count") + 1
     ):
         return
-    adapter = registry.adapter_for(endpoint_for(job.provider))
+    try:
+        adapter = registry.adapter_for(endpoint_for(job.provider))
+    except ProviderKeyUnreadable as exc:
+        log.error("job %s: not polled: %s", job.pk, exc)
+        return  # it stays due; the reconciler ends it if the key is never fixed
     try:
         apply_status(job, fetch_status(job, adapter))
     finally:
@@ -397,20 +411,23 @@ def job_archive(job_id: int) -> None:
             name = default_storage.save(f"outputs/{now:%Y/%m}/job-{job.pk}.mp4", File(fh))
     charge = settle_amount(job=job, output_seconds=info.duration)
     retention = settings.OUTPUT_RETENTION_DAYS
+    # Stamped now, not when the download began: open pages ask for cards
+    # changed since their last request, and a slow download must not hide this.
+    done = timezone.now()
     try:
         with transaction.atomic():
             moved = Job.objects.filter(pk=job.pk, state=JobState.ARCHIVING).update(
                 state=JobState.COMPLETED,
-                state_changed_at=now,
-                updated_at=now,
+                state_changed_at=done,
+                updated_at=done,
                 output=name,
                 output_seconds=info.duration,
                 output_width=info.width,
                 output_height=info.height,
                 credits_charged=charge,
-                archived_at=now,
-                archive_expires_at=now + timedelta(days=retention) if retention else None,
-                finished_at=now,
+                archived_at=done,
+                archive_expires_at=done + timedelta(days=retention) if retention else None,
+                finished_at=done,
                 next_poll_at=None,
                 error="",
             )
@@ -422,10 +439,17 @@ def job_archive(job_id: int) -> None:
                 key=f"job:{job.pk}:capture",
                 reason=f"Job #{job.pk}: {info.duration:.1f} s of video",
             )
+    except JobActionRefused:
+        # Failed or refunded meanwhile (reconciler, staff): that decision stands.
+        default_storage.delete(name)
+        log.warning("job %s left archiving while its output was being stored", job.pk)
+        return
     except BaseException:
         default_storage.delete(name)
         raise
     log.info("job %s completed: %.2f s, %s credits charged", job.pk, info.duration, charge)
+    # The gallery's still; it logs and gives up on any error, never failing the archive.
+    job_poster_make(job=Job.objects.get(pk=job.pk))
 
 
 def _download(url: str, path: Path) -> None:
@@ -560,13 +584,13 @@ def job_delete(job: Job) -> None:
         return
     names = _file_names(job)
     now = timezone.now()
-    Job.objects.filter(pk=job.pk).update(deleted_at=now, updated_at=now, output="")
+    Job.objects.filter(pk=job.pk).update(deleted_at=now, updated_at=now, output="", poster="")
     JobInput.objects.filter(job=job).update(file="", thumbnail="")
     transaction.on_commit(lambda: _delete_files(names))
 
 
 def _file_names(job: Job) -> list[str]:
-    names = [job.output.name] if job.output else []
+    names = [f.name for f in (job.output, job.poster) if f]
     for inp in job.inputs.all():
         names += [f.name for f in (inp.file, inp.thumbnail) if f]
     return names

@@ -6,6 +6,7 @@ import logging
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 from django.db import close_old_connections
 from django.db.models import Min, Q
@@ -14,6 +15,7 @@ from django.utils import timezone
 from . import lifecycle
 from .leases import lease_acquire, lease_release
 from .models import Job, JobState
+from .provider_accounts import ProviderKeyUnreadable
 from .providers import registry
 from .providers.endpoints import endpoint_for
 
@@ -23,6 +25,8 @@ LEASE = "poller"
 BATCH = 16  # jobs claimed per round
 CONCURRENCY = 4  # status requests in flight at once
 MAX_SLEEP = 1.0  # so a webhook's "poll now" is seen within a second
+ARCHIVE_HANDOFF = timedelta(seconds=30)  # the archive_job task's head start
+KEY_UNREADABLE_WAIT = timedelta(minutes=5)
 
 
 def poll_due(*, max_seconds: float) -> int:
@@ -33,6 +37,7 @@ def poll_due(*, max_seconds: float) -> int:
     adapters: dict[str, object] = {}
     rounds = 0
     deadline = time.monotonic() + max_seconds
+    still_live = False
     try:
         with ThreadPoolExecutor(max_workers=CONCURRENCY) as pool:
             while True:
@@ -41,12 +46,17 @@ def poll_due(*, max_seconds: float) -> int:
                 remaining = deadline - time.monotonic()
                 wait = seconds_until_due()
                 if remaining <= 0 or wait is None:
+                    still_live = wait is not None
                     break
                 time.sleep(min(max(wait, 0.05), MAX_SLEEP, remaining))
     finally:
         for adapter in adapters.values():
             adapter.close()
         lease_release(LEASE, holder=holder)
+    if still_live:
+        # Out of time with jobs still live: hand over to a fresh loop now
+        # rather than leave them until the schedule's next minute.
+        lifecycle.kick_poller()
     return rounds
 
 
@@ -60,14 +70,25 @@ def run_round(adapters: dict, pool: ThreadPoolExecutor) -> None:
     if jobs:
         # Adapters are made here, not in the threads, so each provider gets one.
         clients = {job.pk: _adapter(adapters, job.provider) for job in jobs}
+        unusable = [job for job in jobs if clients[job.pk] is None]
+        if unusable:
+            # Its stored key cannot be read: ask again later; the reconciler
+            # ends these jobs if staff never fix the account.
+            Job.objects.filter(pk__in=[job.pk for job in unusable]).update(
+                next_poll_at=now + KEY_UNREADABLE_WAIT
+            )
+            jobs = [job for job in jobs if clients[job.pk] is not None]
 
         def fetch(job):
             return lifecycle.fetch_status(job, clients[job.pk])
 
         for job, result in zip(jobs, pool.map(fetch, jobs), strict=True):
             lifecycle.apply_status(job, result)
+    # Archiving is the archive_job task's work (a download can take minutes and
+    # must not hold up polling); the loop only takes over jobs whose task was
+    # lost or whose retry is due.
     for pk in (
-        Job.objects.filter(state=JobState.ARCHIVING)
+        Job.objects.filter(state=JobState.ARCHIVING, state_changed_at__lte=now - ARCHIVE_HANDOFF)
         .filter(Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now))
         .values_list("pk", flat=True)[:BATCH]
     ):
@@ -89,5 +110,9 @@ def seconds_until_due() -> float | None:
 def _adapter(adapters: dict, slug: str):
     """One adapter (and so one HTTP session) per provider for the whole loop."""
     if slug not in adapters:
-        adapters[slug] = registry.adapter_for(endpoint_for(slug))
+        try:
+            adapters[slug] = registry.adapter_for(endpoint_for(slug))
+        except ProviderKeyUnreadable as exc:
+            log.error("not polling %s jobs: %s", slug, exc)
+            return None
     return adapters[slug]

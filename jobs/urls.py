@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import account, media, studio, webhooks
+from .views import account, gallery, media, studio, webhooks
 
 urlpatterns = [
     path("", studio.studio, name="studio"),
@@ -12,8 +12,11 @@ urlpatterns = [
     path("studio/jobs/<int:pk>/cancel/", studio.job_cancel, name="job_cancel"),
     path("studio/jobs/<int:pk>/retry/", studio.job_retry, name="job_retry"),
     path("studio/jobs/<int:pk>/delete/", studio.job_delete, name="job_delete"),
+    path("studio/jobs/<int:pk>/share/", gallery.job_share, name="job_share"),
     path("jobs/<int:pk>/video.mp4", media.job_video, name="job_video"),
     path("jobs/<int:pk>/thumbnail.webp", media.job_thumbnail, name="job_thumbnail"),
+    path("jobs/<int:pk>/poster.webp", media.job_poster, name="job_poster"),
+    path("jobs/<int:pk>/inputs/<str:role>", media.job_input_media, name="job_input_media"),
     # Providers fetch inputs here: no session, the signed token is the key.
     path("inputs/<str:token>/<str:name>", media.job_input, name="job_input"),
     path(
@@ -21,7 +24,9 @@ urlpatterns = [
         webhooks.provider_webhook,
         name="provider_webhook",
     ),
-    path("gallery/", studio.gallery, name="gallery"),
+    path("gallery/", gallery.gallery, name="gallery"),
+    path("gallery/<int:pk>/", gallery.gallery_detail, name="gallery_detail"),
+    path("gallery/<int:pk>/remix/", gallery.gallery_remix, name="gallery_remix"),
     path("credits/", account.credits, name="credits"),
     path("api-keys/", account.api_keys, name="api_keys"),
     path("api-keys/<int:key_id>/revoke/", account.api_key_revoke, name="api_key_revoke"),

@@ -5,11 +5,15 @@ broker, media on local disk, DEBUG off. DATABASE_URL switches to PostgreSQL;
 REDIS_URL switches the django-q2 broker and the cache to Redis.
 """
 
+import base64
 import secrets
 import sys
 from pathlib import Path
 
 import dj_database_url
+from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.core.exceptions import ImproperlyConfigured
 
 from .env import env_bool, env_float, env_int, env_list, env_str, env_url
@@ -222,11 +226,46 @@ LEDGER_PAGE_SIZE = 25
 MAX_MEDIA_SECONDS = 600  # both providers stop at 10 minutes
 
 # --- Providers ----------------------------------------------------------------
-# A provider with no base URL and key here uses the sandbox (see README).
+# A provider's enabled account in the admin (Provider accounts) wins; else the
+# base URL and key here; with neither, its jobs go to the sandbox (see README).
 JOYPIX_BASE_URL = env_url("JOYPIX_BASE_URL", "")
 JOYPIX_API_KEY = env_str("JOYPIX_API_KEY", "")
 LIPSYNC_STUDIO_BASE_URL = env_url("LIPSYNC_STUDIO_BASE_URL", "")
 LIPSYNC_STUDIO_API_KEY = env_str("LIPSYNC_STUDIO_API_KEY", "")
+
+
+def _provider_keys_secret() -> str:
+    """The Fernet key that encrypts provider API keys stored in the admin.
+
+    Set PROVIDER_KEYS_SECRET to keep stored keys readable whatever happens to
+    SECRET_KEY. Unset, it is derived from SECRET_KEY (HKDF-SHA256), so the
+    embedded default works with nothing to configure; but then changing
+    SECRET_KEY makes the stored keys unreadable, and staff must re-enter them.
+    """
+    raw = env_str("PROVIDER_KEYS_SECRET").strip()
+    if not raw:
+        derived = HKDF(
+            algorithm=hashes.SHA256(),
+            length=32,
+            salt=None,
+            info=b"lipsync-studio provider keys v1",
+        ).derive(SECRET_KEY.encode())
+        return base64.urlsafe_b64encode(derived).decode()
+    try:
+        Fernet(raw)
+    except ValueError:
+        # Never the value: it is a secret.
+        raise ImproperlyConfigured(
+            "PROVIDER_KEYS_SECRET must be a Fernet key (32 random bytes in URL-safe "
+            "base64, 44 characters); make one with: python -c "
+            '"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
+        ) from None
+    return raw
+
+
+# Encrypts the provider keys stored in the admin (Provider accounts), which win
+# over the variables above. Unset: derived from SECRET_KEY (see the function).
+PROVIDER_KEYS_SECRET = _provider_keys_secret()
 SANDBOX_PORT = env_int("SANDBOX_PORT", 8010, minimum=1)
 SANDBOX_URL = env_url("SANDBOX_URL", f"http://127.0.0.1:{SANDBOX_PORT}")
 SANDBOX_API_KEY = env_str("SANDBOX_API_KEY", "sandbox-key")

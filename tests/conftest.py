@@ -10,6 +10,9 @@ import pytest
 # refuses to run beside one unless told this is deliberate.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
+# The `pipeline` fixture: the studio on a live server wired to the sandbox provider.
+pytest_plugins = ["tests.pipeline_support"]
+
 ARTIFACTS = Path(__file__).parent / "artifacts"
 PASSWORD = "correct horse battery staple"
 

@@ -3,6 +3,7 @@ from .job import InputRole, Job, JobInput, JobMode, JobState, Resolution
 from .lease import Lease
 from .ledger import CreditAccount, EntryKind, LedgerEntry, Pool
 from .pricing import Rate
+from .provider_account import ProviderAccount
 from .upload import Upload, UploadKind
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "Lease",
     "LedgerEntry",
     "Pool",
+    "ProviderAccount",
     "Rate",
     "Resolution",
     "Upload",

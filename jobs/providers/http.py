@@ -148,7 +148,7 @@ def submit_error_for_status(
     """The submit rules for a non-success status, whether it came as the HTTP
     status or as a status code inside a provider's JSON envelope."""
     if status in REFUSED_STATUSES:
-        reason = "too many requests" if status == 429 else "temporarily unavailable"
+        reason = "receiving too many requests" if status == 429 else "temporarily unavailable"
         return ProviderRefused(f"the provider is {reason}, HTTP {status}", retry_after)
     if 400 <= status < 500:
         return ProviderRejected(message, status)

@@ -32,6 +32,7 @@ import secrets
 import shutil
 import socket
 import struct
+import sys
 import tempfile
 import threading
 import time
@@ -106,6 +107,14 @@ class _HTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 64
     sandbox: SandboxServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client resetting an idle kept-alive connection is ordinary; the
+        # default prints a traceback to stderr for it.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            log.debug("client %s hung up", client_address[0])
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

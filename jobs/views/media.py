@@ -4,14 +4,14 @@ members (signed-in, visibility checked), served with HTTP Range."""
 from django.contrib.auth.decorators import login_required
 from django.core.files.storage import default_storage
 from django.http import Http404
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_safe
 
 from ..inputs import input_from_token
 from ..ranged import ranged_file_response
 from ..selectors import job_for_viewer
 
 
-@require_GET
+@require_safe  # some providers send HEAD before GET
 def job_input(request, token: str, name: str):
     """A provider fetching an input. No session: the signed token is the key."""
     inp = input_from_token(token)
@@ -51,3 +51,49 @@ def job_thumbnail(request, pk: int):
     )
     response["Cache-Control"] = "private, max-age=86400"
     return response
+
+
+@login_required
+@require_GET
+def job_poster(request, pk: int):
+    """The gallery's still: the frame taken from the video when it was
+    archived, or else the input's thumbnail (the photo, or a dub's frame)."""
+    job = job_for_viewer(request.user, pk)
+    name = job.poster.name if job.poster else ""
+    if not name:
+        image = job.inputs.filter(role__in=["image", "video"]).exclude(thumbnail="").first()
+        name = image.thumbnail.name if image else ""
+    if not name:
+        raise Http404("This job has no poster.")
+    kind = "image/jpeg" if name.lower().endswith((".jpg", ".jpeg")) else "image/webp"
+    response = ranged_file_response(request, default_storage.path(name), content_type=kind)
+    response["Cache-Control"] = "private, max-age=86400"
+    return response
+
+
+@login_required
+@require_GET
+def job_input_media(request, pk: int, role: str):
+    """One of a job's inputs (or its thumbnail, with ?thumbnail=1) for the
+    gallery's players: same visibility as the video; gone once retention has
+    removed it."""
+    job = job_for_viewer(request.user, pk)
+    inp = job.inputs.filter(role=role).exclude(file="").first()
+    if inp is None:
+        raise Http404("This input is not kept any more.")
+    if request.GET.get("thumbnail") == "1":
+        if not inp.thumbnail:
+            raise Http404("This input has no thumbnail.")
+        response = ranged_file_response(
+            request, default_storage.path(inp.thumbnail.name), content_type="image/webp"
+        )
+        response["Cache-Control"] = "private, max-age=86400"
+        return response
+    base = inp.file.name.rsplit("/", 1)[-1]
+    suffix = base[base.rfind(".") :][:10] if "." in base else ""
+    return ranged_file_response(
+        request,
+        default_storage.path(inp.file.name),
+        content_type=inp.content_type,
+        filename=f"lipsync-job-{job.pk}-{role}{suffix}",
+    )

@@ -1,8 +1,9 @@
 """The Studio page: the new-job form (staged uploads, live cost), the member's
-job cards with their live updates, and the cards' actions; and the gallery."""
+job cards with their live updates, and the cards' actions."""
 
 from datetime import UTC, datetime
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse, HttpResponseBadRequest
@@ -13,9 +14,9 @@ from django.views.decorators.http import require_GET, require_POST
 from .. import lifecycle, media
 from ..cards import card_for, cards_changed_since, has_live_jobs, studio_jobs
 from ..ledger import InsufficientCredits, LedgerError
-from ..models import Job, JobMode, JobState
+from ..models import Job, JobMode
 from ..pricing import NoRate
-from ..providers.endpoints import endpoint_for
+from ..providers.endpoints import provider_sources
 from ..providers.registry import label_of
 from ..selectors import job_for_owner
 from ..studio_forms import (
@@ -34,8 +35,11 @@ TEMPLATE = "jobs/studio.html"
 
 
 def _form_context(request, form: NewJobForm) -> dict:
-    endpoints = [endpoint_for(slug) for slug, _label in form.fields["provider"].choices]
-    sandboxed = [e for e in endpoints if e.is_sandbox]
+    # Only what is in use, in words: no key is decrypted to draw the form.
+    sources = provider_sources()
+    sandboxed = [
+        slug for slug, _label in form.fields["provider"].choices if sources[slug] == "sandbox"
+    ]
     return {
         "form": form,
         "modes": [
@@ -46,8 +50,8 @@ def _form_context(request, form: NewJobForm) -> dict:
         "mode_help": MODE_HELP[form.current_mode],
         "roles": form.role_fields(),
         "quote": form_quote(form),
-        "sandboxed": [label_of(e.slug) for e in sandboxed],
-        "sandbox_url": sandboxed[0].base_url if sandboxed else "",
+        "sandboxed": [label_of(slug) for slug in sandboxed],
+        "sandbox_url": settings.SANDBOX_URL if sandboxed else "",
     }
 
 
@@ -171,8 +175,10 @@ def cards(request):
     if since is None:
         return HttpResponseBadRequest("since must be a time in milliseconds.")
     now = timezone.now()
-    changed = cards_changed_since(request.user, since)
+    # Live first: a job finishing between the two queries is then still
+    # polled for once more, instead of stopping before its card is sent.
     live = has_live_jobs(request.user)
+    changed = cards_changed_since(request.user, since)
     context = {"changed": changed, "polling": live, "since": _epoch_ms(now)}
     response = render(request, f"{TEMPLATE}#cards-update", context)
     if not live:
@@ -241,16 +247,6 @@ def job_delete(request, pk: int):
     if isinstance(result, HttpResponse):
         return result
     return render(request, f"{TEMPLATE}#card-deleted", {"pk": pk})
-
-
-@login_required
-def gallery(request):
-    shared = (
-        Job.objects.filter(shared=True, state=JobState.COMPLETED, deleted_at__isnull=True)
-        .select_related("owner")
-        .order_by("-finished_at", "-id")[:PAGE_JOBS]
-    )
-    return render(request, "jobs/gallery.html", {"shared": shared})
 
 
 def _epoch_ms(moment: datetime) -> int:

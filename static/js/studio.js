@@ -241,3 +241,122 @@
 
   reveal(document);
 })();
+
+/* Gallery: videos play in place. Hovering an item (with a mouse, unless the
+   member prefers less motion) plays a silent looping preview; the play button
+   plays it with sound and controls, pausing any other. Without JavaScript the
+   play button opens the item's page. "Load more" keeps keyboard focus. */
+(function () {
+  "use strict";
+
+  var hoverable = window.matchMedia("(hover: hover) and (pointer: fine)");
+  var calm = window.matchMedia("(prefers-reduced-motion: reduce)");
+  var HOVER_DELAY = 180;
+
+  function videoOf(media) {
+    var video = media.querySelector("video");
+    if (!video) {
+      video = document.createElement("video");
+      video.src = media.getAttribute("data-video");
+      video.playsInline = true;
+      video.preload = "auto";
+      video.setAttribute("aria-label", media.getAttribute("data-label") || "Video");
+      var poster = media.querySelector("img");
+      if (poster) video.poster = poster.currentSrc || poster.src;
+      media.appendChild(video);
+    }
+    return video;
+  }
+
+  function stopPreview(media) {
+    if (media.classList.contains("is-playing")) return;
+    media.classList.remove("is-previewing");
+    var video = media.querySelector("video");
+    if (video) {
+      video.pause();
+      video.removeAttribute("src");
+      video.load(); // lets the browser drop the connection
+      video.remove();
+    }
+  }
+
+  function preview(media) {
+    if (media.classList.contains("is-playing")) return;
+    media.classList.add("is-previewing");
+    var video = videoOf(media);
+    video.muted = true;
+    video.loop = true;
+    var started = video.play();
+    if (started && started.catch) started.catch(function () { stopPreview(media); });
+  }
+
+  function pauseOthers(except) {
+    document.querySelectorAll("[data-gallery-media].is-playing video").forEach(function (v) {
+      if (v !== except) v.pause();
+    });
+  }
+
+  function play(media) {
+    media.classList.remove("is-previewing");
+    media.classList.add("is-playing");
+    var video = videoOf(media);
+    video.loop = false;
+    video.muted = false;
+    video.controls = true;
+    video.currentTime = 0;
+    pauseOthers(video);
+    var started = video.play();
+    if (started && started.catch) started.catch(function () { /* the controls stay */ });
+    video.focus({ preventScroll: true });
+  }
+
+  var timers = new WeakMap();
+  document.addEventListener("mouseenter", function (event) {
+    var media = event.target;
+    if (!media.matches || !media.matches("[data-gallery-media]")) return;
+    if (!hoverable.matches || calm.matches) return;
+    timers.set(media, window.setTimeout(function () { preview(media); }, HOVER_DELAY));
+  }, true);
+  document.addEventListener("mouseleave", function (event) {
+    var media = event.target;
+    if (!media.matches || !media.matches("[data-gallery-media]")) return;
+    window.clearTimeout(timers.get(media));
+    stopPreview(media);
+  }, true);
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-gallery-play]");
+    if (!button) return;
+    var media = button.closest("[data-gallery-media]");
+    if (!media) return;
+    event.preventDefault();
+    play(media);
+  });
+  // Any video starting (one item's controls, say) pauses the others.
+  document.addEventListener("play", function (event) {
+    if (event.target.closest && event.target.closest("[data-gallery-media].is-playing")) {
+      pauseOthers(event.target);
+    }
+  }, true);
+
+  // "Load more" is replaced by the next items: if it had the focus, the
+  // first new item's link takes it, so a keyboard user carries on from there.
+  var before = null;
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var elt = event.detail.elt;
+    if (!elt.matches || !elt.matches("[data-gallery-more]")) return;
+    before = {
+      count: document.querySelectorAll("#gallery-grid > .gallery-item").length,
+      focused: document.activeElement === elt,
+    };
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    if (!before) return;
+    var state = before;
+    before = null;
+    if (!state.focused) return;
+    var items = document.querySelectorAll("#gallery-grid > .gallery-item");
+    var first = items[state.count] && items[state.count].querySelector(".gallery-title a");
+    if (first) first.focus();
+  });
+})();

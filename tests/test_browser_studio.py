@@ -1,0 +1,96 @@
+"""A member makes a dialog video in real Chromium: upload a photo and two
+clips, see the cost, submit, and watch the card reach "completed" and its
+video load, without reloading. The cluster's poll loop runs in a thread, as
+the django-q2 schedule would run it; the provider is the sandbox."""
+
+import re
+import threading
+
+import pytest
+from django.db import close_old_connections
+from playwright.sync_api import expect
+
+from jobs import poller
+from jobs.models import Job
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def cluster():
+    """The poll loop, in a thread, until the test ends."""
+    stop = threading.Event()
+
+    def run():
+        try:
+            while not stop.is_set():
+                poller.poll_due(max_seconds=0.5)
+                stop.wait(0.1)
+        finally:
+            close_old_connections()
+
+    thread = threading.Thread(target=run, name="cluster", daemon=True)
+    thread.start()
+    yield
+    stop.set()
+    thread.join(timeout=10)
+
+
+def test_a_member_makes_a_dialog_video_and_watches_it_finish(
+    pipeline,
+    cluster,
+    page,
+    sign_in,
+    artifacts,
+    alice,
+):
+    photo = pipeline.photo()
+    left = pipeline.audio(2.2, tone_hz=220)
+    right = pipeline.audio(3.6, fmt="wav", tone_hz=330)
+    page.set_viewport_size({"width": 1360, "height": 1000})
+    sign_in(page, alice)
+
+    expect(page.get_by_text("Sandbox provider.")).to_be_visible()
+    expect(page.get_by_text("Add both audio clips to see the exact cost.")).to_be_visible()
+
+    page.get_by_label("Photo", exact=True).set_input_files(photo)
+    expect(page.locator("#field-image .staged")).to_contain_text("two-people.jpg")
+    page.get_by_label("Left speaker's audio", exact=True).set_input_files(left)
+    expect(page.locator("#field-left_audio .staged")).to_contain_text("2.2 s")
+    page.get_by_label("Right speaker's audio", exact=True).set_input_files(right)
+    expect(page.locator("#field-right_audio .staged")).to_contain_text("3.6 s")
+
+    # 3.6 s, the longer clip, is one 5 s unit: 15 credits at 480p, 30 at 720p.
+    quote = page.locator("#quote")
+    expect(quote).to_contain_text("15 credits")
+    expect(quote).to_contain_text("$0.15")
+    page.get_by_text("720p").click()
+    expect(quote).to_contain_text("30 credits")
+    expect(quote).to_contain_text("You have 300 credits available in the studio pool.")
+    page.get_by_label("Prompt").fill("two friends chat happily")
+    page.screenshot(path=artifacts / "studio-1-cost.png", full_page=True)
+
+    page.get_by_role("button", name="Start the job").click()
+
+    card = page.locator("article.job-card").first
+    expect(card).to_be_visible()
+    job = Job.objects.get()
+    expect(card).to_have_attribute("id", f"job-{job.pk}")
+    expect(page.locator("#balances")).to_contain_text("270 credits")
+    page.screenshot(path=artifacts / "studio-2-submitted.png", full_page=True)
+
+    expect(card.locator(".pill")).to_have_text("Completed", timeout=30_000)
+    video = card.locator("video")
+    expect(video).to_be_visible()
+    page.wait_for_function(
+        "v => v.readyState >= 1 && v.duration > 0", arg=video.element_handle(), timeout=15_000
+    )
+    duration = video.evaluate("v => v.duration")
+    assert duration == pytest.approx(3.6, abs=0.25)
+    assert video.evaluate("v => [v.videoWidth, v.videoHeight]")[1] == 720
+    expect(card).to_contain_text("30 credits")
+    expect(card.get_by_role("link", name="Download MP4")).to_be_visible()
+    expect(page.locator("#balances")).to_contain_text("270 credits")
+    # Polling stopped once no job was live.
+    expect(page.locator("#cards-poller")).not_to_have_attribute("hx-get", re.compile(".+"))
+    page.screenshot(path=artifacts / "studio-3-completed.png", full_page=True)
