@@ -85,7 +85,7 @@ def card_for(job: Job, *, now: datetime | None = None) -> Card:
         progress=progress,
         progress_start=start,
         progress_expected=expected,
-        countdowns=_countdowns(job),
+        countdowns=job_countdowns(job),
         status_text=_status_text(job, now, start, expected),
         expired=_expired(job),
     )
@@ -115,8 +115,9 @@ def _short(seconds: float) -> str:
     return f"{minutes} min {rest:02d} s" if minutes < 10 else f"{minutes} min"
 
 
-def _countdowns(job: Job) -> tuple[Countdown, ...]:
-    """Deadlines that apply to the job's files, soonest first."""
+def job_countdowns(job: Job) -> tuple[Countdown, ...]:
+    """Deadlines that apply to the job's files, soonest first (cards and the
+    gallery show them; the browser ticks them)."""
     found = []
     if job.state == JobState.ARCHIVING and job.provider_expires_at:
         found.append(

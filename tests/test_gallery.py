@@ -16,6 +16,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 from PIL import Image
 
 from jobs import gallery, lifecycle, media
@@ -698,3 +699,43 @@ def test_pages_answer_in_the_same_number_of_queries_however_many_jobs(alice, bob
         counts.append(count_queries(c, url))
     assert counts[0] == counts[1] == counts[2], counts
     assert counts[0] <= 12, counts
+
+
+# --- retention countdowns ------------------------------------------------------------------
+
+
+def _countdowns(html: str, pk: int) -> list[tuple[str, int]]:
+    """(label, epoch ms) of each countdown inside gallery item `pk`."""
+    item = html.split(f'id="gallery-item-{pk}"', 1)[1].split("</li>", 1)[0]
+    return [
+        (label.strip(), int(ms))
+        for label, ms in re.findall(r"<span>([^<]+)<time data-countdown=\"(\d+)\"", item)
+    ]
+
+
+def test_gallery_items_count_down_to_the_deletion_of_their_files(alice_client, alice, settings):
+    settings.INPUT_RETENTION_DAYS = 30
+    settings.OUTPUT_RETENTION_DAYS = 0
+    recent = finished_job(alice, finished_at=timezone.now())
+    kept = finished_job(alice, archive_expires_at=timezone.now() + timedelta(days=5))
+    purged = finished_job(alice, inputs_purged_at=T0)
+
+    html = alice_client.get(reverse("gallery")).content.decode()
+
+    inputs_until = recent.finished_at + timedelta(days=30)
+    assert _countdowns(html, recent.pk) == [
+        ("Inputs kept for", int(inputs_until.timestamp() * 1000))
+    ]
+    video_until = Job.objects.get(pk=kept.pk).archive_expires_at
+    assert ("Video kept for", int(video_until.timestamp() * 1000)) in _countdowns(html, kept.pk)
+    assert _countdowns(html, purged.pk) == []  # nothing left to delete on a schedule
+
+    detail = alice_client.get(reverse("gallery_detail", args=[recent.pk])).content.decode()
+    assert f'data-countdown="{int(inputs_until.timestamp() * 1000)}"' in detail
+
+
+def test_with_inputs_and_outputs_kept_forever_no_countdown_is_shown(alice_client, alice, settings):
+    settings.INPUT_RETENTION_DAYS = 0
+    settings.OUTPUT_RETENTION_DAYS = 0
+    job = finished_job(alice, finished_at=timezone.now())
+    assert _countdowns(alice_client.get(reverse("gallery")).content.decode(), job.pk) == []

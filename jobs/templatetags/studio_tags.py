@@ -6,7 +6,7 @@ from datetime import datetime
 from django import template
 
 from ..api_keys import api_key_display
-from ..cards import PILL
+from ..cards import PILL, job_countdowns
 from ..media import format_duration
 from ..models import EntryKind
 from ..providers import registry
@@ -151,3 +151,9 @@ def epoch_ms(moment: datetime | None) -> str:
 def key_display(key) -> str:
     """`sk_ab12cd34_…`: the public part of an API key."""
     return api_key_display(key)
+
+
+@register.filter
+def countdowns(job) -> tuple:
+    """The deletions that apply to a job's files, soonest first."""
+    return job_countdowns(job)

@@ -233,7 +233,8 @@
     });
   }
 
-  if (document.querySelector("#job-cards")) {
+  // The Studio's cards, and the gallery's countdowns to deletion.
+  if (document.querySelector("#job-cards, [data-countdown]")) {
     tick();
     window.setInterval(tick, 1000);
     document.addEventListener("htmx:afterSettle", tick);
