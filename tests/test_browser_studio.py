@@ -94,3 +94,24 @@ def test_a_member_makes_a_dialog_video_and_watches_it_finish(
     # Polling stopped once no job was live.
     expect(page.locator("#cards-poller")).not_to_have_attribute("hx-get", re.compile(".+"))
     page.screenshot(path=artifacts / "studio-3-completed.png", full_page=True)
+
+
+def test_a_job_made_elsewhere_appears_on_an_open_studio_page(
+    pipeline, cluster, page, sign_in, artifacts, alice
+):
+    """Another tab or a team script makes a job while the page is open: the
+    page, already polling for its live job, puts the new card first."""
+    first = pipeline.create_dialog(left=6.0, right=6.5)  # live long enough to keep polling
+    page.set_viewport_size({"width": 1360, "height": 1000})
+    sign_in(page, alice)
+    expect(page.locator(f"#job-{first.pk}")).to_be_visible()
+    expect(page.locator("#cards-poller")).to_have_attribute("hx-get", re.compile(".+"))
+
+    second = pipeline.create_dialog(left=1.0, right=1.2, prompt="made by a script")
+
+    cards = page.locator("#job-cards > article.job-card")
+    expect(cards.first).to_have_attribute("id", f"job-{second.pk}", timeout=10_000)
+    expect(cards).to_have_count(2)
+    expect(cards.first.locator(".pill")).to_have_text("Completed", timeout=30_000)
+    expect(page.locator(f"#job-{first.pk} .pill")).to_have_text("Completed", timeout=30_000)
+    page.screenshot(path=artifacts / "studio-4-job-made-elsewhere.png", full_page=True)

@@ -234,6 +234,19 @@
   }
 
   // The Studio's cards, and the gallery's countdowns to deletion.
+  // A job made elsewhere (another tab, a team script) comes in the cards'
+  // answer with no card on this page to replace: it is new, so it goes first.
+  document.body.addEventListener("htmx:oobErrorNoTarget", function (event) {
+    var card = event.detail && event.detail.content;
+    var list = document.getElementById("job-cards");
+    if (!list || !card || !card.classList || !card.classList.contains("job-card")) return;
+    if (document.getElementById(card.id)) return;
+    card.removeAttribute("hx-swap-oob");
+    list.insertBefore(card, list.firstChild);
+    htmx.process(card);
+    tick();
+  });
+
   if (document.querySelector("#job-cards, [data-countdown]")) {
     tick();
     window.setInterval(tick, 1000);
