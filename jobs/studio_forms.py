@@ -161,7 +161,9 @@ class NewJobForm(forms.Form):
         ]
 
     def role_field(self, role: str, *, staged: Upload | None, error: str | None) -> "RoleField":
-        kind, label, required = ALL_ROLES[role]
+        # The current mode's wording: "audio" is "Audio" in a talking photo
+        # but "New audio" in a dub (ALL_ROLES keeps only the last of them).
+        kind, label, required = ROLES[self.current_mode].get(role, ALL_ROLES[role])
         return RoleField(
             role=role,
             label=label,

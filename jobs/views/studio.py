@@ -20,7 +20,6 @@ from ..providers.endpoints import provider_sources
 from ..providers.registry import label_of
 from ..selectors import job_for_owner
 from ..studio_forms import (
-    ALL_ROLES,
     MODE_HELP,
     MODE_TITLES,
     ROLES,
@@ -89,7 +88,7 @@ def upload(request, role: str):
     form = NewJobForm(request.POST, owner=request.user)
     if role not in ROLES[form.current_mode]:
         return HttpResponseBadRequest("This file is not part of this kind of job.")
-    kind, label, _required = ALL_ROLES[role]
+    kind, label, _required = ROLES[form.current_mode][role]
     error = None
     staged = None
     uploaded = request.FILES.get(role)
