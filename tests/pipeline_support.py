@@ -12,8 +12,11 @@ poller.poll_due() and lifecycle.reconcile() as the cluster's schedules would.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import io
+import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +27,7 @@ import requests
 from django.apps import apps as django_apps
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
+from django.db import close_old_connections
 from django.test import Client
 
 from jobs import lifecycle, poller
@@ -31,7 +35,7 @@ from jobs.ledger import Balance, credits_balances, credits_grant
 from jobs.models import EntryKind, Job, LedgerEntry, Pool, Upload
 from jobs.sandbox import SandboxConfig, SandboxServer
 from jobs.uploads import upload_stage
-from tests.media_factory import make_audio, make_image
+from tests.media_factory import make_audio, make_image, make_video
 
 SANDBOX_KEY = "sk_sandbox_pipeline_0123456789"
 SANDBOX_RTF = 0.05  # the studio's idea of the sandbox's speed: first poll after ~1 s
@@ -87,12 +91,34 @@ class Pipeline:
         owner=None,
     ) -> Job:
         """A dialog job made through job_create; its submit runs inline on commit."""
-        return lifecycle.job_create(
-            owner=owner or self.owner,
+        return self.create(
             mode="dialog",
             provider="joypix",
-            resolution=resolution,
             files=self.dialog_files(left, right, owner),
+            resolution=resolution,
+            prompt=prompt,
+            seed=seed,
+            owner=owner,
+        )
+
+    def create(
+        self,
+        *,
+        mode: str,
+        provider: str,
+        files: dict[str, Upload],
+        resolution: str = "480p",
+        prompt: str = "",
+        seed: int = -1,
+        owner=None,
+    ) -> Job:
+        """Any job, as the Studio form makes it: job_create on staged uploads."""
+        return lifecycle.job_create(
+            owner=owner or self.owner,
+            mode=mode,
+            provider=provider,
+            resolution=resolution,
+            files=files,
             prompt=prompt,
             seed=seed,
         )
@@ -237,3 +263,198 @@ def pipeline(settings, live_server, tmp_path, tmp_path_factory, alice):
         )
     finally:
         sandbox.stop()
+
+
+# --- lipsync.studio jobs, and what the sandbox saw of them --------------------------------
+# (Module functions taking the `pipeline` fixture, used by test_pipeline_lipsync.py and
+# test_webhooks_e2e.py.)
+
+LIPSYNC_SUBMIT = "/api/v1/"  # + model
+LIPSYNC_JOBS = "/api/v1/jobs/"
+
+
+def video(pipeline: Pipeline, seconds: float, *, width: int = 640, height: int = 360) -> Path:
+    """A 15 fps clip with a dot moving left to right along its top edge (and a tone)."""
+    path = pipeline.media_dir / f"clip-{seconds:g}s-{width}x{height}.mp4"
+    if not path.exists():
+        make_video(path, seconds, width, height, 15)
+    return path
+
+
+def mask(pipeline: Pipeline) -> Path:
+    path = pipeline.media_dir / "mask.png"
+    if not path.exists():
+        make_image(path, 640, 360, fmt="png", color=(255, 255, 255))
+    return path
+
+
+def create_talking_photo(
+    pipeline: Pipeline,
+    *,
+    seconds: float = 1.5,
+    resolution: str = "480p",
+    prompt: str = "",
+    seed: int = -1,
+    owner=None,
+) -> Job:
+    """A lipsync.studio talking photo made through job_create; its submit runs on commit."""
+    return pipeline.create(
+        mode="talking_photo",
+        provider="lipsync_studio",
+        files={
+            "image": pipeline.stage("image", pipeline.photo(), "image/jpeg", owner),
+            "audio": pipeline.stage("audio", pipeline.audio(seconds), "audio/mpeg", owner),
+        },
+        resolution=resolution,
+        prompt=prompt,
+        seed=seed,
+        owner=owner,
+    )
+
+
+def create_dub(
+    pipeline: Pipeline,
+    *,
+    video_seconds: float = 2.0,
+    audio_seconds: float = 1.5,
+    with_mask: bool = False,
+    resolution: str = "480p",
+    prompt: str = "",
+    seed: int = -1,
+    owner=None,
+) -> Job:
+    """A lipsync.studio video dub (video + audio, and a mask if asked)."""
+    files = {
+        "video": pipeline.stage("video", video(pipeline, video_seconds), "video/mp4", owner),
+        "audio": pipeline.stage(
+            "audio", pipeline.audio(audio_seconds, fmt="wav", tone_hz=440), "audio/wav", owner
+        ),
+    }
+    if with_mask:
+        files["mask"] = pipeline.stage("image", mask(pipeline), "image/png", owner)
+    return pipeline.create(
+        mode="video_dub",
+        provider="lipsync_studio",
+        files=files,
+        resolution=resolution,
+        prompt=prompt,
+        seed=seed,
+        owner=owner,
+    )
+
+
+def create_lipsync_dialog(
+    pipeline: Pipeline,
+    *,
+    left: float = 1.5,
+    right: float = 2.0,
+    resolution: str = "480p",
+    prompt: str = "",
+    seed: int = -1,
+    owner=None,
+) -> Job:
+    """A dialog sent to lipsync.studio's lipsync-image-multi."""
+    return pipeline.create(
+        mode="dialog",
+        provider="lipsync_studio",
+        files=pipeline.dialog_files(left, right, owner),
+        resolution=resolution,
+        prompt=prompt,
+        seed=seed,
+        owner=owner,
+    )
+
+
+def lipsync_submit_calls(pipeline: Pipeline, model: str | None = None) -> list:
+    """POSTs to lipsync.studio's submit endpoints (one model's, if given)."""
+    return [
+        c
+        for c in pipeline.sandbox.calls
+        if c.method == "POST"
+        and c.path.startswith(LIPSYNC_SUBMIT)
+        and not c.path.startswith(LIPSYNC_JOBS)
+        and (model is None or c.path == LIPSYNC_SUBMIT + model)
+    ]
+
+
+def lipsync_poll_calls(pipeline: Pipeline) -> list:
+    return [c for c in pipeline.sandbox.calls if c.path.startswith(LIPSYNC_JOBS)]
+
+
+def record_lipsync_requests(monkeypatch) -> list[tuple[str, dict, str]]:
+    """(model, JSON body, Authorization header) of every lipsync.studio submission
+    the sandbox parses from now on, exactly as it arrived over HTTP."""
+    import json
+
+    from jobs.sandbox import contracts, server
+
+    seen: list[tuple[str, dict, str]] = []
+    headers: list[str] = []
+    authorized, parse = server._Handler.authorized, contracts.parse_lipsync
+
+    def recording_authorized(handler, api_key):
+        if handler.command == "POST":
+            headers.append(handler.headers.get("Authorization", ""))
+        return authorized(handler, api_key)
+
+    def recording_parse(model, body):
+        seen.append((model, json.loads(body), headers[-1]))
+        return parse(model, body)
+
+    monkeypatch.setattr(server._Handler, "authorized", recording_authorized)
+    monkeypatch.setattr(contracts, "parse_lipsync", recording_parse)
+    return seen
+
+
+@contextlib.contextmanager
+def every_log_record_into(handler: logging.Handler):
+    """Every logger at DEBUG and every record into `handler` (pytest's
+    caplog.handler), including the loggers settings.LOGGING keeps from
+    propagating ("jobs", "django_q"), from every thread."""
+    root = logging.getLogger()
+    loggers = [root] + [
+        logger
+        for logger in logging.Logger.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger)
+    ]
+    levels = [(logger, logger.level) for logger in loggers]
+    attached = [
+        logger
+        for logger in loggers
+        if (logger is root or not logger.propagate) and handler not in logger.handlers
+    ]
+    handler_level = handler.level
+    handler.setLevel(logging.DEBUG)
+    for logger in loggers:
+        logger.setLevel(logging.DEBUG)
+    for logger in attached:
+        logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        for logger in attached:
+            logger.removeHandler(handler)
+        for logger, level in levels:
+            logger.setLevel(level)
+        handler.setLevel(handler_level)
+
+
+@pytest.fixture
+def cluster():
+    """The cluster's poll loop in a thread until the test ends, as the django-q2
+    schedule would run it (the browser tests watch cards move on their own)."""
+    stop = threading.Event()
+
+    def run():
+        try:
+            while not stop.is_set():
+                poller.poll_due(max_seconds=0.5)
+                stop.wait(0.1)
+        finally:
+            close_old_connections()
+
+    thread = threading.Thread(target=run, name="cluster", daemon=True)
+    thread.start()
+    yield
+    stop.set()
+    thread.join(timeout=10)

@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import math
 import re
-import threading
 from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
-from django.db import close_old_connections
 from playwright.sync_api import Page, expect
 
-from jobs import poller
 from jobs.media import NOT_VIDEO
 from jobs.models import Job, Rate
 from tests.media_factory import make_image, make_text_file, make_video
@@ -36,26 +33,6 @@ FIELDS = {
     "video_dub": ["video", "audio", "mask"],
 }
 OUTPUT_HEIGHT = {"480p": 480, "720p": 720}
-
-
-@pytest.fixture
-def cluster():
-    """The poll loop, in a thread, until the test ends."""
-    stop = threading.Event()
-
-    def run():
-        try:
-            while not stop.is_set():
-                poller.poll_due(max_seconds=0.5)
-                stop.wait(0.1)
-        finally:
-            close_old_connections()
-
-    thread = threading.Thread(target=run, name="cluster", daemon=True)
-    thread.start()
-    yield
-    stop.set()
-    thread.join(timeout=10)
 
 
 @dataclass(frozen=True)

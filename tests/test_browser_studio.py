@@ -4,36 +4,13 @@ video load, without reloading. The cluster's poll loop runs in a thread, as
 the django-q2 schedule would run it; the provider is the sandbox."""
 
 import re
-import threading
 
 import pytest
-from django.db import close_old_connections
 from playwright.sync_api import expect
 
-from jobs import poller
 from jobs.models import Job
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def cluster():
-    """The poll loop, in a thread, until the test ends."""
-    stop = threading.Event()
-
-    def run():
-        try:
-            while not stop.is_set():
-                poller.poll_due(max_seconds=0.5)
-                stop.wait(0.1)
-        finally:
-            close_old_connections()
-
-    thread = threading.Thread(target=run, name="cluster", daemon=True)
-    thread.start()
-    yield
-    stop.set()
-    thread.join(timeout=10)
 
 
 def test_a_member_makes_a_dialog_video_and_watches_it_finish(

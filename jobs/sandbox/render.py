@@ -227,7 +227,9 @@ class VideoLoop:
         self._step = 1 / 25
         self._current: tuple[float, av.VideoFrame] | None = None
         self._next: tuple[float, av.VideoFrame] | None = None
-        self._cached: tuple[int, Canvas] | None = None
+        # The frame last letterboxed, kept alive with its picture: an id() alone could
+        # be reused by a later frame once this one is freed, showing a stale picture.
+        self._cached: tuple[av.VideoFrame, Canvas] | None = None
         self._open()
         self._next = self._read()
         if self._next is None:
@@ -282,9 +284,9 @@ class VideoLoop:
             if self._next[0] > t:
                 break
             self._current, self._next = self._next, self._read()
-        key = id(self._current[1])
-        if self._cached is None or self._cached[0] != key:
-            self._cached = (key, self._letterbox(self._current[1]))
+        frame = self._current[1]
+        if self._cached is None or self._cached[0] is not frame:
+            self._cached = (frame, self._letterbox(frame))
         return self._cached[1]
 
     def _letterbox(self, frame: av.VideoFrame) -> Canvas:
