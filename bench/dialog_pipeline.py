@@ -1,0 +1,951 @@
+"""Dialog jobs through the studio's real pipeline, over real HTTP, against the
+sandbox provider; and the same jobs done by a plain client that polls every 5 s.
+
+    .venv/bin/python bench/dialog_pipeline.py [--jobs 20] [--rtf 0.5] [--seconds 3-8]
+
+Prints, for each of the two ways of running the same N dialog jobs:
+
+- provider calls per completed job (submits + status GETs + output downloads),
+  counted by the sandbox itself;
+- the delay from the provider finishing a task (the sandbox's own
+  `Task.completed_at`) to the moment the job is seen completed: for the studio,
+  when an open Studio page (simulated: a signed-in HTTP client polling
+  /studio/cards/?since=... every 2 s, as htmx does) first receives the card
+  `job-N` in state `completed`; for the plain client, when its status GET
+  first answers `completed`;
+- machine info and the exact command to reproduce the run.
+
+What runs, all in this process:
+
+- a fresh temporary DATA_DIR (SQLite, migrated, static files collected);
+- the studio, Django's WSGIHandler behind a threaded WSGI server on a free
+  port; PUBLIC_BASE_URL points at it, so the sandbox fetches each input from
+  its signed link there, as a real provider would;
+- a SandboxServer on another free port (SANDBOX_URL, SANDBOX_API_KEY and
+  SANDBOX_RTF point the studio at it; no JoyPix account, so the sandbox is used);
+- the cluster replaced by a thread. `--cluster loop` (the default) calls
+  jobs.poller.poll_due(max_seconds=POLL_LOOP_SECONDS) back to back, as if the
+  schedule restarted it the moment it ended. `--cluster schedule` models the
+  django-q2 setup as shipped: a run every 60 s (migration 0003) plus one
+  "kick" per submission (lifecycle.kick_poller), on Q_WORKERS workers, each
+  run giving up at once when another holds the poller lease;
+- Q_SYNC, so every enqueue() runs its task inline: job_create's submit runs in
+  the thread that made the job, and the archive task queued when a poll sees
+  "completed" runs in the poll loop's thread. (On the cluster the task goes to
+  the broker, but the same round's archive loop in poller.run_round usually
+  claims the job first, so there too the poll loop does the download.)
+
+--download-delay stands in for a large output (a real provider's video from
+its storage) by sleeping before each archive download; --cluster schedule
+with --schedule-phase shows what the schedule's timing does to latency.
+
+Jobs are made with jobs.uploads.upload_stage + jobs.lifecycle.job_create, one
+after another with a small random gap (--stagger), so they do not all finish
+at once. The plain client then runs the same jobs (same clip lengths, same
+gaps) against a second, fresh sandbox with the same settings, fetching its
+inputs from a plain static file server.
+
+A script, not a test: it asserts nothing about time; it prints what it saw.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import math
+import os
+import platform
+import random
+import re
+import secrets
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # jobs, lipsync_site and tests.media_factory
+
+# Imported before Django is set up: neither needs settings.
+from jobs.sandbox import SandboxConfig, SandboxServer  # noqa: E402
+from tests.media_factory import make_audio, make_image  # noqa: E402
+
+PAGE_INTERVAL = 2.0  # hx-trigger="every 2s" on #cards-poller
+PLAIN_INTERVAL = 5.0  # the plain client polls every 5 s from submission
+SCHEDULE_EVERY = 60.0  # the "Poll providers" schedule: minutes=1
+BROKER_POLL = 0.5  # Q_CLUSTER["poll"] of the ORM broker: a queued task waits up to this
+JOYPIX_SUBMIT = "/v1/lip-sync/motion-2-dialog"
+JOYPIX_STATUS = "/v1/tasks/"
+OUTPUTS = "/outputs/"
+PASSWORD = secrets.token_urlsafe(16)
+
+
+# --- Arguments and the plan of jobs -------------------------------------------------
+
+
+def seconds_range(text: str) -> tuple[float, float]:
+    """ "3-8" -> (3.0, 8.0); "5" -> (5.0, 5.0)."""
+    lo, _, hi = text.partition("-")
+    try:
+        lo_f, hi_f = float(lo), float(hi or lo)
+    except ValueError:
+        raise argparse.ArgumentTypeError("use SECONDS or MIN-MAX, e.g. 3-8") from None
+    if not 1 <= lo_f <= hi_f <= 600:
+        raise argparse.ArgumentTypeError("clip lengths must satisfy 1 <= MIN <= MAX <= 600")
+    return lo_f, hi_f
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=20, help="dialog jobs per run (default 20)")
+    parser.add_argument(
+        "--rtf",
+        type=float,
+        default=0.5,
+        help="sandbox real-time factor: seconds of processing per second of video (default 0.5)",
+    )
+    parser.add_argument(
+        "--seconds",
+        type=seconds_range,
+        default=(3.0, 8.0),
+        metavar="MIN-MAX",
+        help="length of each job's longer audio, drawn uniformly (default 3-8)",
+    )
+    parser.add_argument(
+        "--stagger",
+        type=float,
+        default=0.5,
+        help="mean gap in seconds between two jobs; each gap is 0.5x-1.5x this (default 0.5)",
+    )
+    parser.add_argument(
+        "--cluster",
+        choices=("loop", "schedule"),
+        default="loop",
+        help="loop: poll_due back to back; schedule: every 60 s plus kicks (default loop)",
+    )
+    parser.add_argument(
+        "--schedule-phase",
+        type=float,
+        default=0.0,
+        help="with --cluster schedule: seconds since the schedule's last run when the "
+        "run starts, 0-60 (default 0: the schedule fires as the first job is made)",
+    )
+    parser.add_argument(
+        "--loop-seconds",
+        type=int,
+        default=None,
+        help="POLL_LOOP_SECONDS, how long one poll_due run lasts (default: the setting, 50)",
+    )
+    parser.add_argument(
+        "--download-delay",
+        type=float,
+        default=0.0,
+        help="extra seconds added to each archive download, as a large output from a "
+        "real provider would take (default 0)",
+    )
+    parser.add_argument("--resolution", choices=("480p", "720p"), default="480p")
+    parser.add_argument("--seed", type=int, default=1, help="random seed of the job plan")
+    parser.add_argument(
+        "--timeout", type=float, default=600.0, help="give up on a run after this many seconds"
+    )
+    args = parser.parse_args()
+    if args.jobs < 1 or args.rtf < 0 or args.stagger < 0:
+        parser.error("--jobs must be >= 1, --rtf and --stagger >= 0")
+    if not 0 <= args.schedule_phase < SCHEDULE_EVERY:
+        parser.error("--schedule-phase must be in [0, 60)")
+    return args
+
+
+def reproduce_command(args: argparse.Namespace) -> str:
+    """The command line with every option spelled out, defaults included."""
+    lo, hi = args.seconds
+    parts = [
+        ".venv/bin/python",
+        "bench/dialog_pipeline.py",
+        f"--jobs={args.jobs}",
+        f"--rtf={args.rtf:g}",
+        f"--seconds={lo:g}-{hi:g}",
+        f"--stagger={args.stagger:g}",
+        f"--cluster={args.cluster}",
+        *([f"--schedule-phase={args.schedule_phase:g}"] if args.cluster == "schedule" else []),
+        f"--resolution={args.resolution}",
+        f"--seed={args.seed}",
+    ]
+    if args.loop_seconds is not None:
+        parts.append(f"--loop-seconds={args.loop_seconds}")
+    if args.download_delay:
+        parts.append(f"--download-delay={args.download_delay:g}")
+    return shlex.join(parts)
+
+
+@dataclass(frozen=True)
+class PlannedJob:
+    index: int
+    offset: float  # seconds after the run starts that the job is made
+    left: Path
+    right: Path
+    seconds: float  # the longer audio's length: what the provider renders
+
+
+def plan_jobs(args: argparse.Namespace, media_dir: Path) -> tuple[list[PlannedJob], Path]:
+    """Every job's audio (an MP3 left, a WAV right; one of them shorter) and
+    its start offset; and the one photo they share. Made before any clock runs."""
+    rng = random.Random(args.seed)
+    photo = make_image(media_dir / "two-people.jpg", 960, 640, fmt="jpeg")
+    plan, offset = [], 0.0
+    for i in range(args.jobs):
+        seconds = round(rng.uniform(*args.seconds), 2)
+        other = round(seconds * rng.uniform(0.6, 1.0), 2)
+        left_s, right_s = (seconds, other) if rng.random() < 0.5 else (other, seconds)
+        left = make_audio(media_dir / f"job{i:03d}-left.mp3", left_s, fmt="mp3", tone_hz=220)
+        right = make_audio(media_dir / f"job{i:03d}-right.wav", right_s, fmt="wav", tone_hz=330)
+        plan.append(PlannedJob(i, offset, left, right, max(left_s, right_s)))
+        offset += args.stagger * rng.uniform(0.5, 1.5)
+    return plan, photo
+
+
+# --- Django, set up on a fresh data directory -------------------------------------------
+
+
+def configure_django(args, *, data_dir: Path, studio_url: str, sandbox: SandboxServer) -> None:
+    """The environment the settings read, then setup, migrate, collectstatic."""
+    for name in ("DATABASE_URL", "REDIS_URL", "MEDIA_ROOT", "TESTING"):
+        os.environ.pop(name, None)
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "lipsync_site.settings",
+            "DATA_DIR": str(data_dir),
+            "DEBUG": "0",
+            "LOG_LEVEL": "WARNING",
+            "PUBLIC_BASE_URL": studio_url,
+            # No provider account: every provider goes to the sandbox.
+            "JOYPIX_BASE_URL": "",
+            "JOYPIX_API_KEY": "",
+            "LIPSYNC_STUDIO_BASE_URL": "",
+            "LIPSYNC_STUDIO_API_KEY": "",
+            "SANDBOX_URL": sandbox.url,
+            "SANDBOX_API_KEY": sandbox.config.api_key,
+            "SANDBOX_RTF": repr(args.rtf),
+            "Q_SYNC": "1",
+        }
+    )
+    if args.loop_seconds is not None:
+        os.environ["POLL_LOOP_SECONDS"] = str(args.loop_seconds)
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+    call_command("collectstatic", interactive=False, verbosity=0)
+
+
+# --- Servers -------------------------------------------------------------------------------
+
+
+def studio_server():
+    """A threaded WSGI server bound to a free port; the app is set after setup."""
+    from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_message(self, format, *args):  # noqa: A002 (the base's name)
+            pass
+
+    return ThreadedWSGIServer(("127.0.0.1", 0), QuietHandler)
+
+
+def serve_in_thread(httpd, name: str) -> None:
+    threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=name, daemon=True
+    ).start()
+
+
+class QuietFiles(SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def new_sandbox(args, api_key: str) -> SandboxServer:
+    return SandboxServer(SandboxConfig(api_key=api_key, rtf=args.rtf)).start()
+
+
+# --- The cluster, as a thread (or a small model of the django-q2 schedule) ---------------
+
+
+class LoopCluster:
+    """poll_due back to back: each run lasts up to POLL_LOOP_SECONDS, or ends
+    when no job is live; the next starts after the broker's poll interval (the
+    time a kick or the schedule would take to reach a worker)."""
+
+    def __init__(self):
+        self.stopping = threading.Event()
+        self.runs = 0
+        self.thread = threading.Thread(target=self._run, name="cluster", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _run(self) -> None:
+        from django.conf import settings
+        from django.db import close_old_connections
+
+        from jobs import poller
+
+        while not self.stopping.is_set():
+            if poller.poll_due(max_seconds=settings.POLL_LOOP_SECONDS):
+                self.runs += 1
+            close_old_connections()
+            self.stopping.wait(BROKER_POLL)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=120)
+
+
+class ScheduledCluster:
+    """The shipped setup: the "Poll providers" schedule starts poll_due every
+    60 s, and each submission kicks one (lifecycle.kick_poller, patched here
+    because Q_SYNC makes the real one do nothing); both go through the broker
+    to one of Q_WORKERS workers. A run that finds the lease taken returns 0."""
+
+    def __init__(self, phase: float = 0.0):
+        from django.conf import settings
+
+        self.phase = phase
+        self.stopping = threading.Event()
+        self.runs = 0  # runs that held the lease
+        self.lost = 0  # runs that found another holding it
+        self.workers = ThreadPoolExecutor(
+            max_workers=settings.Q_CLUSTER["workers"], thread_name_prefix="q-worker"
+        )
+        self.ticker = threading.Thread(target=self._tick, name="q-schedule", daemon=True)
+
+    def start(self) -> None:
+        from jobs import lifecycle
+
+        lifecycle.kick_poller = self.kick
+        self.ticker.start()
+
+    def kick(self) -> None:
+        timer = threading.Timer(BROKER_POLL, self._enqueue)
+        timer.daemon = True
+        timer.start()
+
+    def _enqueue(self) -> None:
+        if self.stopping.is_set():
+            return
+        try:
+            self.workers.submit(self._poll_due)
+        except RuntimeError:  # shut down meanwhile
+            pass
+
+    def _tick(self) -> None:
+        # The schedule last ran `phase` seconds ago: its next run is due then.
+        if self.stopping.wait((SCHEDULE_EVERY - self.phase) % SCHEDULE_EVERY):
+            return
+        while not self.stopping.is_set():
+            self._enqueue()
+            self.stopping.wait(SCHEDULE_EVERY)
+
+    def _poll_due(self) -> None:
+        from django.conf import settings
+        from django.db import close_old_connections
+
+        from jobs import poller
+
+        try:
+            if poller.poll_due(max_seconds=settings.POLL_LOOP_SECONDS):
+                self.runs += 1
+            else:
+                self.lost += 1
+        finally:
+            close_old_connections()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.workers.shutdown(wait=True, cancel_futures=True)
+
+
+# --- The open Studio page -------------------------------------------------------------------
+
+ARTICLE = re.compile(r"<article\b[^>]*>", re.S)
+JOB_ID = re.compile(r'\bid="job-(\d+)"')
+CARD_STATE = re.compile(r'\bclass="[^"]*\bjob-card--([a-z_]+)\b')
+POLLER = re.compile(r'<div\b[^>]*\bid="cards-poller"[^>]*>', re.S)
+HX_GET = re.compile(r'\bhx-get="([^"]*)"')
+
+
+def parse_cards(text: str) -> dict[int, str]:
+    """job pk -> state, for every job card in a page or an htmx answer."""
+    cards = {}
+    for tag in ARTICLE.findall(text):
+        pk, state = JOB_ID.search(tag), CARD_STATE.search(tag)
+        if pk and state:
+            cards[int(pk.group(1))] = state.group(1)
+    return cards
+
+
+def parse_since(text: str) -> str | None:
+    """The since= of #cards-poller's hx-get; None when the poller has none (stopped)."""
+    tag = POLLER.search(text)
+    hx_get = HX_GET.search(tag.group(0)) if tag else None
+    if hx_get is None:
+        return None
+    values = parse_qs(urlsplit(html.unescape(hx_get.group(1))).query).get("since")
+    return values[0] if values else None
+
+
+class StudioPage:
+    """The member's open Studio page, polling as htmx does.
+
+    The page is loaded (GET /) once the first job exists. #cards-poller then
+    asks GET /studio/cards/?since=<ms> 2 s after it was put in the page; every
+    answer swaps in a new #cards-poller (new since, new 2 s timer), so one
+    request follows the previous answer by 2 s. An answer with status 286, or
+    whose #cards-poller has no hx-get, stops the polling; making a job through
+    the page would re-arm it (since = now), which `rearm()` stands in for.
+    """
+
+    def __init__(self, base_url: str, session: requests.Session):
+        self.base_url, self.session = base_url, session
+        self.lock = threading.Lock()
+        self.since: str | None = None  # None: not polling
+        self.rearms = 0  # so a stop answer cannot undo a re-arm made meanwhile
+        self.armed = threading.Event()
+        self.closing = threading.Event()
+        self.seen_completed: dict[int, float] = {}  # pk -> time.time() of first completed card
+        self.last_state: dict[int, str] = {}
+        self.requests = 0
+        self.bytes = 0
+        self.stops = 0  # answers that stopped the polling (286, or no hx-get)
+        self.errors = 0
+        self.thread = threading.Thread(target=self._run, name="studio-page", daemon=True)
+
+    def open(self) -> None:
+        response = self.session.get(f"{self.base_url}/", timeout=30)
+        response.raise_for_status()
+        self._saw(response.text, time.time())
+        since = parse_since(response.text)
+        if since is None:
+            raise RuntimeError("the Studio page loaded without a polling #cards-poller")
+        self._arm(since)
+        self.thread.start()
+
+    def rearm(self) -> None:
+        """As the job-created answer does: polling on, since = now."""
+        with self.lock:
+            if self.since is None:
+                self.since = str(int(time.time() * 1000))
+                self.rearms += 1
+                self.armed.set()
+
+    def _arm(self, since: str) -> None:
+        with self.lock:
+            self.since = since
+            self.armed.set()
+
+    def _saw(self, text: str, at: float) -> None:
+        with self.lock:
+            for pk, state in parse_cards(text).items():
+                self.last_state[pk] = state
+                if state == "completed":
+                    self.seen_completed.setdefault(pk, at)
+
+    def seen(self) -> set[int]:
+        with self.lock:
+            return set(self.seen_completed)
+
+    def _run(self) -> None:
+        while not self.closing.is_set():
+            if not self.armed.wait(0.1):
+                continue
+            if self.closing.wait(PAGE_INTERVAL):  # the new poller element's 2 s timer
+                break
+            with self.lock:
+                since, rearms = self.since, self.rearms
+            try:
+                response = self.session.get(
+                    f"{self.base_url}/studio/cards/", params={"since": since}, timeout=30
+                )
+            except requests.RequestException:
+                self.errors += 1  # htmx keeps its timer and asks again
+                continue
+            at = time.time()
+            self.requests += 1
+            self.bytes += len(response.content)
+            if response.status_code not in (200, 286):
+                self.errors += 1
+                continue
+            self._saw(response.text, at)
+            new_since = parse_since(response.text)
+            with self.lock:
+                if self.rearms != rearms:
+                    pass  # a job was made meanwhile: its answer re-armed the poller
+                elif response.status_code == 286 or new_since is None:
+                    self.since = None
+                    self.armed.clear()
+                    self.stops += 1
+                else:
+                    self.since = new_since
+
+    @property
+    def polling(self) -> bool:
+        with self.lock:
+            return self.since is not None
+
+    def close(self) -> None:
+        self.closing.set()
+        self.armed.set()
+        if self.thread.is_alive():
+            self.thread.join(timeout=35)
+
+
+def signed_in_session(base_url: str, username: str, password: str) -> requests.Session:
+    """Sign in through the real login form."""
+    session = requests.Session()
+    session.trust_env = False
+    session.get(f"{base_url}/login/", timeout=30).raise_for_status()
+    response = session.post(
+        f"{base_url}/login/",
+        data={
+            "username": username,
+            "password": password,
+            "csrfmiddlewaretoken": session.cookies["csrftoken"],
+        },
+        timeout=30,
+        allow_redirects=False,
+    )
+    if response.status_code != 302 or "sessionid" not in session.cookies:
+        raise RuntimeError(f"signing in failed (HTTP {response.status_code})")
+    return session
+
+
+# --- Results --------------------------------------------------------------------------------
+
+
+@dataclass
+class JobResult:
+    completed: bool
+    polls: int = 0
+    downloads: int = 0
+    provider_done: float | None = None  # sandbox Task.completed_at
+    noticed: float | None = None  # the poll that saw "completed"
+    archived: float | None = None  # studio: the job reached "completed"
+    seen: float | None = None  # studio: page got the completed card; plain: = noticed
+    provider_seconds: float | None = None  # sandbox: submission to completion
+    provider_fetch: float | None = None  # sandbox: submission to inputs fetched
+
+
+@dataclass
+class RunResult:
+    name: str
+    jobs: list[JobResult]
+    calls: dict[str, int]  # by kind, as the sandbox counted them
+    wall: float
+    notes: list[str] = field(default_factory=list)
+
+
+def count_calls(sandbox: SandboxServer) -> dict[str, int]:
+    counts = {"submit": 0, "status": 0, "download": 0, "other": 0}
+    for call in sandbox.calls:
+        if call.method == "POST" and call.path == JOYPIX_SUBMIT:
+            counts["submit"] += 1
+        elif call.method == "GET" and call.path.startswith(JOYPIX_STATUS):
+            counts["status"] += 1
+        elif call.path.startswith(OUTPUTS):
+            counts["download"] += 1
+        else:
+            counts["other"] += 1
+    return counts
+
+
+def calls_by_task(sandbox: SandboxServer) -> dict[str, tuple[int, int]]:
+    """task id -> (status GETs, output requests)."""
+    by_output = {task.output_name: tid for tid, task in sandbox.tasks.items()}
+    polls: dict[str, int] = {}
+    downloads: dict[str, int] = {}
+    for call in sandbox.calls:
+        if call.path.startswith(JOYPIX_STATUS):
+            tid = call.path.removeprefix(JOYPIX_STATUS)
+            polls[tid] = polls.get(tid, 0) + 1
+        elif call.path.startswith(OUTPUTS):
+            tid = by_output.get(call.path.removeprefix(OUTPUTS), "?")
+            downloads[tid] = downloads.get(tid, 0) + 1
+    return {tid: (polls.get(tid, 0), downloads.get(tid, 0)) for tid in sandbox.tasks}
+
+
+def wait_until(condition, *, timeout: float, step: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(step)
+    return condition()
+
+
+def provider_fields(task) -> dict[str, float | None]:
+    """What the sandbox knows of a task: when it finished, how long it took
+    from submission, and how much of that went on fetching its inputs."""
+    if task is None or task.completed_at is None:
+        return {}
+    return {
+        "provider_done": task.completed_at,
+        "provider_seconds": task.completed_at - task.created_at,
+        "provider_fetch": task.started_at - task.created_at if task.started_at else None,
+    }
+
+
+def stamp(moment) -> float | None:
+    return moment.timestamp() if moment is not None else None
+
+
+def sleep_until(moment: float) -> None:
+    time.sleep(max(0.0, moment - time.time()))
+
+
+# --- Run 1: the studio ---------------------------------------------------------------------
+
+
+def run_studio(args, plan, photo, *, studio_url: str, sandbox: SandboxServer) -> RunResult:
+    from django.contrib.auth import get_user_model
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.db import transaction
+
+    from jobs import lifecycle
+    from jobs.ledger import credits_grant
+    from jobs.models import Job, JobState, Pool
+    from jobs.uploads import upload_stage
+
+    # Instrumentation only. When each archive really finished: the commit
+    # that made the job "completed" also holds its credit capture, so an
+    # on-commit hook on that capture fires at that moment (the row's own
+    # finished_at is stamped when the archive *starts*, and job_archive
+    # goes on to make the gallery poster after the commit). And an optional
+    # delay before each download, standing in for a large output.
+    archived_at: dict[int, float] = {}
+    real_capture, real_download = lifecycle.credits_capture, lifecycle._download
+
+    def timed_capture(*, hold, **kwargs):
+        entry = real_capture(hold=hold, **kwargs)
+        transaction.on_commit(lambda: archived_at.setdefault(hold.job_id, time.time()))
+        return entry
+
+    def slow_download(url, path):
+        time.sleep(args.download_delay)
+        real_download(url, path)
+
+    lifecycle.credits_capture = timed_capture
+    if args.download_delay:
+        lifecycle._download = slow_download
+
+    owner = get_user_model().objects.create_user("bench", "bench@example.com", PASSWORD)
+    credits_grant(
+        user=owner, pool=Pool.STUDIO, amount=200 * len(plan), key="bench:grant", reason="bench"
+    )
+    session = signed_in_session(studio_url, "bench", PASSWORD)
+    page = StudioPage(studio_url, session)
+    if args.cluster == "loop":
+        cluster = LoopCluster()
+    else:
+        cluster = ScheduledCluster(phase=args.schedule_phase)
+    cluster.start()
+
+    def stage(kind: str, path: Path, content_type: str):
+        uploaded = SimpleUploadedFile(path.name, path.read_bytes(), content_type=content_type)
+        return upload_stage(owner=owner, kind=kind, uploaded=uploaded)
+
+    started = time.time()
+    pks: list[int] = []
+    for job in plan:
+        sleep_until(started + job.offset)
+        files = {
+            "image": stage("image", photo, "image/jpeg"),
+            "left_audio": stage("audio", job.left, "audio/mpeg"),
+            "right_audio": stage("audio", job.right, "audio/wav"),
+        }
+        created = lifecycle.job_create(
+            owner=owner,
+            mode="dialog",
+            provider="joypix",
+            resolution=args.resolution,
+            files=files,
+        )  # Q_SYNC: the submit ran inline, on commit
+        pks.append(created.pk)
+        if len(pks) == 1:
+            page.open()  # the member is watching from the first job on
+        else:
+            page.rearm()
+
+    def settled() -> bool:
+        live = Job.objects.filter(pk__in=pks, state__in=JobState.live()).exists()
+        done = set(
+            Job.objects.filter(pk__in=pks, state=JobState.COMPLETED).values_list("pk", flat=True)
+        )
+        return not live and (done <= page.seen() or not page.polling)
+
+    finished = wait_until(settled, timeout=args.timeout)
+    wall = time.time() - started
+    page.close()
+    cluster.stop()
+
+    notes = []
+    if not finished:
+        notes.append(f"timed out after {args.timeout:g} s with jobs still live")
+    per_task = calls_by_task(sandbox)
+    tasks = sandbox.tasks
+    results = []
+    for job in Job.objects.filter(pk__in=pks).order_by("pk"):
+        task = tasks.get(job.provider_task_id)
+        polls, downloads = per_task.get(job.provider_task_id, (0, 0))
+        done = job.state == JobState.COMPLETED
+        results.append(
+            JobResult(
+                completed=done,
+                polls=polls,
+                downloads=downloads,
+                noticed=stamp(job.provider_completed_at),
+                archived=archived_at.get(job.pk),
+                seen=page.seen_completed.get(job.pk),
+                **provider_fields(task),
+            )
+        )
+        if done and job.pk not in page.seen_completed:
+            notes.append(
+                f"job #{job.pk} completed but the open page never received its completed card "
+                f"(last state on the page: {page.last_state.get(job.pk, 'none')})"
+            )
+        if not done:
+            notes.append(f"job #{job.pk} ended {job.state}: {job.error[:200]}")
+    polls_by_studio = Job.objects.filter(pk__in=pks).values_list("poll_count", flat=True)
+    notes.append(
+        f"page: {page.requests} card requests ({page.requests / len(pks):.1f} per job), "
+        f"{page.bytes / 1024:.0f} KiB, stopped {page.stops} time(s), {page.errors} error(s)"
+    )
+    if isinstance(cluster, ScheduledCluster):
+        notes.append(
+            f"cluster: {cluster.runs} poll_due run(s), {cluster.lost} found the lease held"
+        )
+    else:
+        notes.append(f"cluster: {cluster.runs} poll_due run(s)")
+    notes.append(f"studio poll_count total: {sum(polls_by_studio)}")
+    return RunResult("studio", results, count_calls(sandbox), wall, notes)
+
+
+# --- Run 2: a plain client that polls every 5 s ------------------------------------------------
+
+
+def run_plain(args, plan, photo, *, media_dir: Path, api_key: str) -> RunResult:
+    files = ThreadingHTTPServer(("127.0.0.1", 0), partial(QuietFiles, directory=str(media_dir)))
+    serve_in_thread(files, "plain-files")
+    files_url = f"http://127.0.0.1:{files.server_address[1]}"
+    sandbox = new_sandbox(args, api_key)
+    auth = {"Authorization": f"Bearer {api_key}"}
+    outcome: dict[int, dict] = {}
+
+    def client(job: PlannedJob, at: float) -> None:
+        """Submit, then GET the task 5 s, 10 s, 15 s ... after submitting."""
+        sleep_until(at)
+        with requests.Session() as http:
+            http.trust_env = False
+            answer = http.post(
+                f"{sandbox.url}{JOYPIX_SUBMIT}",
+                headers=auth,
+                json={
+                    "left_audio_url": f"{files_url}/{job.left.name}",
+                    "right_audio_url": f"{files_url}/{job.right.name}",
+                    "image_url": f"{files_url}/{photo.name}",
+                    "resolution": args.resolution,
+                    "seed": -1,
+                },
+                timeout=30,
+            ).json()
+            task_id = answer["data"]["task_id"]
+            submitted = time.time()
+            result = {"task_id": task_id}
+            for k in range(1, 10_000):
+                sleep_until(submitted + k * PLAIN_INTERVAL)
+                data = http.get(
+                    f"{sandbox.url}{JOYPIX_STATUS}{task_id}", headers=auth, timeout=30
+                ).json()["data"]
+                if data["status"] == "completed":
+                    result["noticed"] = time.time()
+                    _video = http.get(data["video_url"], timeout=60).content  # the download
+                    break
+                if data["status"] == "failed" or time.time() - submitted > args.timeout:
+                    break
+            outcome[job.index] = result
+
+    started = time.time()
+    threads = [
+        threading.Thread(target=client, args=(job, started + job.offset), daemon=True)
+        for job in plan
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=args.timeout + 60)
+    wall = time.time() - started
+
+    per_task = calls_by_task(sandbox)
+    tasks = sandbox.tasks
+    results = []
+    for job in plan:
+        result = outcome.get(job.index, {})
+        task = tasks.get(result.get("task_id", ""))
+        polls, downloads = per_task.get(result.get("task_id", ""), (0, 0))
+        noticed = result.get("noticed")
+        results.append(
+            JobResult(
+                completed=noticed is not None,
+                polls=polls,
+                downloads=downloads,
+                noticed=noticed,
+                seen=noticed,
+                **provider_fields(task),
+            )
+        )
+    calls = count_calls(sandbox)
+    sandbox.stop()
+    files.shutdown()
+    files.server_close()
+    return RunResult("plain 5 s client", results, calls, wall)
+
+
+# --- Printing -------------------------------------------------------------------------------------
+
+
+def p95(values: list[float]) -> float:
+    """Nearest-rank 95th percentile."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+def describe(values: list[float | None]) -> str:
+    present = [v for v in values if v is not None]
+    if not present:
+        return "n/a"
+    return (
+        f"median {statistics.median(present):5.2f} s   p95 {p95(present):5.2f} s   "
+        f"min {min(present):5.2f} s   max {max(present):5.2f} s   (n={len(present)})"
+    )
+
+
+def gap(later: float | None, earlier: float | None) -> float | None:
+    return later - earlier if later is not None and earlier is not None else None
+
+
+def print_run(run: RunResult) -> None:
+    done = [j for j in run.jobs if j.completed]
+    n = max(1, len(done))
+    total = run.calls["submit"] + run.calls["status"] + run.calls["download"]
+    print(f"\n== {run.name}: {len(done)}/{len(run.jobs)} jobs completed in {run.wall:.1f} s")
+    print(
+        f"provider calls per completed job: {total / n:.2f}  "
+        f"(submits {run.calls['submit'] / n:.2f} + status GETs {run.calls['status'] / n:.2f} "
+        f"+ output downloads {run.calls['download'] / n:.2f}; total {total}"
+        + (f"; other requests {run.calls['other']}" if run.calls["other"] else "")
+        + ")"
+    )
+    polls = sorted(j.polls for j in done)
+    if polls:
+        print(
+            f"status GETs per job: min {polls[0]}  median {statistics.median(polls):g}  "
+            f"max {polls[-1]}"
+        )
+    print("provider processing (sandbox: submit to completed):")
+    print(f"  {describe([j.provider_seconds for j in done])}")
+    print("  of which fetching the inputs:")
+    print(f"    {describe([j.provider_fetch for j in done])}")
+    print("provider completed -> seen completed:")
+    print(f"  {describe([gap(j.seen, j.provider_done) for j in done])}")
+    unseen = sum(1 for j in done if j.seen is None)
+    if unseen:
+        print(f"  NOT SEEN: {unseen} completed job(s) never showed as completed (see notes)")
+    if run.name == "studio":
+        print("  of which  provider completed -> poll noticed it (state archiving):")
+        print(f"    {describe([gap(j.noticed, j.provider_done) for j in done])}")
+        print("            poll noticed -> archived (state completed):")
+        print(f"    {describe([gap(j.archived, j.noticed) for j in done])}")
+        print("            archived -> the open page received the completed card:")
+        print(f"    {describe([gap(j.seen, j.archived) for j in done])}")
+    for note in run.notes:
+        print(f"note: {note}")
+
+
+def machine_info() -> list[str]:
+    cpu = platform.processor() or "unknown"
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+        for line in lscpu.splitlines():
+            if line.startswith("Model name:"):
+                cpu = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import django
+
+    return [
+        f"CPU: {cpu}, {os.cpu_count()} logical cores",
+        f"Python {platform.python_version()} ({platform.python_implementation()}), "
+        f"Django {django.get_version()}",
+        f"Platform: {platform.platform()}",
+        # Other processes compete for the CPU: say how busy the machine was.
+        "Load average (1, 5, 15 min) at the end: "
+        + ", ".join(f"{load:.2f}" for load in os.getloadavg()),
+    ]
+
+
+# --- Main -----------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    args = parse_args()
+    with tempfile.TemporaryDirectory(prefix="lipsync-bench-") as tmp:
+        data_dir = Path(tmp) / "data"
+        media_dir = Path(tmp) / "media"
+        media_dir.mkdir()
+        plan, photo = plan_jobs(args, media_dir)
+
+        # The two servers first, so their free ports go into the environment
+        # before Django reads it.
+        api_key = secrets.token_urlsafe(24)
+        sandbox = new_sandbox(args, api_key)
+        httpd = studio_server()
+        studio_url = f"http://127.0.0.1:{httpd.server_address[1]}"
+        configure_django(args, data_dir=data_dir, studio_url=studio_url, sandbox=sandbox)
+        from django.core.handlers.wsgi import WSGIHandler
+
+        httpd.set_app(WSGIHandler())
+        serve_in_thread(httpd, "studio-http")
+
+        lo, hi = args.seconds
+        print(
+            f"{args.jobs} dialog jobs, {args.resolution}, {lo:g}-{hi:g} s of audio each, "
+            f"one every ~{args.stagger:g} s; sandbox rtf {args.rtf:g}; cluster: {args.cluster}"
+            + (f"; +{args.download_delay:g} s per archive download" if args.download_delay else "")
+        )
+        studio = run_studio(args, plan, photo, studio_url=studio_url, sandbox=sandbox)
+        sandbox.stop()
+        httpd.shutdown()
+        httpd.server_close()
+        plain = run_plain(args, plan, photo, media_dir=media_dir, api_key=api_key)
+
+        print_run(studio)
+        print_run(plain)
+        print("\nmachine:")
+        for line in machine_info():
+            print(f"  {line}")
+        print(f"reproduce: {reproduce_command(args)}")
+
+
+if __name__ == "__main__":
+    main()
