@@ -5,7 +5,9 @@ Reads are bounded: a page is one query for the jobs (owner joined, whether a
 picture exists computed in the same query), whatever the page's size, and
 pages continue from the last item shown (finished_at, id) rather than by
 offset, so a deep page costs what the first one does. The partial indexes
-`job_gallery_recent` and `job_gallery_owner` serve the newest-first order.
+`job_gallery_state_recent` and `job_gallery_owner_state` serve the
+newest-first order (on SQLite too), and on PostgreSQL `job_prompt_trgm`
+serves the prompt search.
 """
 
 from __future__ import annotations

@@ -54,8 +54,9 @@ def retention_purge(*, now: datetime | None = None) -> dict[str, int]:
 def _purge_inputs(pk: int, now: datetime) -> int:
     with transaction.atomic():
         # The conditional update claims the job, so two runs never race.
+        # updated_at too: an open Studio page then gets the "removed" mark.
         if not Job.objects.filter(pk=pk, inputs_purged_at__isnull=True).update(
-            inputs_purged_at=now
+            inputs_purged_at=now, updated_at=now
         ):
             return 0
         inputs = list(JobInput.objects.filter(job_id=pk))
@@ -71,7 +72,7 @@ def _purge_output(pk: int, now: datetime) -> int:
         if job is None:
             return 0
         names = [job.output.name] if job.output else []
-        Job.objects.filter(pk=pk).update(output_purged_at=now, output="")
+        Job.objects.filter(pk=pk).update(output_purged_at=now, output="", updated_at=now)
         transaction.on_commit(lambda: _delete(names))
     return len(names)
 

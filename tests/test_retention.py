@@ -160,3 +160,22 @@ def test_a_failed_job_whose_inputs_expired_cannot_be_tried_again(
     with pytest.raises(lifecycle.JobActionRefused, match="no longer kept"):
         lifecycle.job_retry(Job.objects.get(pk=job.pk))
     assert Path(media_root).exists()
+
+
+def test_an_open_studio_page_is_sent_the_expired_card(
+    client, alice, media_root, django_capture_on_commit_callbacks
+):
+    """The page asks for cards changed since its last request: a purge must
+    count as a change, or the card keeps its countdown and a dead video."""
+    client.force_login(alice)
+    job = make_job(alice, ended_days_ago=29, output_expires=timezone.now() + timedelta(days=5))
+    # The page last asked a minute after the job's last change.
+    since = int((timezone.now() + timedelta(minutes=1)).timestamp() * 1000)
+
+    later = timezone.now() + timedelta(days=6)
+    with django_capture_on_commit_callbacks(execute=True):
+        retention_purge(now=later)
+
+    update = client.get(reverse("studio_cards"), {"since": since}).content.decode()
+    assert f'id="job-{job.pk}"' in update
+    assert "Video expired on" in update and "Inputs removed on" in update

@@ -102,17 +102,24 @@ class Job(models.Model):
         indexes = [
             models.Index(fields=["owner", "-created_at"], name="job_owner_recent"),
             models.Index(fields=["state", "next_poll_at"], name="job_state_due"),
+            # The Studio's card updates (changed since) and "any job live?".
+            models.Index(fields=["owner", "updated_at"], name="job_owner_updated"),
+            models.Index(fields=["owner", "state"], name="job_owner_state"),
             # The gallery: finished videos, newest first, then its filters.
+            # `state` leads so that SQLite, which has no statistics unless
+            # ANALYZE ran, picks these over job_state_due (bench/RESULTS.md).
             models.Index(
-                fields=["-finished_at", "-id"],
-                name="job_gallery_recent",
+                fields=["state", "-finished_at", "-id"],
+                name="job_gallery_state_recent",
                 condition=models.Q(state="completed", deleted_at__isnull=True),
             ),
             models.Index(
-                fields=["owner", "-finished_at"],
-                name="job_gallery_owner",
+                fields=["owner", "state", "-finished_at", "-id"],
+                name="job_gallery_owner_state",
                 condition=models.Q(state="completed", deleted_at__isnull=True),
             ),
+            # Prompt search on PostgreSQL: a trigram index, made in migration
+            # 0009 (PostgreSQL only, so it is not declared here).
             # Retention: finished jobs whose files are still kept.
             models.Index(
                 fields=["finished_at"],
