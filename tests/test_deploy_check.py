@@ -1,0 +1,64 @@
+"""`manage.py check --deploy` with production-like settings reports only what
+the README explains (security.W021, HSTS preload, left to the operator)."""
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def deploy_check(tmp_path, **env) -> subprocess.CompletedProcess:
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        # The test process sets DJANGO_ALLOW_ASYNC_UNSAFE for Playwright; production does not.
+        if key
+        not in (
+            "DATABASE_URL",
+            "REDIS_URL",
+            "DEBUG",
+            "SECURE_HSTS_PRELOAD",
+            "DJANGO_ALLOW_ASYNC_UNSAFE",
+        )
+    }
+    environment.update(
+        {
+            "DATA_DIR": str(tmp_path),
+            "SECRET_KEY": secrets.token_urlsafe(60),
+            "PUBLIC_BASE_URL": "https://studio.example.com",
+        }
+        | env
+    )
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_production_settings_leave_only_the_hsts_preload_warning(tmp_path):
+    result = deploy_check(tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "security.W021" in output
+    assert "System check identified 1 issue" in output, output
+
+
+def test_with_preload_decided_the_check_is_silent(tmp_path):
+    result = deploy_check(tmp_path, SECURE_HSTS_PRELOAD="1")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "System check identified no issues" in output, output
+
+
+def test_plain_http_is_reported(tmp_path):
+    """The check is a real one: without https it complains."""
+    result = deploy_check(tmp_path, PUBLIC_BASE_URL="http://studio.example.com")
+    output = result.stdout + result.stderr
+    assert "security.W008" in output or "security.W012" in output, output
