@@ -130,12 +130,14 @@ def job_countdowns(job: Job) -> tuple[Countdown, ...]:
     if job.state == JobState.COMPLETED and job.archive_expires_at and not job.output_purged_at:
         found.append(
             Countdown(
-                "Video kept for", job.archive_expires_at, job.archive_expires_at - timedelta(days=1)
+                "Video deleted in",
+                job.archive_expires_at,
+                job.archive_expires_at - timedelta(days=1),
             )
         )
     inputs_until = inputs_expire_at(job)
     if inputs_until is not None:
-        found.append(Countdown("Inputs kept for", inputs_until, inputs_until - timedelta(days=1)))
+        found.append(Countdown("Inputs deleted in", inputs_until, inputs_until - timedelta(days=1)))
     return tuple(sorted(found, key=lambda c: c.until))
 
 

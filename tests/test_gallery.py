@@ -724,10 +724,10 @@ def test_gallery_items_count_down_to_the_deletion_of_their_files(alice_client, a
 
     inputs_until = recent.finished_at + timedelta(days=30)
     assert _countdowns(html, recent.pk) == [
-        ("Inputs kept for", int(inputs_until.timestamp() * 1000))
+        ("Inputs deleted in", int(inputs_until.timestamp() * 1000))
     ]
     video_until = Job.objects.get(pk=kept.pk).archive_expires_at
-    assert ("Video kept for", int(video_until.timestamp() * 1000)) in _countdowns(html, kept.pk)
+    assert ("Video deleted in", int(video_until.timestamp() * 1000)) in _countdowns(html, kept.pk)
     assert _countdowns(html, purged.pk) == []  # nothing left to delete on a schedule
 
     detail = alice_client.get(reverse("gallery_detail", args=[recent.pk])).content.decode()

@@ -139,7 +139,7 @@ def test_the_card_counts_down_and_then_says_what_expired(
     job = make_job(alice, ended_days_ago=29, output_expires=timezone.now() + timedelta(days=5))
 
     html = client.get(reverse("studio")).content.decode()
-    assert "Inputs kept for" in html and "Video kept for" in html
+    assert "Inputs deleted in" in html and "Video deleted in" in html
 
     with django_capture_on_commit_callbacks(execute=True):
         retention_purge(now=timezone.now() + timedelta(days=6))
@@ -147,7 +147,7 @@ def test_the_card_counts_down_and_then_says_what_expired(
     html = client.get(reverse("studio")).content.decode()
     assert "Video expired on" in html and "Inputs removed on" in html
     assert f'src="/jobs/{job.pk}/video.mp4"' not in html
-    assert "Inputs kept for" not in html
+    assert "Inputs deleted in" not in html
 
 
 def test_a_failed_job_whose_inputs_expired_cannot_be_tried_again(

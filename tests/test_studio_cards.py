@@ -142,7 +142,7 @@ def test_a_completed_card_counts_down_to_the_studios_own_retention(alice_client,
 
     html = alice_client.get(reverse("studio")).content.decode()
 
-    assert "Video kept for" in html and f'data-countdown="{ms(until)}"' in html
+    assert "Video deleted in" in html and f'data-countdown="{ms(until)}"' in html
 
 
 # --- live updates ----------------------------------------------------------------------

@@ -198,7 +198,7 @@
   }
 
   function countdown(ms) {
-    if (ms <= 0) return "now";
+    if (ms <= 0) return "a moment";  // overdue: the hourly purge is about to run
     var total = Math.floor(ms / 1000);
     var days = Math.floor(total / 86400);
     var h = Math.floor((total % 86400) / 3600);
