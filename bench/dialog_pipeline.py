@@ -54,13 +54,11 @@ import argparse
 import html
 import math
 import os
-import platform
 import random
 import re
 import secrets
 import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -78,6 +76,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # jobs, lipsync_site and tests.media_factory
 
 # Imported before Django is set up: neither needs settings.
+from bench.machine import machine_info  # noqa: E402
 from jobs.sandbox import SandboxConfig, SandboxServer  # noqa: E402
 from tests.media_factory import make_audio, make_image  # noqa: E402
 
@@ -880,28 +879,6 @@ def print_run(run: RunResult) -> None:
         print(f"    {describe([gap(j.seen, j.archived) for j in done])}")
     for note in run.notes:
         print(f"note: {note}")
-
-
-def machine_info() -> list[str]:
-    cpu = platform.processor() or "unknown"
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        for line in lscpu.splitlines():
-            if line.startswith("Model name:"):
-                cpu = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import django
-
-    return [
-        f"CPU: {cpu}, {os.cpu_count()} logical cores",
-        f"Python {platform.python_version()} ({platform.python_implementation()}), "
-        f"Django {django.get_version()}",
-        f"Platform: {platform.platform()}",
-        # Other processes compete for the CPU: say how busy the machine was.
-        "Load average (1, 5, 15 min) at the end: "
-        + ", ".join(f"{load:.2f}" for load in os.getloadavg()),
-    ]
 
 
 # --- Main -----------------------------------------------------------------------------------------

@@ -66,12 +66,10 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import random
 import re
 import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -83,6 +81,8 @@ from urllib.parse import unquote, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # jobs, lipsync_site
+
+from bench.machine import machine_info  # noqa: E402
 
 # The fill's mix: (value, weight).
 MIX = {
@@ -838,42 +838,16 @@ def print_results(args, results: list[Measured]) -> None:
         )
 
 
-def machine_info() -> list[str]:
-    import django
+def database_info() -> str:
     from django.db import connection
 
-    cpu = platform.processor() or "unknown"
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        for line in lscpu.splitlines():
-            if line.startswith("Model name:"):
-                cpu = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    ram = "unknown"
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                ram = f"{int(line.split()[1]) / 1024**2:.1f} GiB"
-    except OSError:
-        pass
     if connection.vendor == "sqlite":
         import sqlite3
 
-        database = f"SQLite {sqlite3.sqlite_version} (file in a temporary DATA_DIR)"
-    else:
-        with connection.cursor() as cursor:
-            cursor.execute("SHOW server_version")
-            database = f"PostgreSQL {cursor.fetchone()[0]} (local, database made for the run)"
-    return [
-        f"CPU: {cpu}, {os.cpu_count()} logical cores; RAM {ram}",
-        f"Python {platform.python_version()} ({platform.python_implementation()}), "
-        f"Django {django.get_version()}; {database}",
-        f"Platform: {platform.platform()}",
-        # Other processes compete for the CPU: say how busy the machine was.
-        "Load average (1, 5, 15 min) at the end: "
-        + ", ".join(f"{load:.2f}" for load in os.getloadavg()),
-    ]
+        return f"SQLite {sqlite3.sqlite_version} (file in a temporary DATA_DIR)"
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        return f"PostgreSQL {cursor.fetchone()[0]} (local, database made for the run)"
 
 
 def print_fill(args, fill: Fill, migrate_seconds: float) -> None:
@@ -920,7 +894,7 @@ def main() -> None:
             print_results(args, results)
             print_plans(results)
             print("\nmachine:")
-            for line in machine_info():
+            for line in machine_info(database=database_info()):
                 print(f"  {line}")
             print(f"reproduce: {reproduce_command(args)}")
             print(f"finished: {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC")
