@@ -85,6 +85,7 @@ class Pipeline:
         *,
         left: float = 1.5,
         right: float = 2.0,
+        provider: str = "joypix",
         resolution: str = "480p",
         prompt: str = "",
         seed: int = -1,
@@ -93,7 +94,7 @@ class Pipeline:
         """A dialog job made through job_create; its submit runs inline on commit."""
         return self.create(
             mode="dialog",
-            provider="joypix",
+            provider=provider,
             files=self.dialog_files(left, right, owner),
             resolution=resolution,
             prompt=prompt,
@@ -343,26 +344,9 @@ def create_dub(
     )
 
 
-def create_lipsync_dialog(
-    pipeline: Pipeline,
-    *,
-    left: float = 1.5,
-    right: float = 2.0,
-    resolution: str = "480p",
-    prompt: str = "",
-    seed: int = -1,
-    owner=None,
-) -> Job:
+def create_lipsync_dialog(pipeline: Pipeline, **options) -> Job:
     """A dialog sent to lipsync.studio's lipsync-image-multi."""
-    return pipeline.create(
-        mode="dialog",
-        provider="lipsync_studio",
-        files=pipeline.dialog_files(left, right, owner),
-        resolution=resolution,
-        prompt=prompt,
-        seed=seed,
-        owner=owner,
-    )
+    return pipeline.create_dialog(provider="lipsync_studio", **options)
 
 
 def lipsync_submit_calls(pipeline: Pipeline, model: str | None = None) -> list:
