@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from jobs.ledger import credits_grant, credits_hold
+from tests.browser_support import full_page_shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -50,23 +51,23 @@ def test_a_member_finds_a_staff_grant_on_the_credits_page(
     expect(balances).to_contain_text("1,130 credits")
     expect(balances).to_contain_text("120 held")
     expect(balances).to_contain_text("300 credits")
-    page.screenshot(path=artifacts / "credits.png", full_page=True)
+    full_page_shot(page, artifacts / "credits.png")
 
     page.emulate_media(color_scheme="dark")
-    page.screenshot(path=artifacts / "credits-dark.png", full_page=True)
+    full_page_shot(page, artifacts / "credits-dark.png")
     page.emulate_media(color_scheme="light")
 
     page.set_viewport_size(PHONE)
     page.reload()
     expect(page.get_by_text("Welcome to the studio")).to_be_visible()
     expect(balances).to_contain_text("1,130 credits")
-    page.screenshot(path=artifacts / "credits-phone.png", full_page=True)
+    full_page_shot(page, artifacts / "credits-phone.png")
 
 
 def test_the_other_pages_look_finished(page, live_server, sign_in, artifacts, alice):
     page.set_viewport_size({"width": 1280, "height": 860})
     page.goto(f"{live_server.url}/login/")
-    page.screenshot(path=artifacts / "login.png", full_page=True)
+    full_page_shot(page, artifacts / "login.png")
 
     # A wrong password: the error is announced and tied to the fields.
     page.get_by_label("Username").fill("alice")
@@ -76,11 +77,11 @@ def test_the_other_pages_look_finished(page, live_server, sign_in, artifacts, al
     expect(page.get_by_label("Password")).to_have_attribute(
         "aria-describedby", re.compile("login-error")
     )
-    page.screenshot(path=artifacts / "login-error.png", full_page=True)
+    full_page_shot(page, artifacts / "login-error.png")
 
     sign_in(page, alice)
     expect(page.get_by_text("No jobs yet")).to_be_visible()
-    page.screenshot(path=artifacts / "studio.png", full_page=True)
+    full_page_shot(page, artifacts / "studio.png")
 
     page.get_by_role("navigation", name="Main").get_by_role("link", name="API keys").click()
     page.get_by_label("Name (optional)").fill("Nightly render script")
@@ -88,7 +89,7 @@ def test_the_other_pages_look_finished(page, live_server, sign_in, artifacts, al
     secret = page.locator("#new-key-value")
     expect(secret).to_have_text(re.compile(r"^sk_[a-z0-9]{8}_\S{32,}$"))
     raw = secret.inner_text()
-    page.screenshot(path=artifacts / "api-keys.png", full_page=True)
+    full_page_shot(page, artifacts / "api-keys.png")
 
     # The copy button copies; a reload does not bring the key back.
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
@@ -102,11 +103,11 @@ def test_the_other_pages_look_finished(page, live_server, sign_in, artifacts, al
     page.get_by_role("link", name=re.compile("^Revoke…")).click()
     page.get_by_role("button", name="Revoke key").click()
     expect(page.get_by_role("status").first).to_contain_text("Revoked “Nightly render script”")
-    page.screenshot(path=artifacts / "api-keys-revoked.png", full_page=True)
+    full_page_shot(page, artifacts / "api-keys-revoked.png")
 
     page.set_viewport_size(PHONE)
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Studio").click()
-    page.screenshot(path=artifacts / "studio-phone.png", full_page=True)
+    full_page_shot(page, artifacts / "studio-phone.png")
 
     # Sign out from the user menu, by keyboard.
     page.locator("details.user-menu summary").focus()

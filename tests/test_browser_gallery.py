@@ -14,6 +14,7 @@ from django.core.files.storage import default_storage
 from playwright.sync_api import expect
 
 from jobs.models import Job, JobInput, JobState
+from tests.browser_support import full_page_shot
 from tests.media_factory import make_audio, make_image, make_video
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -138,7 +139,7 @@ def test_a_member_filters_the_gallery_and_plays_a_video(
     ids = [int(i.split("-")[-1]) for i in items.evaluate_all("els => els.map(e => e.id)")]
     assert ids == expected
     expect(page.get_by_role("heading", name="Matching videos")).to_be_visible()
-    page.screenshot(path=artifacts / "gallery-1-filters.png", full_page=True)
+    full_page_shot(page, artifacts / "gallery-1-filters.png")
 
     # The address is a view to share: opened afresh, it shows the same.
     page.goto(page.url)
@@ -166,7 +167,7 @@ def test_a_member_filters_the_gallery_and_plays_a_video(
     assert video.evaluate("v => !v.paused")
     video.hover()  # so the screenshot shows the controls
     page.wait_for_timeout(200)
-    page.screenshot(path=artifacts / "gallery-2-playing.png", full_page=True)
+    full_page_shot(page, artifacts / "gallery-2-playing.png")
     filtered = page.url
 
     # Its page: how it was made, the inputs, remix.
@@ -176,7 +177,7 @@ def test_a_member_filters_the_gallery_and_plays_a_video(
     expect(page.locator(".input-card audio")).to_have_count(1)
     player = page.locator(".gallery-player video")
     page.wait_for_function("v => v.readyState >= 1", arg=player.element_handle(), timeout=10_000)
-    page.screenshot(path=artifacts / "gallery-3-detail.png", full_page=True)
+    full_page_shot(page, artifacts / "gallery-3-detail.png")
     page.get_by_role("button", name="Remix").click()
     page.wait_for_url(re.compile(r"/\?mode=dialog&provider="))
     expect(page.get_by_text("are in the form")).to_be_visible()
@@ -186,7 +187,7 @@ def test_a_member_filters_the_gallery_and_plays_a_video(
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(filtered)
     expect(items).to_have_count(len(expected))
-    page.screenshot(path=artifacts / "gallery-4-phone.png", full_page=True)
+    full_page_shot(page, artifacts / "gallery-4-phone.png")
 
 
 def test_the_owner_takes_a_video_out_of_the_gallery_from_its_card(

@@ -21,6 +21,7 @@ from playwright.sync_api import Page, expect
 
 from jobs.media import NOT_VIDEO
 from jobs.models import Job, Rate
+from tests.browser_support import full_page_shot
 from tests.media_factory import make_image, make_text_file, make_video
 from tests.pipeline_support import GRANT
 
@@ -139,18 +140,6 @@ def expect_finished_video(page: Page, card, *, seconds: float, resolution: str) 
     expect(page.locator("#cards-poller")).not_to_have_attribute("hx-get", re.compile(".+"))
 
 
-def shot(page: Page, path) -> None:
-    """The whole page as a window tall enough to show it all: a full-page
-    capture would draw the sticky, viewport-high sidebar wherever the last
-    click scrolled to, cut off partway down the page."""
-    size = page.viewport_size
-    height = page.evaluate("document.documentElement.scrollHeight")
-    page.set_viewport_size({"width": size["width"], "height": max(height, size["height"])})
-    page.evaluate("window.scrollTo(0, 0)")
-    page.screenshot(path=path)
-    page.set_viewport_size(size)
-
-
 def sandbox_task(pipeline, model: str):
     """The one task the sandbox received, checked to be for `model`."""
     assert pipeline.sandbox.submissions == {f"/api/v1/{model}": 1}
@@ -185,7 +174,7 @@ def test_a_talking_photo_through_lipsync_studio(pipeline, cluster, page, sign_in
     stage(page, "Audio", "audio", voice, shows="6.3 s")
     expect_quote(page, cost, "6.3 s of audio → 2 × 5 s = 10 s billed at 15 credits per 5 s.")
     page.get_by_label("Prompt").fill("smiles and speaks warmly")
-    shot(page, artifacts / "modes-talking-photo-1-cost.png")
+    full_page_shot(page, artifacts / "modes-talking-photo-1-cost.png")
 
     card, job = submit(page)
     assert (job.mode, job.provider, job.provider_model) == (
@@ -203,7 +192,7 @@ def test_a_talking_photo_through_lipsync_studio(pipeline, cluster, page, sign_in
     expect_finished_video(page, card, seconds=6.3, resolution="480p")
     expect(card).to_contain_text(f"Charged{cost.credits_text}")
     expect(page.locator("#balances")).to_contain_text(f"{GRANT - cost.credits} credits")
-    shot(page, artifacts / "modes-talking-photo-2-completed.png")
+    full_page_shot(page, artifacts / "modes-talking-photo-2-completed.png")
     task = sandbox_task(pipeline, "lipsync-image")
     assert set(task.inputs) == {"image", "audio"}
     assert task.prompt == "smiles and speaks warmly"
@@ -232,7 +221,7 @@ def test_a_video_dub_with_a_mask_through_lipsync_studio(
     stage(page, "Mask image (optional)", "mask", mask, shows="320×240")
     page.get_by_text("720p").click()
     expect_quote(page, cost, detail.format(cost.credits))
-    shot(page, artifacts / "modes-video-dub-1-cost.png")
+    full_page_shot(page, artifacts / "modes-video-dub-1-cost.png")
 
     card, job = submit(page)
     assert (job.mode, job.provider, job.provider_model, job.resolution) == (
@@ -246,7 +235,7 @@ def test_a_video_dub_with_a_mask_through_lipsync_studio(
 
     expect_finished_video(page, card, seconds=3.4, resolution="720p")
     expect(card).to_contain_text(f"Charged{cost.credits_text}")
-    shot(page, artifacts / "modes-video-dub-2-completed.png")
+    full_page_shot(page, artifacts / "modes-video-dub-2-completed.png")
     task = sandbox_task(pipeline, "lipsync-video")
     assert set(task.inputs) == {"video", "audio", "mask_image"}
     assert task.resolution == "720p"
@@ -284,7 +273,7 @@ def test_a_dialog_through_lipsync_studio_multi(pipeline, cluster, page, sign_in,
     assert answer.value.ok
     expect(provider).to_have_value("lipsync_studio")
     expect_quote(page, cost, detail)
-    shot(page, artifacts / "modes-dialog-multi-1-cost.png")
+    full_page_shot(page, artifacts / "modes-dialog-multi-1-cost.png")
 
     card, job = submit(page)
     assert (job.mode, job.provider, job.provider_model) == (
@@ -299,7 +288,7 @@ def test_a_dialog_through_lipsync_studio_multi(pipeline, cluster, page, sign_in,
     expect_finished_video(page, card, seconds=5.6, resolution="480p")
     expect(card).to_contain_text(f"Charged{cost.credits_text}")
     expect(page.locator("#balances")).to_contain_text(f"{GRANT - cost.credits} credits")
-    shot(page, artifacts / "modes-dialog-multi-2-completed.png")
+    full_page_shot(page, artifacts / "modes-dialog-multi-2-completed.png")
     # Nothing went to JoyPix's endpoint.
     task = sandbox_task(pipeline, "lipsync-image-multi")
     assert set(task.inputs) == {"image", "left_audio", "right_audio"}
@@ -327,7 +316,7 @@ def test_a_text_file_named_mp4_is_refused_on_the_dub_video_field(
     expect(page.locator("#field-audio .staged")).to_contain_text(voice.name)
     expect(page.locator("#field-mask .staged")).to_contain_text(mask.name)
     expect(page.locator("#new-job-form .errorlist")).to_have_count(1)
-    shot(page, artifacts / "modes-bad-file-1-field.png")
+    full_page_shot(page, artifacts / "modes-bad-file-1-field.png")
 
     # Starting the job anyway: the video field asks for a file, the rest stay.
     page.get_by_role("button", name="Start the job").click()
@@ -338,7 +327,7 @@ def test_a_text_file_named_mp4_is_refused_on_the_dub_video_field(
     expect(page.locator("article.job-card")).to_have_count(0)
     expect(page.locator("#balances")).to_contain_text(f"{GRANT} credits")
     expect(page.locator("#balances")).not_to_contain_text("held")
-    shot(page, artifacts / "modes-bad-file-2-submitted.png")
+    full_page_shot(page, artifacts / "modes-bad-file-2-submitted.png")
 
     assert not Job.objects.exists()
     assert pipeline.sandbox.submissions == {}

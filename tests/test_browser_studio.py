@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from jobs.models import Job
+from tests.browser_support import full_page_shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -45,7 +46,7 @@ def test_a_member_makes_a_dialog_video_and_watches_it_finish(
     expect(quote).to_contain_text("30 credits")
     expect(quote).to_contain_text("You have 300 credits available in the studio pool.")
     page.get_by_label("Prompt").fill("two friends chat happily")
-    page.screenshot(path=artifacts / "studio-1-cost.png", full_page=True)
+    full_page_shot(page, artifacts / "studio-1-cost.png")
 
     page.get_by_role("button", name="Start the job").click()
 
@@ -54,7 +55,7 @@ def test_a_member_makes_a_dialog_video_and_watches_it_finish(
     job = Job.objects.get()
     expect(card).to_have_attribute("id", f"job-{job.pk}")
     expect(page.locator("#balances")).to_contain_text("270 credits")
-    page.screenshot(path=artifacts / "studio-2-submitted.png", full_page=True)
+    full_page_shot(page, artifacts / "studio-2-submitted.png")
 
     expect(card.locator(".pill")).to_have_text("Completed", timeout=30_000)
     video = card.locator("video")
@@ -70,7 +71,7 @@ def test_a_member_makes_a_dialog_video_and_watches_it_finish(
     expect(page.locator("#balances")).to_contain_text("270 credits")
     # Polling stopped once no job was live.
     expect(page.locator("#cards-poller")).not_to_have_attribute("hx-get", re.compile(".+"))
-    page.screenshot(path=artifacts / "studio-3-completed.png", full_page=True)
+    full_page_shot(page, artifacts / "studio-3-completed.png")
 
 
 def test_a_job_made_elsewhere_appears_on_an_open_studio_page(
@@ -91,4 +92,4 @@ def test_a_job_made_elsewhere_appears_on_an_open_studio_page(
     expect(cards).to_have_count(2)
     expect(cards.first.locator(".pill")).to_have_text("Completed", timeout=30_000)
     expect(page.locator(f"#job-{first.pk} .pill")).to_have_text("Completed", timeout=30_000)
-    page.screenshot(path=artifacts / "studio-4-job-made-elsewhere.png", full_page=True)
+    full_page_shot(page, artifacts / "studio-4-job-made-elsewhere.png")
