@@ -4,8 +4,11 @@ video load, without reloading. The cluster's poll loop runs in a thread, as
 the django-q2 schedule would run it; the provider is the sandbox."""
 
 import re
+from datetime import timedelta
 
 import pytest
+from django.db import transaction
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from jobs.models import Job
@@ -85,11 +88,19 @@ def test_a_job_made_elsewhere_appears_on_an_open_studio_page(
     expect(page.locator(f"#job-{first.pk}")).to_be_visible()
     expect(page.locator("#cards-poller")).to_have_attribute("hx-get", re.compile(".+"))
 
+    # An old job changes (as a retention purge touches it): its card is not
+    # this page's to show, even though the cards' answer carries it.
+    with transaction.atomic():  # no poll ever sees it young
+        old = pipeline.create_dialog(left=1.0, right=1.0, prompt="an old one")
+        Job.objects.filter(pk=old.pk).update(
+            created_at=timezone.now() - timedelta(days=40), updated_at=timezone.now()
+        )
     second = pipeline.create_dialog(left=1.0, right=1.2, prompt="made by a script")
 
     cards = page.locator("#job-cards > article.job-card")
     expect(cards.first).to_have_attribute("id", f"job-{second.pk}", timeout=10_000)
     expect(cards).to_have_count(2)
+    expect(page.locator(f"#job-{old.pk}")).to_have_count(0)
     expect(cards.first.locator(".pill")).to_have_text("Completed", timeout=30_000)
     expect(page.locator(f"#job-{first.pk} .pill")).to_have_text("Completed", timeout=30_000)
     full_page_shot(page, artifacts / "studio-4-job-made-elsewhere.png")

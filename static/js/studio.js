@@ -235,12 +235,20 @@
 
   // The Studio's cards, and the gallery's countdowns to deletion.
   // A job made elsewhere (another tab, a team script) comes in the cards'
-  // answer with no card on this page to replace: it is new, so it goes first.
+  // answer with no card on this page to replace: newer than every card here,
+  // it goes first. An older job's card (beyond this page, or one retention
+  // just touched) is not this page's to show.
   document.body.addEventListener("htmx:oobErrorNoTarget", function (event) {
     var card = event.detail && event.detail.content;
     var list = document.getElementById("job-cards");
     if (!list || !card || !card.classList || !card.classList.contains("job-card")) return;
     if (document.getElementById(card.id)) return;
+    var created = Number(card.getAttribute("data-created"));
+    var newest = 0;
+    list.querySelectorAll(".job-card[data-created]").forEach(function (other) {
+      newest = Math.max(newest, Number(other.getAttribute("data-created")));
+    });
+    if (!(created > newest)) return;
     card.removeAttribute("hx-swap-oob");
     list.insertBefore(card, list.firstChild);
     htmx.process(card);
