@@ -22,18 +22,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import pytest
 import requests
 from django.apps import apps as django_apps
+from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.db import close_old_connections
 from django.test import Client
 
-from jobs import lifecycle, poller
+from jobs import lifecycle, media, poller
 from jobs.ledger import Balance, credits_balances, credits_grant
 from jobs.models import EntryKind, Job, LedgerEntry, Pool, Upload
-from jobs.sandbox import SandboxConfig, SandboxServer
+from jobs.sandbox import RESOLUTIONS, SandboxConfig, SandboxServer
 from jobs.uploads import upload_stage
 from tests.media_factory import make_audio, make_image, make_video
 
@@ -219,6 +221,26 @@ def assert_released(job: Job) -> None:
         (EntryKind.HOLD, job.credits_held),
         (EntryKind.RELEASE, job.credits_held),
     ]
+
+
+def assert_playable(done: Job, resolution: str, seconds: float) -> media.VideoInfo:
+    """The archived output: H.264 + AAC at the requested size, `seconds` long,
+    and every frame and sample decodes."""
+    path = default_storage.path(done.output.name)
+    info = media.probe_output_video(path)
+    assert (info.video_codec, info.audio_codec) == ("h264", "aac")
+    assert (info.width, info.height) == RESOLUTIONS[resolution]
+    assert (done.output_width, done.output_height) == RESOLUTIONS[resolution]
+    assert info.duration == pytest.approx(seconds, abs=0.25)
+    assert done.output_seconds == pytest.approx(seconds, abs=0.25)
+    with av.open(path) as container:
+        frames = sum(1 for _ in container.decode(video=0))
+    with av.open(path) as container:
+        samples = sum(frame.samples for frame in container.decode(audio=0))
+        rate = container.streams.audio[0].sample_rate
+    assert frames == pytest.approx(seconds * info.fps, abs=3)
+    assert samples / rate == pytest.approx(seconds, abs=0.25)
+    return info
 
 
 # --- fixtures ---------------------------------------------------------------------------

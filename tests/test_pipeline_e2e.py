@@ -4,13 +4,12 @@ cluster runs them, and the member fetching the finished video."""
 
 import math
 
-import av
 import pytest
 import requests
 from django.core.files.storage import default_storage
 from django.urls import reverse
 
-from jobs import lifecycle, media, poller, tasks
+from jobs import lifecycle, poller, tasks
 from jobs.ledger import InsufficientCredits, credits_grant
 from jobs.models import EntryKind, Job, Pool, Upload
 from jobs.providers import registry
@@ -19,6 +18,7 @@ from jobs.sandbox import RESOLUTIONS
 from tests.pipeline_support import (
     GRANT,
     SANDBOX_KEY,
+    assert_playable,
     ledger_check,
     run_until_terminal,
     state_of,
@@ -82,20 +82,7 @@ def test_a_dialog_job_becomes_a_playable_video_charged_for_its_length(
 
     # The archived output is a playable MP4 at the requested size, as long as the
     # longer clip.
-    path = default_storage.path(done.output.name)
-    info = media.probe_output_video(path)
-    assert (info.video_codec, info.audio_codec) == ("h264", "aac")
-    assert (info.width, info.height) == RESOLUTIONS[resolution]
-    assert (done.output_width, done.output_height) == RESOLUTIONS[resolution]
-    assert info.duration == pytest.approx(longer, abs=0.25)
-    assert done.output_seconds == pytest.approx(longer, abs=0.25)
-    with av.open(path) as container:  # it plays to the end: every frame decodes
-        video = sum(1 for _ in container.decode(video=0))
-    with av.open(path) as container:
-        audio = sum(frame.samples for frame in container.decode(audio=0))
-        rate = container.streams.audio[0].sample_rate
-    assert video == pytest.approx(longer * info.fps, abs=3)
-    assert audio / rate == pytest.approx(longer, abs=0.25)
+    info = assert_playable(done, resolution, longer)
 
     # Charged the price for its duration; the rest of the hold went back.
     assert units == math.ceil(round(info.duration, 3) / 5)

@@ -14,13 +14,12 @@ from django.core.files.storage import default_storage
 from django.urls import reverse
 from PIL import ImageChops
 
-from jobs import media
 from jobs.models import EntryKind, Job, Rate
-from jobs.sandbox import RESOLUTIONS
 from tests.pipeline_support import (
     GRANT,
     LIPSYNC_JOBS,
     SANDBOX_KEY,
+    assert_playable,
     create_dub,
     create_lipsync_dialog,
     create_talking_photo,
@@ -74,26 +73,6 @@ def assert_sent_once(pipeline, sent, job: Job, model: str, form: dict) -> dict[s
         # Each field points at the input of its own role.
         assert url.endswith("/" + Path(inputs[role].file.name).name), name
     return urls
-
-
-def assert_playable(done: Job, resolution: str, seconds: float) -> media.VideoInfo:
-    """The archived output: H.264 + AAC at the requested size, `seconds` long,
-    and every frame and sample decodes."""
-    path = default_storage.path(done.output.name)
-    info = media.probe_output_video(path)
-    assert (info.video_codec, info.audio_codec) == ("h264", "aac")
-    assert (info.width, info.height) == RESOLUTIONS[resolution]
-    assert (done.output_width, done.output_height) == RESOLUTIONS[resolution]
-    assert info.duration == pytest.approx(seconds, abs=0.25)
-    assert done.output_seconds == pytest.approx(seconds, abs=0.25)
-    with av.open(path) as container:
-        frames = sum(1 for _ in container.decode(video=0))
-    with av.open(path) as container:
-        samples = sum(frame.samples for frame in container.decode(audio=0))
-        rate = container.streams.audio[0].sample_rate
-    assert frames == pytest.approx(seconds * info.fps, abs=3)
-    assert samples / rate == pytest.approx(seconds, abs=0.25)
-    return info
 
 
 def assert_charged(pipeline, done: Job, model: str, resolution: str, seconds: float) -> int:
