@@ -153,6 +153,14 @@ def parse_args() -> argparse.Namespace:
         help="extra seconds added to each archive download, as a large output from a "
         "real provider would take (default 0)",
     )
+    parser.add_argument(
+        "--archive-workers",
+        type=int,
+        default=0,
+        help="run each archive_job task on one of N worker threads, after the broker's "
+        "poll interval, as the cluster does (default 0: inline in the poll loop's "
+        "thread, as Q_SYNC runs it)",
+    )
     parser.add_argument("--resolution", choices=("480p", "720p"), default="480p")
     parser.add_argument("--seed", type=int, default=1, help="random seed of the job plan")
     parser.add_argument(
@@ -185,6 +193,8 @@ def reproduce_command(args: argparse.Namespace) -> str:
         parts.append(f"--loop-seconds={args.loop_seconds}")
     if args.download_delay:
         parts.append(f"--download-delay={args.download_delay:g}")
+    if args.archive_workers:
+        parts.append(f"--archive-workers={args.archive_workers}")
     return shlex.join(parts)
 
 
@@ -309,6 +319,35 @@ class LoopCluster:
     def stop(self) -> None:
         self.stopping.set()
         self.thread.join(timeout=120)
+
+
+class ArchiveWorkers:
+    """Stands in for lifecycle.enqueue: archive_job tasks go to worker threads
+    after the broker's poll interval, as on the cluster; every other task
+    still runs inline (Q_SYNC)."""
+
+    def __init__(self, workers: int, *, inline):
+        self.inline = inline
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="archive")
+
+    def __call__(self, func: str, *args) -> None:
+        if func != "jobs.tasks.archive_job":
+            self.inline(func, *args)
+            return
+        timer = threading.Timer(BROKER_POLL, lambda: self.pool.submit(self._run, *args))
+        timer.daemon = True
+        timer.start()
+
+    @staticmethod
+    def _run(job_id: int) -> None:
+        from django.db import close_old_connections
+
+        from jobs import tasks
+
+        try:
+            tasks.archive_job(job_id)
+        finally:
+            close_old_connections()
 
 
 class ScheduledCluster:
@@ -627,9 +666,8 @@ def run_studio(args, plan, photo, *, studio_url: str, sandbox: SandboxServer) ->
 
     # Instrumentation only. When each archive really finished: the commit
     # that made the job "completed" also holds its credit capture, so an
-    # on-commit hook on that capture fires at that moment (the row's own
-    # finished_at is stamped when the archive *starts*, and job_archive
-    # goes on to make the gallery poster after the commit). And an optional
+    # on-commit hook on that capture fires at that moment (job_archive goes
+    # on to make the gallery poster after the commit). And an optional
     # delay before each download, standing in for a large output.
     archived_at: dict[int, float] = {}
     real_capture, real_download = lifecycle.credits_capture, lifecycle._download
@@ -646,6 +684,8 @@ def run_studio(args, plan, photo, *, studio_url: str, sandbox: SandboxServer) ->
     lifecycle.credits_capture = timed_capture
     if args.download_delay:
         lifecycle._download = slow_download
+    if args.archive_workers:
+        lifecycle.enqueue = ArchiveWorkers(args.archive_workers, inline=lifecycle.enqueue)
 
     owner = get_user_model().objects.create_user("bench", "bench@example.com", PASSWORD)
     credits_grant(
