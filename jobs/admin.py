@@ -543,7 +543,17 @@ REASON_ACTIONS = {
 
 # Read-only detail: several short fields to a row.
 JOB_FIELDSETS = (
-    (None, {"fields": [("owner", "state_pill"), "error", ("mode", "seed", "shared"), "prompt"]}),
+    (
+        None,
+        {
+            "fields": [
+                ("owner", "state_pill"),
+                "error",
+                ("mode", "dialog_order", "seed", "shared"),
+                "prompt",
+            ]
+        },
+    ),
     (
         "Provider",
         {
@@ -558,7 +568,8 @@ JOB_FIELDSETS = (
         "Cost as quoted",
         {
             "fields": [
-                ("input_seconds", "unit_seconds", "credits_per_unit", "usd_per_unit"),
+                ("input_seconds", "unit_seconds", "min_seconds"),
+                ("credits_per_unit", "usd_per_unit"),
                 ("credits_held", "credits_charged"),
             ]
         },
@@ -860,9 +871,9 @@ admin.site.index_template = "admin/jobs/index.html"
 @admin.register(Rate)
 class RateAdmin(admin.ModelAdmin):
     """Credits and dollars per billed unit for each provider, model and
-    resolution. A job copies its rate when it is quoted, so a change here
-    prices new jobs only; add a row with a later "effective from" to keep
-    the history of prices."""
+    resolution, and the shortest duration billed. A job copies its rate when
+    it is quoted, so a change here prices new jobs only; add a row with a
+    later "effective from" to keep the history of prices."""
 
     list_display = (
         "provider",
@@ -871,6 +882,7 @@ class RateAdmin(admin.ModelAdmin):
         "credits_per_unit",
         "usd_per_unit",
         "unit_seconds",
+        "min_seconds",
         "effective_from",
         "note",
     )

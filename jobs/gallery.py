@@ -349,5 +349,7 @@ def job_remix(*, job: Job, member) -> str:
         "prompt": job.prompt,
         "seed": str(job.seed),
     }
+    if job.dialog_order:
+        params["dialog_order"] = job.dialog_order
     params |= {f"{role}_upload": str(copy.pk) for role, copy in copies}
     return f"{reverse('studio')}?{urlencode(params)}"

@@ -12,7 +12,7 @@ once, and whoever moves it owns the credits that go with the move.
 import logging
 import random
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from .gallery import job_poster_make
 from .inputs import input_link
 from .ledger import credits_capture, credits_hold, credits_release
 from .models import (
+    DialogOrder,
     EntryKind,
     InputRole,
     Job,
@@ -68,11 +69,37 @@ class JobActionRefused(Exception):
 # --- Quoting and creating ---------------------------------------------------------
 
 
-def billed_seconds(*, mode: str, files: dict[str, Upload]) -> float:
-    """The duration that is billed: the audio's, or the longer of a dialog's two."""
+# A dialog sent with no order asked for plays both clips at once, as JoyPix
+# renders every dialog, so the same files make the same video on either.
+DIALOG_ORDER_DEFAULT = DialogOrder.MEANWHILE
+
+
+def billed_seconds(*, mode: str, files: Mapping[str, Upload], dialog_order: str = "") -> float:
+    """The duration that is billed, which is also the output's:
+
+    - a dialog: the longer clip when the two speak at the same time (JoyPix,
+      or lipsync.studio's "meanwhile"); both clips' lengths when they take turns;
+    - a talking photo: its audio;
+    - a video dub: its audio too. lipsync.studio trims a longer video to the
+      audio and bills the audio's length; it extends a shorter video to the
+      audio and bills the extended video's length, which is the audio's.
+    """
     if mode == JobMode.DIALOG:
-        return max(files[InputRole.LEFT_AUDIO].duration, files[InputRole.RIGHT_AUDIO].duration)
+        left = files[InputRole.LEFT_AUDIO].duration
+        right = files[InputRole.RIGHT_AUDIO].duration
+        return left + right if dialog_order == DialogOrder.SEQUENTIAL else max(left, right)
     return files[InputRole.AUDIO].duration
+
+
+def dialog_order_for(*, provider: str, mode: str, order: str = "") -> str:
+    """The speaking order a job keeps: blank unless its provider takes one for
+    a dialog; then the order asked for, or DIALOG_ORDER_DEFAULT. ValueError
+    for an order that does not exist."""
+    if mode != JobMode.DIALOG or not registry.takes_dialog_order(provider):
+        return ""
+    if order and order not in DialogOrder.values:
+        raise ValueError(f"There is no dialog order {order!r}.")
+    return order or DIALOG_ORDER_DEFAULT
 
 
 def job_quote(*, provider: str, mode: str, resolution: str, seconds: float) -> Quote:
@@ -91,6 +118,7 @@ def job_create(
     seed: int = -1,
     pool: str = Pool.STUDIO,
     retried_from: Job | None = None,
+    dialog_order: str = "",
 ) -> Job:
     """Turn staged uploads into a job's inputs, hold the quoted credits and
     queue the job, in one transaction.
@@ -98,7 +126,8 @@ def job_create(
     Raises ledger.InsufficientCredits or pricing.NoRate; then nothing is kept
     and the uploads stay staged for the member to try again.
     """
-    seconds = billed_seconds(mode=mode, files=files)
+    dialog_order = dialog_order_for(provider=provider, mode=mode, order=dialog_order)
+    seconds = billed_seconds(mode=mode, files=files, dialog_order=dialog_order)
     q = job_quote(provider=provider, mode=mode, resolution=resolution, seconds=seconds)
     with transaction.atomic():
         job = Job.objects.create(
@@ -110,8 +139,10 @@ def job_create(
             prompt=prompt,
             seed=seed,
             retried_from=retried_from,
+            dialog_order=dialog_order,
             input_seconds=seconds,
             unit_seconds=q.unit_seconds,
+            min_seconds=q.min_seconds,
             credits_per_unit=q.credits_per_unit,
             usd_per_unit=q.usd_per_unit,
             credits_held=q.credits,
@@ -239,6 +270,7 @@ def _submit_request(job: Job) -> SubmitRequest:
         right_audio_url=links.get(InputRole.RIGHT_AUDIO),
         video_url=links.get(InputRole.VIDEO),
         mask_url=links.get(InputRole.MASK),
+        dialog_order=job.dialog_order or None,
         prompt=job.prompt,
         seed=job.seed,
         webhook_url=_webhook_url(job),
@@ -570,6 +602,7 @@ def job_retry(job: Job) -> Job:
                 prompt=job.prompt,
                 seed=job.seed,
                 retried_from=job,
+                dialog_order=job.dialog_order,
             )
         except BaseException:
             _delete_files(n for u in files.values() for n in (u.file.name, u.thumbnail.name) if n)

@@ -9,9 +9,11 @@ from django import forms
 
 from . import media
 from .ledger import credits_balances
-from .models import JobMode, Pool, Rate, Resolution, Upload, UploadKind
-from .pricing import NoRate, Quote, quote
+from .lifecycle import DIALOG_ORDER_DEFAULT, billed_seconds, dialog_order_for
+from .models import DialogOrder, JobMode, Pool, Rate, Resolution, Upload, UploadKind
+from .pricing import NoRate, Quote, quote, terms_text
 from .providers import registry
+from .templatetags.studio_tags import duration
 from .uploads import upload_stage
 
 # What each mode takes: role -> (kind, label, required)
@@ -43,6 +45,7 @@ HINTS = {
     UploadKind.VIDEO: "MP4, MOV, WebM or MKV, up to 10 minutes.",
 }
 SEED_MAX = 2**31 - 1
+ORDER_MISSING = "Choose whether they take turns or speak at the same time."
 
 
 def providers_for(mode: str) -> list[tuple[str, str]]:
@@ -81,7 +84,7 @@ class QuoteView:
     quote: Quote | None
     missing: str = ""  # what to add before a cost can be shown
     problem: str = ""  # why no cost can be given
-    longest: float | None = None
+    clips: str = ""  # which audio is billed, when it is not plain: " (the longer clip)"
     available: int | None = None
 
     @property
@@ -91,6 +94,27 @@ class QuoteView:
             and self.available is not None
             and (self.available >= self.quote.credits)
         )
+
+    @property
+    def detail(self) -> str:
+        """How the cost comes about, in one sentence:
+        "6.3 s of audio → 2 × 5 s = 10 s billed at 15 credits per 5 s.",
+        "3.0 s of audio → 5 s billed (the 5 s minimum) at 4 credits per second."."""
+        q = self.quote
+        if q is None:
+            return ""
+        if q.unit_seconds == 1:
+            billed = f"{q.billed_seconds} s billed"
+        else:
+            billed = f"{q.units} × {q.unit_seconds} s = {q.billed_seconds} s billed"
+        if q.minimum_applies:
+            billed += f" (the {q.min_seconds} s minimum)"
+        elif q.rounded_up and q.unit_seconds == 1:
+            billed += " (rounded up to whole seconds)"
+        rate = terms_text(
+            credits_per_unit=q.credits_per_unit, unit_seconds=q.unit_seconds, min_seconds=0
+        )
+        return f"{duration(q.seconds)} of audio{self.clips} → {billed} at {rate}."
 
 
 class NewJobForm(forms.Form):
@@ -115,6 +139,19 @@ class NewJobForm(forms.Form):
         min_value=-1,
         max_value=SEED_MAX,
         help_text="-1 picks a random seed; any other number repeats a result.",
+    )
+    # Asked only for a dialog whose provider takes it (registry.takes_dialog_order).
+    dialog_order = forms.ChoiceField(
+        label="How do they speak?",
+        choices=DialogOrder.choices,
+        initial=DIALOG_ORDER_DEFAULT,
+        required=False,
+        widget=forms.RadioSelect,
+        error_messages={"invalid_choice": ORDER_MISSING},
+        help_text=(
+            "Taking turns: the left clip, then the right one; both lengths are billed. "
+            "At the same time: both clips play from the start; the longer is billed."
+        ),
     )
 
     def __init__(self, *args, owner, staged_ids: dict[str, int] | None = None, **kwargs):
@@ -147,6 +184,27 @@ class NewJobForm(forms.Form):
         choices = [slug for slug, _label in self.fields["provider"].choices]
         value = self.data.get("provider") if self.is_bound else self.initial.get("provider")
         return value if value in choices else choices[0]
+
+    @property
+    def asks_dialog_order(self) -> bool:
+        """The page shows the speaking order: a dialog, with a provider that takes one."""
+        return bool(dialog_order_for(provider=self.current_provider, mode=self.current_mode))
+
+    @property
+    def current_dialog_order(self) -> str:
+        """The order the cost is quoted for: the one chosen, else the default
+        ("" when the provider takes none)."""
+        if not self.asks_dialog_order:
+            return ""
+        value = self.data.get("dialog_order") if self.is_bound else self.initial.get("dialog_order")
+        return value if value in DialogOrder.values else DIALOG_ORDER_DEFAULT
+
+    @property
+    def kept_dialog_order(self) -> str:
+        """The order chosen while it was asked, kept (hidden) while it is not,
+        so that coming back to lipsync.studio shows the member's choice."""
+        value = self["dialog_order"].value()
+        return value if value in DialogOrder.values else ""
 
     @property
     def role_names(self) -> list[str]:
@@ -193,6 +251,13 @@ class NewJobForm(forms.Form):
                 f"{registry.label_of(provider)} does not make "
                 f"{JobMode(mode).label.lower()} videos.",
             )
+        if provider and dialog_order_for(provider=provider, mode=mode):
+            if not cleaned.get("dialog_order") and "dialog_order" not in self.errors:
+                self.add_error("dialog_order", ORDER_MISSING)
+        else:
+            # Not shown for this job, so not used, whatever a stale page sent.
+            self.errors.pop("dialog_order", None)
+            cleaned["dialog_order"] = ""
         for role, (kind, label, required) in ROLES[mode].items():
             upload = self._upload_for(role, kind, cleaned)
             if upload is not None:
@@ -241,9 +306,17 @@ def staged_for(form: NewJobForm) -> dict[str, Upload]:
     return {role: found[pk] for role, pk in ids.items() if pk in found}
 
 
+# Which of a dialog's clips are billed, by (mode, dialog order), for the quote's sentence.
+CLIPS_BILLED = {
+    (JobMode.DIALOG, ""): " (the longer clip)",
+    (JobMode.DIALOG, DialogOrder.MEANWHILE): " (the longer clip)",
+    (JobMode.DIALOG, DialogOrder.SEQUENTIAL): " (both clips, one after the other)",
+}
+
+
 def form_quote(form: NewJobForm) -> QuoteView:
-    """The exact cost of the job as the form stands: the billed duration (the
-    audio's, or the longer of a dialog's two) in whole units, times the rate."""
+    """The exact cost of the job as the form stands: the billed duration (see
+    lifecycle.billed_seconds) in whole units, times the rate."""
     mode = form.current_mode
     staged = staged_for(form)
     audio_roles = [r for r, (kind, _l, _req) in ROLES[mode].items() if kind == UploadKind.AUDIO]
@@ -255,18 +328,19 @@ def form_quote(form: NewJobForm) -> QuoteView:
     resolution = form.data.get("resolution") if form.is_bound else form.initial.get("resolution")
     if resolution not in Resolution.values:
         resolution = Resolution.P480
-    longest = max(staged[r].duration or 0.0 for r in audio_roles)
+    order = form.current_dialog_order
+    seconds = billed_seconds(mode=mode, files=staged, dialog_order=order)
     try:
         q = quote(
             provider=provider,
             model=registry.model_for(provider, mode),
             resolution=resolution,
-            seconds=longest,
+            seconds=seconds,
         )
     except NoRate:
         return QuoteView(quote=None, problem="No price is set for this choice yet; ask staff.")
     available = credits_balances(user=form.owner)[Pool.STUDIO].available
-    return QuoteView(quote=q, longest=longest, available=available)
+    return QuoteView(quote=q, clips=CLIPS_BILLED.get((mode, order), ""), available=available)
 
 
 MODE_TITLES = {
@@ -286,7 +360,7 @@ def form_switched(*, owner, mode: str, params) -> NewJobForm:
     files that the new kind also takes."""
     mode = mode if mode in JobMode.values else JobMode.DIALOG
     initial = {"mode": mode}
-    for name in ("resolution", "prompt", "seed", "provider"):
+    for name in ("resolution", "prompt", "seed", "provider", "dialog_order"):
         if params.get(name) not in (None, ""):
             initial[name] = params.get(name)
     staged = {

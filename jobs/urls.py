@@ -7,6 +7,7 @@ urlpatterns = [
     path("studio/form/", studio.studio_form, name="studio_form"),
     path("studio/uploads/<str:role>/", studio.upload, name="studio_upload"),
     path("studio/quote/", studio.quote, name="studio_quote"),
+    path("studio/provider/", studio.provider_changed, name="studio_provider"),
     path("studio/jobs/", studio.job_new, name="job_new"),
     path("studio/cards/", studio.cards, name="studio_cards"),
     path("studio/jobs/<int:pk>/cancel/", studio.job_cancel, name="job_cancel"),

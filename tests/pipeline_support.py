@@ -34,7 +34,7 @@ from django.test import Client
 
 from jobs import lifecycle, media, poller
 from jobs.ledger import Balance, credits_balances, credits_grant
-from jobs.models import EntryKind, Job, LedgerEntry, Pool, Upload
+from jobs.models import EntryKind, Job, LedgerEntry, Pool, Rate, Upload
 from jobs.sandbox import RESOLUTIONS, SandboxConfig, SandboxServer
 from jobs.uploads import upload_stage
 from tests.media_factory import make_audio, make_image, make_video
@@ -92,6 +92,7 @@ class Pipeline:
         prompt: str = "",
         seed: int = -1,
         owner=None,
+        dialog_order: str = "",
     ) -> Job:
         """A dialog job made through job_create; its submit runs inline on commit."""
         return self.create(
@@ -102,6 +103,7 @@ class Pipeline:
             prompt=prompt,
             seed=seed,
             owner=owner,
+            dialog_order=dialog_order,
         )
 
     def create(
@@ -114,6 +116,7 @@ class Pipeline:
         prompt: str = "",
         seed: int = -1,
         owner=None,
+        dialog_order: str = "",
     ) -> Job:
         """Any job, as the Studio form makes it: job_create on staged uploads."""
         return lifecycle.job_create(
@@ -124,6 +127,7 @@ class Pipeline:
             files=files,
             prompt=prompt,
             seed=seed,
+            dialog_order=dialog_order,
         )
 
     # --- what the sandbox saw -----------------------------------------------------
@@ -248,8 +252,16 @@ def assert_playable(done: Job, resolution: str, seconds: float) -> media.VideoIn
 
 def _seed_rates() -> None:
     """The seeded prices. Transactional tests (live_server) flush the database
-    after each test, data migrations' rows included, so put them back."""
-    for name in ("0002_seed_rates", "0005_seed_lipsync_studio_rates"):
+    after each test, data migrations' rows included, so put them back, in the
+    migrations' order (0010's rows start after 0005's). Before the first such
+    test they are all there still, as the migrations left them."""
+    if Rate.objects.exists():
+        return
+    for name in (
+        "0002_seed_rates",
+        "0005_seed_lipsync_studio_rates",
+        "0010_lipsync_studio_real_rates",
+    ):
         importlib.import_module(f"jobs.migrations.{name}").seed(django_apps, None)
 
 

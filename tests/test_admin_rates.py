@@ -21,6 +21,7 @@ def test_staff_change_a_rate_in_the_admin_and_new_quotes_follow(client, staff):
         "model": rate.model,
         "resolution": "480p",
         "unit_seconds": 5,
+        "min_seconds": 0,
         "credits_per_unit": 18,
         "usd_per_unit": "0.18",
         "effective_from_0": rate.effective_from.strftime("%Y-%m-%d"),

@@ -20,7 +20,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from jobs.media import NOT_VIDEO
-from jobs.models import Job, Rate
+from jobs.models import Job
+from jobs.pricing import rate_current
 from tests.browser_support import full_page_shot
 from tests.media_factory import make_image, make_text_file, make_video
 from tests.pipeline_support import GRANT
@@ -51,10 +52,13 @@ class Cost:
         return f"${self.usd:.2f}"
 
 
-def expected_cost(*, model: str, resolution: str, seconds: float) -> Cost:
-    """The price from the seeded Rate row: whole started units times the rate."""
-    rate = Rate.objects.get(provider="lipsync_studio", model=model, resolution=resolution)
-    units = math.ceil(seconds / rate.unit_seconds)
+def expected_cost(
+    *, model: str, resolution: str, seconds: float, provider: str = "lipsync_studio"
+) -> Cost:
+    """The price from the Rate row in force: whole started units (never under
+    its minimum) times the rate."""
+    rate = rate_current(provider=provider, model=model, resolution=resolution)
+    units = max(math.ceil(seconds / rate.unit_seconds), rate.min_seconds // rate.unit_seconds)
     return Cost(units=units, credits=units * rate.credits_per_unit, usd=units * rate.usd_per_unit)
 
 
@@ -155,7 +159,7 @@ def test_a_talking_photo_through_lipsync_studio(pipeline, cluster, page, sign_in
     photo = pipeline.photo()
     voice = pipeline.audio(6.3, tone_hz=260)
     cost = expected_cost(model="lipsync-image", resolution="480p", seconds=6.3)
-    assert (cost.units, cost.credits) == (2, 30)  # the seeded placeholder rate, 2 units
+    assert (cost.units, cost.credits) == (7, 14)  # 7 whole seconds at 2 credits
     open_studio(page, sign_in, alice)
 
     # A photo chosen for a dialog is kept when switching to a talking photo.
@@ -172,7 +176,11 @@ def test_a_talking_photo_through_lipsync_studio(pipeline, cluster, page, sign_in
     expect(page.locator("#quote")).to_have_text("Add the audio to see the exact cost.")
 
     stage(page, "Audio", "audio", voice, shows="6.3 s")
-    expect_quote(page, cost, "6.3 s of audio → 2 × 5 s = 10 s billed at 15 credits per 5 s.")
+    expect_quote(
+        page,
+        cost,
+        "6.3 s of audio → 7 s billed (rounded up to whole seconds) at 2 credits per second.",
+    )
     page.get_by_label("Prompt").fill("smiles and speaks warmly")
     full_page_shot(page, artifacts / "modes-talking-photo-1-cost.png")
 
@@ -206,7 +214,7 @@ def test_a_video_dub_with_a_mask_through_lipsync_studio(
     voice = pipeline.audio(3.4, fmt="wav", tone_hz=300)
     cost_480 = expected_cost(model="lipsync-video", resolution="480p", seconds=3.4)
     cost = expected_cost(model="lipsync-video", resolution="720p", seconds=3.4)
-    assert cost.units == 1 and cost.credits != cost_480.credits
+    assert (cost.units, cost_480.credits, cost.credits) == (5, 10, 20)  # the 5 s minimum
     open_studio(page, sign_in, alice)
 
     switch_mode(page, "Video dub", "New video dub")
@@ -216,11 +224,11 @@ def test_a_video_dub_with_a_mask_through_lipsync_studio(
 
     stage(page, "Video", "video", clip, shows="320×240")
     stage(page, "New audio", "audio", voice, shows="3.4 s")
-    detail = "3.4 s of audio → 1 × 5 s = 5 s billed at {} credits per 5 s."
-    expect_quote(page, cost_480, detail.format(cost_480.credits))
+    detail = "3.4 s of audio → 5 s billed (the 5 s minimum) at {} credits per second."
+    expect_quote(page, cost_480, detail.format(2))
     stage(page, "Mask image (optional)", "mask", mask, shows="320×240")
     page.get_by_text("720p").click()
-    expect_quote(page, cost, detail.format(cost.credits))
+    expect_quote(page, cost, detail.format(4))
     full_page_shot(page, artifacts / "modes-video-dub-1-cost.png")
 
     card, job = submit(page)
@@ -242,56 +250,97 @@ def test_a_video_dub_with_a_mask_through_lipsync_studio(
 
 
 def test_a_dialog_through_lipsync_studio_multi(pipeline, cluster, page, sign_in, artifacts, alice):
+    """JoyPix first (no speaking order), then lipsync.studio: its order control
+    appears with the provider, its choice re-prices the job, survives the
+    provider going and coming back, and the speakers taking turns make a video
+    (and a charge) as long as both clips."""
     photo = pipeline.photo()
     left = pipeline.audio(2.2, tone_hz=220)
     right = pipeline.audio(5.6, fmt="wav", tone_hz=330)
-    cost = expected_cost(model="lipsync-image-multi", resolution="480p", seconds=5.6)
-    assert cost.units == 2
+    joypix = expected_cost(
+        provider="joypix", model="motion-2-dialog", resolution="480p", seconds=5.6
+    )
+    at_once = expected_cost(model="lipsync-image-multi", resolution="480p", seconds=5.6)
+    in_turn = expected_cost(model="lipsync-image-multi", resolution="480p", seconds=7.8)
+    assert (joypix.credits, at_once.credits, in_turn.credits) == (30, 12, 16)
     open_studio(page, sign_in, alice)
 
     assert_only_fields(page, "dialog")
     provider = page.get_by_label("Provider")
     expect(provider).to_have_value("joypix")  # the first provider making dialogs
+    order = page.get_by_role("group", name="How do they speak?")
+    turns = page.get_by_label("They take turns")
+    expect(order).to_have_count(0)  # JoyPix takes no speaking order
 
     stage(page, "Photo", "image", photo, shows="960×640")
     stage(page, "Left speaker's audio", "left_audio", left, shows="2.2 s")
     expect(page.locator("#quote")).to_have_text("Add both audio clips to see the exact cost.")
     stage(page, "Right speaker's audio", "right_audio", right, shows="5.6 s")
-    detail = (
-        "5.6 s of audio (the longer clip) → 2 × 5 s = 10 s billed at "
-        f"{cost.credits // cost.units} credits per 5 s."
+    expect_quote(
+        page,
+        joypix,
+        "5.6 s of audio (the longer clip) → 2 × 5 s = 10 s billed at 15 credits per 5 s.",
     )
-    expect(page.locator("#quote .quote-detail")).to_have_text(detail)
 
-    # Choosing lipsync.studio asks for its own price.
-    with page.expect_response(
-        lambda r: (
-            r.url.endswith("/studio/quote/") and "lipsync_studio" in (r.request.post_data or "")
-        )
-    ) as answer:
-        provider.select_option(label="lipsync.studio")
-    assert answer.value.ok
-    expect(provider).to_have_value("lipsync_studio")
-    expect_quote(page, cost, detail)
+    def choose_provider(label: str, slug: str) -> None:
+        with page.expect_response(
+            lambda r: r.url.endswith("/studio/provider/") and slug in (r.request.post_data or "")
+        ) as answer:
+            provider.select_option(label=label)
+        assert answer.value.ok
+        expect(provider).to_have_value(slug)
+
+    # Choosing lipsync.studio asks how they speak, and prices what is chosen.
+    choose_provider("lipsync.studio", "lipsync_studio")
+    expect(order).to_be_visible()
+    expect(page.get_by_label("They speak at the same time")).to_be_checked()
+    expect_quote(
+        page,
+        at_once,
+        "5.6 s of audio (the longer clip) → 6 s billed (rounded up to whole seconds) "
+        "at 2 credits per second.",
+    )
+    turns_detail = (
+        "7.8 s of audio (both clips, one after the other) → 8 s billed "
+        "(rounded up to whole seconds) at 2 credits per second."
+    )
+    turns.check()
+    expect_quote(page, in_turn, turns_detail)
     full_page_shot(page, artifacts / "modes-dialog-multi-1-cost.png")
 
+    # JoyPix again: no order; then lipsync.studio: the choice is still there.
+    choose_provider("JoyPix Motion-2-Dialog", "joypix")
+    expect(order).to_have_count(0)
+    expect(page.locator("#quote .quote-credits")).to_have_text(joypix.credits_text)
+    choose_provider("lipsync.studio", "lipsync_studio")
+    expect(turns).to_be_checked()
+    expect_quote(page, in_turn, turns_detail)
+    for role in FIELDS["dialog"]:  # nothing staged was lost on the way
+        expect(page.locator(f"#field-{role} .staged")).to_be_visible()
+
     card, job = submit(page)
-    assert (job.mode, job.provider, job.provider_model) == (
+    assert (job.mode, job.provider, job.provider_model, job.dialog_order) == (
         "dialog",
         "lipsync_studio",
         "lipsync-image-multi",
+        "sequential",
     )
+    assert job.credits_held == in_turn.credits
     expect(card).to_contain_text("lipsync.studio")
-    # The fresh form keeps the provider just used.
+    expect(card).to_contain_text("SpeakersThey take turns")
+    # The fresh form keeps the provider and the order just used.
     expect(page.get_by_label("Provider")).to_have_value("lipsync_studio")
+    expect(page.get_by_label("They take turns")).to_be_checked()
 
-    expect_finished_video(page, card, seconds=5.6, resolution="480p")
-    expect(card).to_contain_text(f"Charged{cost.credits_text}")
-    expect(page.locator("#balances")).to_contain_text(f"{GRANT - cost.credits} credits")
+    # Left, then right: the video lasts as long as both, and that is what is charged.
+    expect_finished_video(page, card, seconds=7.8, resolution="480p")
+    expect(card).to_contain_text(f"Charged{in_turn.credits_text}")
+    expect(page.locator("#balances")).to_contain_text(f"{GRANT - in_turn.credits} credits")
     full_page_shot(page, artifacts / "modes-dialog-multi-2-completed.png")
     # Nothing went to JoyPix's endpoint.
     task = sandbox_task(pipeline, "lipsync-image-multi")
     assert set(task.inputs) == {"image", "left_audio", "right_audio"}
+    assert task.order == "sequential"
 
 
 def test_a_text_file_named_mp4_is_refused_on_the_dub_video_field(

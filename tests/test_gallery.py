@@ -499,6 +499,33 @@ def test_remix_opens_the_studio_with_copies_of_the_inputs_and_the_options(
     assert "30 credits" in page
 
 
+def test_a_lipsync_dialogs_page_says_how_they_spoke_and_its_remix_keeps_it(
+    media_root, sources, alice, bob
+):
+    job = finished_job(
+        alice,
+        provider="lipsync_studio",
+        files=sources,
+        dialog_order="sequential",
+        unit_seconds=1,
+        min_seconds=5,
+    )
+    Job.objects.filter(pk=job.pk).update(credits_per_unit=2, credits_held=10, credits_charged=10)
+    c = client_for(bob)
+
+    page = c.get(reverse("gallery_detail", args=[job.pk])).content.decode()
+    assert "<dt>Speakers</dt><dd>They take turns</dd>" in page
+    assert '10 credits</strong> <span class="muted">· 2 credits per second, 5 s minimum' in page
+
+    response = c.post(reverse("gallery_remix", args=[job.pk]))
+    params = parse_qs(urlsplit(response["Location"]).query)
+    assert params["dialog_order"] == ["sequential"]
+    studio = c.get(response["Location"]).content.decode()
+    assert re.search(
+        r'<input type="radio" name="dialog_order" value="sequential"[^>]*checked', studio
+    )
+
+
 def test_deleting_the_source_job_leaves_the_remix_copies(
     media_root, sources, alice, django_capture_on_commit_callbacks
 ):

@@ -456,6 +456,7 @@ def test_a_later_rate_change_does_not_reprice_a_jobs_settlement(
             "model": rate.model,
             "resolution": "480p",
             "unit_seconds": 5,
+            "min_seconds": 0,
             "credits_per_unit": 5,
             "usd_per_unit": "0.05",
             "effective_from_0": rate.effective_from.strftime("%Y-%m-%d"),

@@ -15,6 +15,7 @@ from django.urls import reverse
 from PIL import ImageChops
 
 from jobs.models import EntryKind, Job, Rate
+from jobs.pricing import rate_current
 from tests.pipeline_support import (
     GRANT,
     LIPSYNC_JOBS,
@@ -32,7 +33,7 @@ from tests.pipeline_support import (
     video,
 )
 
-SEEDED = importlib.import_module("jobs.migrations.0005_seed_lipsync_studio_rates")
+SEEDED = importlib.import_module("jobs.migrations.0010_lipsync_studio_real_rates")
 
 
 @pytest.fixture
@@ -44,10 +45,15 @@ def sent(pipeline, settings, monkeypatch):
 
 
 def seeded_rate(model: str, resolution: str) -> Rate:
-    """The rate row migration 0005 seeded, checked against the migration's table."""
-    rate = Rate.objects.get(provider="lipsync_studio", model=model, resolution=resolution)
+    """The rate in force, the row migration 0010 seeded: per second, 5 s minimum."""
+    rate = rate_current(provider="lipsync_studio", model=model, resolution=resolution)
     [(credits, usd)] = [(c, u) for r, c, u in SEEDED.RATES if r == resolution]
-    assert (rate.unit_seconds, rate.credits_per_unit, rate.usd_per_unit) == (5, credits, usd)
+    assert (rate.unit_seconds, rate.min_seconds, rate.credits_per_unit, rate.usd_per_unit) == (
+        1,
+        5,
+        credits,
+        usd,
+    )
     return rate
 
 
@@ -76,9 +82,9 @@ def assert_sent_once(pipeline, sent, job: Job, model: str, form: dict) -> dict[s
 
 
 def assert_charged(pipeline, done: Job, model: str, resolution: str, seconds: float) -> int:
-    """Charged ceil(seconds / 5) x the seeded rate, held and captured once."""
+    """Charged the whole seconds (at least 5) x the seeded rate, held and captured once."""
     rate = seeded_rate(model, resolution)
-    price = math.ceil(seconds / rate.unit_seconds) * rate.credits_per_unit
+    price = max(5, math.ceil(round(seconds, 3))) * rate.credits_per_unit
     assert done.credits_held == price
     assert done.credits_charged == price
     assert pipeline.entries(done) == [(EntryKind.HOLD, price), (EntryKind.CAPTURE, price)]
@@ -106,14 +112,14 @@ def assert_links_dead(urls: dict[str, str]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("resolution", "seconds", "units"),
+    ("resolution", "seconds", "credits"),
     [
-        ("480p", 2.0, 1),
-        ("720p", 5.6, 2),  # 5.6 s: two started 5 s units
+        ("480p", 2.0, 10),  # under the 5 s minimum: 5 s at 2 credits
+        ("720p", 5.6, 24),  # 5.6 s: 6 whole seconds at 4 credits
     ],
 )
 def test_a_talking_photo_becomes_a_playable_video_charged_for_its_audio(
-    pipeline, sent, resolution, seconds, units
+    pipeline, sent, resolution, seconds, credits
 ):
     job = create_talking_photo(
         pipeline, seconds=seconds, resolution=resolution, prompt="a calm newsreader", seed=7
@@ -138,10 +144,7 @@ def test_a_talking_photo_becomes_a_playable_video_charged_for_its_audio(
     assert set(urls) == {"image", "audio"}
     assert_polled_fine(pipeline, done)
     info = assert_playable(done, resolution, seconds)
-    assert math.ceil(round(info.duration, 3) / 5) == units
-    assert assert_charged(pipeline, done, "lipsync-image", resolution, info.duration) == (
-        units * (15 if resolution == "480p" else 30)
-    )
+    assert assert_charged(pipeline, done, "lipsync-image", resolution, info.duration) == credits
     assert_links_dead(urls)
 
 
@@ -230,19 +233,33 @@ def test_a_dub_puts_the_new_audio_on_the_videos_frames_and_bills_the_audio(
 
 
 @pytest.mark.parametrize(
-    ("resolution", "left", "right", "units"),
+    ("resolution", "left", "right", "order", "seconds", "credits"),
     [
-        ("480p", 3.1, 5.7, 2),
-        ("720p", 2.2, 1.2, 1),
+        ("480p", 3.1, 5.7, "meanwhile", 5.7, 12),  # the longer clip: 6 s at 2
+        ("480p", 3.1, 5.7, "sequential", 8.8, 18),  # both clips: 9 s at 2
+        ("720p", 2.2, 1.2, "meanwhile", 2.2, 20),  # the 5 s minimum at 4
+        ("720p", 2.2, 1.2, "sequential", 3.4, 20),  # still under the minimum
     ],
 )
-def test_a_dialog_through_lipsync_studio_lasts_as_long_as_the_longer_clip(
-    pipeline, sent, resolution, left, right, units
+def test_a_dialog_through_lipsync_studio_lasts_and_costs_as_its_order_says(
+    pipeline, sent, resolution, left, right, order, seconds, credits
 ):
+    """Held for the order's length (the sum when they take turns, the longer
+    clip when they speak at once); the sandbox renders that long a video, and
+    the capture, measured on it, is the hold."""
     job = create_lipsync_dialog(
-        pipeline, left=left, right=right, resolution=resolution, prompt="two friends", seed=3
+        pipeline,
+        left=left,
+        right=right,
+        resolution=resolution,
+        prompt="two friends",
+        seed=3,
+        dialog_order=order,
     )
     assert (job.provider, job.provider_model) == ("lipsync_studio", "lipsync-image-multi")
+    assert job.dialog_order == order
+    assert job.input_seconds == pytest.approx(seconds)
+    assert job.credits_held == credits
 
     done = run_until_terminal(job)
 
@@ -252,14 +269,14 @@ def test_a_dialog_through_lipsync_studio_lasts_as_long_as_the_longer_clip(
         sent,
         done,
         "lipsync-image-multi",
-        {"resolution": resolution, "prompt": "two friends", "seed": 3},
+        {"order": order, "resolution": resolution, "prompt": "two friends", "seed": 3},
     )
     assert set(urls) == {"image", "left_audio", "right_audio"}
     assert_polled_fine(pipeline, done)
-    longer = max(left, right)
-    info = assert_playable(done, resolution, longer)
-    assert math.ceil(round(info.duration, 3) / 5) == units
-    assert_charged(pipeline, done, "lipsync-image-multi", resolution, longer)
+    info = assert_playable(done, resolution, seconds)
+    assert assert_charged(pipeline, done, "lipsync-image-multi", resolution, info.duration) == (
+        credits
+    )
     # Both voices are in it: the left one on the left channel, the right on the right.
     with av.open(default_storage.path(done.output.name)) as container:
         assert container.streams.audio[0].layout.name == "stereo"

@@ -50,6 +50,8 @@ def dialog(**kw) -> SubmitRequest:
             "image_url": IMG,
             "left_audio_url": LEFT,
             "right_audio_url": RIGHT,
+            # JoyPix takes no order and sends none (the JoyPix tests' exact bodies).
+            "dialog_order": "meanwhile",
         }
         | kw
     )
@@ -322,14 +324,29 @@ def test_lipsync_video_without_mask_prompt_seed_or_webhook(server):
     }
 
 
-def test_lipsync_image_multi_uses_the_assumed_audio_names(server):
+@pytest.mark.parametrize("order", ["sequential", "meanwhile"])
+def test_lipsync_image_multi_sends_both_audios_and_the_order(server, order):
     server.push(Reply(200, {"id": "m1", "status": "processing"}))
-    adapter(LipsyncStudioAdapter, server).submit(dialog())
+    adapter(LipsyncStudioAdapter, server).submit(dialog(dialog_order=order))
     [seen] = server.seen
     assert seen.path == "/api/v1/lipsync-image-multi"
     assert seen.json() == {
-        "formState": {"image": IMG, "left_audio": LEFT, "right_audio": RIGHT, "resolution": "480p"}
+        "formState": {
+            "image": IMG,
+            "left_audio": LEFT,
+            "right_audio": RIGHT,
+            "order": order,
+            "resolution": "480p",
+        }
     }
+
+
+def test_lipsync_image_multi_without_an_order_is_not_sent(server):
+    """The provider would bill the sum of the clips for a missing order: a
+    dialog the studio quoted without one is its bug, caught before sending."""
+    with pytest.raises(UnsupportedRequest, match="no speaking order"):
+        adapter(LipsyncStudioAdapter, server).submit(dialog(dialog_order=None))
+    assert server.seen == []
 
 
 @pytest.mark.parametrize("answer", [{"status": "processing"}, {"id": ""}, {"id": None}])

@@ -321,6 +321,7 @@ def test_a_lipsync_job_is_not_a_joypix_task(sandbox, files):
                 "image": "photo.png",
                 "left_audio": "left.mp3",
                 "right_audio": "right.wav",
+                "order": "meanwhile",
                 "resolution": "720p",
             },
             RIGHT_SECONDS,
@@ -364,6 +365,68 @@ def test_lipsync_studio_each_model_renders_an_mp4(
     assert info["frames"] >= seconds * 12 - 1
 
 
+def channel_levels(path: Path, start: float, end: float) -> tuple[float, float]:
+    """The RMS of the left and right channels of a video's audio between two times."""
+    sums, count = [0.0, 0.0], 0
+    with av.open(str(path)) as container:
+        for frame in container.decode(audio=0):
+            frame_start = float(frame.time)
+            if frame_start + frame.samples / frame.sample_rate <= start or frame_start >= end:
+                continue
+            assert frame.format.name == "fltp" and len(frame.planes) == 2
+            channels = [
+                memoryview(bytes(plane)[: 4 * frame.samples]).cast("f") for plane in frame.planes
+            ]
+            for i in range(frame.samples):
+                if start <= frame_start + i / frame.sample_rate < end:
+                    sums[0] += channels[0][i] ** 2
+                    sums[1] += channels[1][i] ** 2
+                    count += 1
+    assert count, "no samples in that stretch"
+    return (sums[0] / count) ** 0.5, (sums[1] / count) ** 0.5
+
+
+@pytest.mark.parametrize(
+    ("order", "seconds"),
+    [
+        ("sequential", LEFT_SECONDS + RIGHT_SECONDS),
+        ("meanwhile", RIGHT_SECONDS),
+        (None, LEFT_SECONDS + RIGHT_SECONDS),  # left out: "otherwise", the sum
+    ],
+)
+def test_lipsync_studio_multi_plays_the_clips_in_the_order_asked(
+    sandbox, files, tmp_path, order, seconds
+):
+    """Taking turns: the left voice (left channel), then the right one (right
+    channel), the video as long as both; at once: both from the start, as long
+    as the longer. lipsync.studio bills the output's length either way."""
+    form = {
+        "image": files["photo.png"],
+        "left_audio": files["left.mp3"],
+        "right_audio": files["right.wav"],
+    } | ({"order": order} if order else {})
+    response = requests.post(
+        f"{sandbox.url}/api/v1/lipsync-image-multi",
+        json={"formState": form},
+        headers=AUTH,
+        timeout=5,
+    )
+    assert response.status_code == 200, response.text
+
+    job, _seen = poll(lambda: lipsync_job(sandbox, response.json()["id"]))
+
+    assert job["status"] == "completed", job["error"]
+    path = download(job["output"], tmp_path / "out.mp4")
+    assert abs(probe(path)["seconds"] - seconds) <= 0.2
+    first_left, first_right = channel_levels(path, 0.2, LEFT_SECONDS - 0.2)
+    then_left, then_right = channel_levels(path, LEFT_SECONDS + 0.2, seconds - 0.2)
+    assert first_left > 0.05 and then_right > 0.05  # whoever speaks is heard
+    if order == "meanwhile":
+        assert first_right > 0.05  # both at once
+    else:
+        assert first_right < 0.01 and then_left < 0.01  # one after the other
+
+
 def test_lipsync_studio_processing_answer_has_no_output(make_sandbox, files):
     sandbox = make_sandbox(start_delay=5)
     response = requests.post(
@@ -398,6 +461,18 @@ def test_lipsync_studio_processing_answer_has_no_output(make_sandbox, files):
             "lipsync-video",
             {"formState": {"video": "http://h/v", "audio": "http://h/a", "resolution": "4k"}},
             "resolution must be one of 480p, 720p",
+        ),
+        (
+            "lipsync-image-multi",
+            {
+                "formState": {
+                    "image": "http://h/p.png",
+                    "left_audio": "http://h/l",
+                    "right_audio": "http://h/r",
+                    "order": "together",
+                }
+            },
+            "order must be one of sequential, meanwhile",
         ),
         (
             "lipsync-image",

@@ -346,7 +346,8 @@ def test_a_talking_photo_is_billed_on_its_one_clip(client_alice, alice, files, m
     image = staged_id(upload(client_alice, "image", files["photo"]), "image")
     audio_response = upload(client_alice, "audio", files["right"], mode="talking_photo")
     audio = staged_id(audio_response, "audio")
-    assert "30 credits" in audio_response.content.decode()
+    # lipsync.studio at 480p: 6.1 s -> 7 whole seconds at 2 credits a second.
+    assert "14 credits" in audio_response.content.decode()
 
     response = client_alice.post(
         reverse("job_new"),
@@ -360,7 +361,7 @@ def test_a_talking_photo_is_billed_on_its_one_clip(client_alice, alice, files, m
         "talking_photo",
         "lipsync_studio",
         "lipsync-image",
-        30,
+        14,
     )
     assert response.status_code == 200
 
@@ -415,3 +416,184 @@ def test_a_dub_refuses_audio_over_ten_minutes(client_alice, eleven_minutes, medi
 
     assert "11:00" in field_html(response, "audio")
     assert not Upload.objects.exists() and stored_files(media_root) == []
+
+
+# --- lipsync.studio: per second, and a dialog's speaking order --------------------------------
+
+ORDER_CONTROL = '<input type="radio" name="dialog_order"'
+
+
+def checked_order(html: str) -> str | None:
+    """The value of the checked speaking-order radio, or None."""
+    match = re.search(r'<input type="radio" name="dialog_order" value="(\w+)"[^>]*checked', html)
+    return match.group(1) if match else None
+
+
+def lipsync_dialog(staged: dict, **extra) -> dict:
+    return form_data(provider="lipsync_studio", **staged) | extra
+
+
+@pytest.mark.parametrize(
+    ("order", "credits", "detail"),
+    [
+        (
+            "meanwhile",
+            14,
+            "6.1 s of audio (the longer clip) → 7 s billed (rounded up to whole seconds) "
+            "at 2 credits per second.",
+        ),
+        (
+            "sequential",
+            20,
+            "9.3 s of audio (both clips, one after the other) → 10 s billed "
+            "(rounded up to whole seconds) at 2 credits per second.",
+        ),
+    ],
+    ids=["meanwhile", "sequential"],
+)
+def test_a_lipsync_dialog_is_quoted_and_held_for_its_speaking_order(
+    client_alice, alice, files, media_root, order, credits, detail
+):
+    """3.2 s and 6.1 s clips at 480p: at the same time the longer is billed
+    (7 s), taking turns both (3.2 + 6.1 = 9.3 -> 10 s), at 2 credits a second."""
+    staged = stage_all(client_alice, files)
+
+    quoted = client_alice.post(
+        reverse("studio_quote"), lipsync_dialog(staged, dialog_order=order)
+    ).content.decode()
+
+    assert f"{credits} credits" in quoted and f"${credits / 100:.2f}" in quoted
+    assert f'<p class="quote-detail muted">{detail}</p>' in quoted
+
+    client_alice.post(
+        reverse("job_new"), lipsync_dialog(staged, dialog_order=order), HTTP_HX_REQUEST="true"
+    )
+
+    job = Job.objects.get()
+    assert (job.provider_model, job.dialog_order, job.credits_held) == (
+        "lipsync-image-multi",
+        order,
+        credits,
+    )
+    assert (job.unit_seconds, job.min_seconds, job.credits_per_unit) == (1, 5, 2)
+    assert credits_balances(user=alice)["studio"].available == 100 - credits
+    # The card says how they speak.
+    card = client_alice.get(reverse("studio")).content.decode()
+    label = "They take turns" if order == "sequential" else "They speak at the same time"
+    assert f"<dt>Speakers</dt><dd>{label}</dd>" in card
+
+
+def test_a_short_clip_is_quoted_at_the_five_second_minimum(client_alice, tmp_path, media_root):
+    short = make_audio(tmp_path / "short.mp3", 3.0)
+    audio = upload(client_alice, "audio", short, mode="talking_photo", resolution="720p")
+
+    html = audio.content.decode()
+    assert "20 credits" in html and "$0.20" in html
+    assert "3.0 s of audio → 5 s billed (the 5 s minimum) at 4 credits per second." in html
+
+
+def test_the_order_control_is_offered_only_for_a_lipsync_dialog(client_alice, files, media_root):
+    # A dialog opens on JoyPix, which takes no order.
+    page = client_alice.get(reverse("studio")).content.decode()
+    assert '<div id="dialog-order"' in page and ORDER_CONTROL not in page
+
+    staged = stage_all(client_alice, files)
+    chose_lipsync = client_alice.post(
+        reverse("studio_provider"), lipsync_dialog(staged), HTTP_HX_REQUEST="true"
+    ).content.decode()
+    assert "How do they speak?" in chose_lipsync
+    assert checked_order(chose_lipsync) == "meanwhile"  # the default, checked
+    # The cost comes along, out of band, for the order shown.
+    assert 'id="quote" aria-live="polite" hx-swap-oob="true"' in chose_lipsync
+    assert "14 credits" in chose_lipsync
+
+    back_to_joypix = client_alice.post(
+        reverse("studio_provider"),
+        form_data(dialog_order="sequential", **staged),
+        HTTP_HX_REQUEST="true",
+    ).content.decode()
+    assert '<div id="dialog-order"' in back_to_joypix and ORDER_CONTROL not in back_to_joypix
+    assert "30 credits" in back_to_joypix  # JoyPix: the longer clip, 2 x 5 s at 15
+    # The choice waits, hidden, for lipsync.studio to be chosen again.
+    assert '<input type="hidden" name="dialog_order" value="sequential">' in back_to_joypix
+    chose_lipsync_again = client_alice.post(
+        reverse("studio_provider"),
+        lipsync_dialog(staged, dialog_order="sequential"),
+        HTTP_HX_REQUEST="true",
+    ).content.decode()
+    assert checked_order(chose_lipsync_again) == "sequential"
+    assert "20 credits" in chose_lipsync_again
+
+    # lipsync.studio's talking photos have one speaker.
+    talking = client_alice.get(
+        reverse("studio_form"), {"mode": "talking_photo", "provider": "lipsync_studio"}
+    ).content.decode()
+    assert ORDER_CONTROL not in talking
+
+
+def test_the_chosen_order_survives_every_re_render(client_alice, files, media_root):
+    staged = stage_all(client_alice, files)
+    turns = lipsync_dialog(staged, dialog_order="sequential")
+
+    # The provider's part re-rendered (e.g. lipsync.studio chosen again).
+    provider = client_alice.post(reverse("studio_provider"), turns, HTTP_HX_REQUEST="true")
+    assert checked_order(provider.content.decode()) == "sequential"
+    # A file chosen anew: its answer's cost is for the order on the page.
+    again = upload(
+        client_alice,
+        "right_audio",
+        files["right"],
+        provider="lipsync_studio",
+        dialog_order="sequential",
+        left_audio_upload=staged["left_audio_upload"],
+    ).content.decode()
+    assert "20 credits" in again and "(both clips, one after the other)" in again
+    # Switching the kind of video and back.
+    switched = client_alice.get(reverse("studio_form"), turns).content.decode()
+    assert checked_order(switched) == "sequential"
+    # A form sent back with an error keeps it.
+    refused = client_alice.post(
+        reverse("job_new"), turns | {"seed": "-5"}, HTTP_HX_REQUEST="true"
+    ).content.decode()
+    assert "greater than or equal to -1" in refused
+    assert checked_order(refused) == "sequential"
+    # And the fresh form after a job is made.
+    made = client_alice.post(reverse("job_new"), turns, HTTP_HX_REQUEST="true").content.decode()
+    assert Job.objects.get().dialog_order == "sequential"
+    assert checked_order(made) == "sequential"
+
+
+@pytest.mark.parametrize(
+    ("order", "htmx"),
+    [("together", True), ("", True), ("together", False)],
+    ids=["unknown-htmx", "missing-htmx", "unknown-no-js"],
+)
+def test_a_lipsync_dialog_needs_a_known_order(client_alice, files, media_root, order, htmx):
+    staged = stage_all(client_alice, files)
+    headers = {"HTTP_HX_REQUEST": "true"} if htmx else {}
+
+    response = client_alice.post(
+        reverse("job_new"), lipsync_dialog(staged, dialog_order=order), **headers
+    )
+
+    html = response.content.decode()
+    assert response.status_code == (200 if htmx else 400)
+    fieldset = html[html.index('<div id="dialog-order"') :]
+    fieldset = fieldset[: fieldset.index("</fieldset>")]
+    assert "field--invalid" in fieldset
+    assert "Choose whether they take turns or speak at the same time." in fieldset
+    assert not Job.objects.exists() and not LedgerEntry.objects.filter(kind="hold").exists()
+    # The files stay staged for the next try.
+    for role, pk in staged.items():
+        assert f'name="{role}" value="{pk}"' in html
+
+
+def test_joypix_takes_no_order_whatever_a_stale_page_sends(client_alice, files, media_root):
+    staged = stage_all(client_alice, files)
+
+    client_alice.post(
+        reverse("job_new"), form_data(dialog_order="sequential", **staged), HTTP_HX_REQUEST="true"
+    )
+
+    job = Job.objects.get()
+    assert (job.provider, job.dialog_order, job.credits_held) == ("joypix", "", 30)

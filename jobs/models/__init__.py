@@ -1,5 +1,5 @@
 from .api_key import ApiKey
-from .job import InputRole, Job, JobInput, JobMode, JobState, Resolution
+from .job import DialogOrder, InputRole, Job, JobInput, JobMode, JobState, Resolution
 from .lease import Lease
 from .ledger import CreditAccount, EntryKind, LedgerEntry, Pool
 from .pricing import Rate
@@ -9,6 +9,7 @@ from .upload import Upload, UploadKind
 __all__ = [
     "ApiKey",
     "CreditAccount",
+    "DialogOrder",
     "EntryKind",
     "InputRole",
     "Job",

@@ -33,6 +33,14 @@ class Resolution(models.TextChoices):
     P720 = "720p", "720p"
 
 
+class DialogOrder(models.TextChoices):
+    """How a dialog's two clips play, for a provider that asks (lipsync.studio):
+    one after the other (billed on both lengths) or at once (on the longer)."""
+
+    SEQUENTIAL = "sequential", "They take turns"
+    MEANWHILE = "meanwhile", "They speak at the same time"
+
+
 class Job(models.Model):
     """One lip-sync video made by one provider for one member.
 
@@ -54,6 +62,8 @@ class Job(models.Model):
     retried_from = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="retries"
     )
+    # Blank unless the provider takes a speaking order (a dialog on lipsync.studio).
+    dialog_order = models.CharField(max_length=20, choices=DialogOrder.choices, blank=True)
 
     state = models.CharField(max_length=20, choices=JobState.choices, default=JobState.QUEUED)
     error = models.TextField(blank=True)
@@ -62,6 +72,7 @@ class Job(models.Model):
     # Cost, as quoted when the job was made.
     input_seconds = models.FloatField(default=0, help_text="Measured duration that is billed.")
     unit_seconds = models.PositiveIntegerField(default=5)
+    min_seconds = models.PositiveIntegerField(default=0, help_text="Shortest duration billed.")
     credits_per_unit = models.PositiveIntegerField(default=0)
     usd_per_unit = models.DecimalField(max_digits=10, decimal_places=4, default=0)
     credits_held = models.PositiveIntegerField(default=0)

@@ -17,6 +17,8 @@ from .http import ProviderHttp, ProviderRejected
 Mode = Literal["dialog", "talking_photo", "video_dub"]
 Resolution = Literal["480p", "720p"]
 TaskState = Literal["pending", "processing", "completed", "failed"]
+# A dialog's speaking order (jobs.models.DialogOrder), for providers that take one.
+DialogOrder = Literal["sequential", "meanwhile"]
 
 MAX_TASK_ID_CHARS = 200  # Job.provider_task_id's max_length
 
@@ -33,6 +35,7 @@ class SubmitRequest:
     right_audio_url: str | None = None
     video_url: str | None = None
     mask_url: str | None = None
+    dialog_order: DialogOrder | None = None  # a dialog's, if the provider takes one
     prompt: str = ""
     seed: int = -1  # -1: let the provider pick
     webhook_url: str | None = None
@@ -57,6 +60,8 @@ class ProviderAdapter(ABC):
     label: ClassVar[str]
     modes: ClassVar[Mapping[str, str]]  # studio mode -> provider model name
     supports_webhooks: ClassVar[bool] = False
+    # Whether a dialog can take turns or speak at once (the Studio then asks).
+    takes_dialog_order: ClassVar[bool] = False
     output_ttl: ClassVar[timedelta]  # how long the provider keeps an output
     rtf_by_resolution: ClassVar[Mapping[str, float]]  # seconds of work per second of video
 

@@ -1,6 +1,8 @@
 """lipsync.studio, following ../shared/seeds/lipsync-studio-api.txt: three
 models behind POST /api/v1/<model> with {"webhook"?, "formState": {...}},
-answered {"id", "status": "processing"}; then GET /api/v1/jobs/{id}."""
+answered {"id", "status": "processing"}; then GET /api/v1/jobs/{id}.
+lipsync-image-multi's fields (left_audio, right_audio, order) are from the
+page's English edition (../shared/provider-facts.md)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from .base import (
     SubmitRequest,
     TaskState,
     TaskStatus,
+    UnsupportedRequest,
     task_path,
     valid_output_url,
     valid_task_id,
@@ -30,6 +33,7 @@ FIELDS = {
     "resolution": "resolution",
     "prompt": "prompt",
     "seed": "seed",
+    "order": "order",
     "id": "id",
     "status": "status",
     "output": "output",
@@ -44,14 +48,21 @@ MODELS: dict[str, tuple[str, dict[str, str]]] = {
         {"video_url": "video", "audio_url": "audio", "mask_url": "mask_image"},
     ),
     "talking_photo": ("lipsync-image", {"image_url": "image", "audio_url": "audio"}),
-    # ASSUMPTION: the page does not name lipsync-image-multi's two audios;
-    # "left_audio"/"right_audio" are our guess. A correction is this one line.
     "dialog": (
         "lipsync-image-multi",
         {"image_url": "image", "left_audio_url": "left_audio", "right_audio_url": "right_audio"},
     ),
 }
 OPTIONAL_INPUTS = frozenset({"mask_url"})
+
+# lipsync-image-multi's `order`, our value -> lipsync.studio's. The page names
+# "meanwhile" (both speak at once; billed on the longer clip) and bills any
+# other value on the sum of the two. "sequential" (taking turns) is our
+# reading of that other value: a correction is one line here.
+DIALOG_ORDERS: dict[str, str] = {
+    "sequential": "sequential",
+    "meanwhile": "meanwhile",
+}
 
 STATES: dict[str, TaskState] = {
     "processing": "processing",
@@ -65,6 +76,7 @@ class LipsyncStudioAdapter(ProviderAdapter):
     label = "lipsync.studio"
     modes = {mode: model for mode, (model, _inputs) in MODELS.items()}
     supports_webhooks = True
+    takes_dialog_order = True
     # The page states neither a speed nor a retention; assumed the same as
     # JoyPix's (RTF ~15 at 480p, ~25 at 720p; outputs kept 72 h) until measured.
     output_ttl = timedelta(hours=72)
@@ -73,6 +85,10 @@ class LipsyncStudioAdapter(ProviderAdapter):
     def submit(self, req: SubmitRequest) -> str:
         model = self.model_for(req.mode)
         form: dict[str, Any] = self._inputs(req, MODELS[req.mode][1], OPTIONAL_INPUTS)
+        if req.mode == "dialog":
+            if req.dialog_order not in DIALOG_ORDERS:
+                raise UnsupportedRequest("This dialog job has no speaking order to send.")
+            form[FIELDS["order"]] = DIALOG_ORDERS[req.dialog_order]
         form[FIELDS["resolution"]] = req.resolution  # default is 480p; say it anyway
         if req.prompt.strip():
             form[FIELDS["prompt"]] = req.prompt

@@ -70,3 +70,7 @@ def modes_of(slug: str) -> tuple[str, ...]:
 
 def model_for(slug: str, mode: str) -> str:
     return adapter_class(slug).model_for(mode)
+
+
+def takes_dialog_order(slug: str) -> bool:
+    return adapter_class(slug).takes_dialog_order

@@ -17,10 +17,15 @@ from urllib.parse import urlsplit
 if TYPE_CHECKING:
     from .server import Task
 
-# ASSUMPTION: the lipsync.studio page does not name lipsync-image-multi's two audio fields.
-# "left_audio" and "right_audio" ({formState field: role}) are our reading, the same as
-# jobs/providers/lipsync_studio.py's MODELS: a correction is this one line (and that one).
+# lipsync-image-multi's two audio fields ({formState field: role}), as the page's English
+# edition names them (../shared/provider-facts.md).
 MULTI_AUDIO_FIELDS = {"left_audio": "left_audio", "right_audio": "right_audio"}
+# ... and its `order`: "meanwhile" (both speak at once: the longer clip's length) is the
+# page's; any other value is billed on the sum, and "sequential" (left, then right) is our
+# reading of it, the same as jobs/providers/lipsync_studio.py's DIALOG_ORDERS. Left out,
+# the clips play one after the other, as the page's "otherwise" says.
+SEQUENTIAL, MEANWHILE = "sequential", "meanwhile"
+MULTI_ORDERS = (SEQUENTIAL, MEANWHILE)
 
 # --- lipsync.studio: model (= the endpoint's last path segment) -> {formState field: role}.
 LIPSYNC_MODELS: dict[str, dict[str, str]] = {
@@ -66,6 +71,7 @@ class Submission:
     seed: int = -1
     webhook: str = ""
     echo: dict[str, Any] = field(default_factory=dict)  # the inputs as sent (JoyPix's "inputs")
+    order: str = ""  # how a dialog's two clips play: MULTI_ORDERS, or "" (JoyPix: at once)
 
 
 # --- Validation -------------------------------------------------------------------------
@@ -147,6 +153,7 @@ def parse_lipsync(model: str, body: bytes) -> Submission:
         if url is not None:
             inputs[name] = (role, url)
     resolution, prompt, seed = _options(form)
+    order = _order(form) if model == "lipsync-image-multi" else ""
     return Submission(
         provider=LIPSYNC,
         model=model,
@@ -156,7 +163,17 @@ def parse_lipsync(model: str, body: bytes) -> Submission:
         seed=seed,
         webhook=webhook,
         echo=dict(form),
+        order=order,
     )
+
+
+def _order(form: dict[str, Any]) -> str:
+    order = form.get("order")
+    if order is None:
+        return SEQUENTIAL
+    if order not in MULTI_ORDERS:
+        raise BadRequest(f"order must be one of {', '.join(MULTI_ORDERS)}")
+    return order
 
 
 # --- Answers ----------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 - Photo modes: the photo letterboxed to the resolution, held for the length of
   the longer audio. A dialog's two audios are mixed with the left one panned
   left and the right one panned right, and a level bar for each speaker is
-  drawn from the audio's RMS, so one sees who speaks.
+  drawn from the audio's RMS, so one sees who speaks. A dialog whose speakers
+  take turns is first laid out with in_turn(): left, then right.
 - Dub: the input video's frames (looped to the audio's length, letterboxed)
   with the new audio and one level bar.
 
@@ -96,6 +97,15 @@ def _padded(samples: array, n: int) -> array:
     if len(samples) >= n:
         return samples[:n]
     return samples + array("h", bytes(2 * (n - len(samples))))
+
+
+def in_turn(left: array, right: array) -> tuple[array, array]:
+    """A dialog's two clips one after the other: the left clip then silence,
+    and silence then the right clip, both as long as the two together."""
+    return (
+        left + array("h", bytes(2 * len(right))),
+        array("h", bytes(2 * len(left))) + right,
+    )
 
 
 def _level(samples: array, start: int, end: int) -> float:

@@ -46,7 +46,15 @@ from urllib.parse import urlsplit
 
 from . import contracts as c
 from .config import Faults, SandboxConfig
-from .render import RenderError, RenderStopped, decode_audio, load_image, render_dub, render_photo
+from .render import (
+    RenderError,
+    RenderStopped,
+    decode_audio,
+    in_turn,
+    load_image,
+    render_dub,
+    render_photo,
+)
 from .transport import FetchError, fetch, new_session, post_webhook
 
 log = logging.getLogger("jobs.sandbox")
@@ -86,6 +94,7 @@ class Task:
     webhook: str
     echo: dict[str, Any]
     output_name: str
+    order: str = ""  # a dialog's: SEQUENTIAL plays left, then right; otherwise at once
     status: str = "submitted"
     error: str = ""
     created_at: float = field(default_factory=time.time)
@@ -515,6 +524,7 @@ class SandboxServer:
             webhook=sub.webhook,
             echo=sub.echo,
             output_name=f"{secrets.token_hex(16)}.mp4",
+            order=sub.order,
             fail=faults.take("task_fail"),
             never_finish=faults.take("never_finish"),
             # Webhook faults go to the next task that has a webhook.
@@ -716,6 +726,8 @@ class SandboxServer:
                 for role in AUDIO_ROLES
                 if role in paths
             ]
+            if task.order == c.SEQUENTIAL and len(audios) == 2:
+                audios = list(in_turn(*audios))  # the output lasts as long as both
             seconds = max(len(a) for a in audios) / 44100
             self._update(task, duration=seconds)
             if "mask" in paths:

@@ -9,6 +9,7 @@ from ..api_keys import api_key_display
 from ..cards import PILL, job_countdowns
 from ..media import format_duration
 from ..models import EntryKind
+from ..pricing import terms_text
 from ..providers import registry
 
 register = template.Library()
@@ -132,6 +133,16 @@ def duration(seconds) -> str:
         return ""
     seconds = float(seconds)
     return f"{seconds:.1f} s" if seconds < 60 else format_duration(seconds)
+
+
+@register.filter
+def rate_terms(priced) -> str:
+    """A job's (or rate's) price in words: "4 credits per second, 5 s minimum"."""
+    return terms_text(
+        credits_per_unit=priced.credits_per_unit,
+        unit_seconds=priced.unit_seconds,
+        min_seconds=priced.min_seconds,
+    )
 
 
 @register.filter

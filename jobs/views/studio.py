@@ -123,6 +123,20 @@ def quote(request):
 
 @login_required
 @require_POST
+def provider_changed(request):
+    """What depends on the provider: the dialog's speaking order (asked only
+    by a provider that takes one), and the cost, out of band. The rest of
+    the form, staged files included, stays as it is on the page."""
+    data = request.POST.copy()
+    if not data.get("dialog_order"):  # the control was not on the page: it comes with the default
+        data["dialog_order"] = lifecycle.DIALOG_ORDER_DEFAULT
+    form = NewJobForm(data, owner=request.user)
+    context = {"form": form, "quote": form_quote(form)}
+    return render(request, f"{TEMPLATE}#provider-changed", context)
+
+
+@login_required
+@require_POST
 def job_new(request):
     form = NewJobForm(request.POST, request.FILES, owner=request.user)
     job = None
@@ -137,6 +151,7 @@ def job_new(request):
                 files=form.uploads,
                 prompt=data["prompt"],
                 seed=data["seed"] if data["seed"] is not None else -1,
+                dialog_order=data["dialog_order"],
             )
         except (InsufficientCredits, NoRate) as exc:
             form.add_error(None, str(exc))
@@ -155,6 +170,7 @@ def job_new(request):
             "provider": job.provider,
             "resolution": job.resolution,
             "mode": job.mode,
+            "dialog_order": job.dialog_order or lifecycle.DIALOG_ORDER_DEFAULT,
         },
     )
     context = _form_context(request, fresh) | {
