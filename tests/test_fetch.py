@@ -11,7 +11,14 @@ import time
 import pytest
 import requests
 
-from jobs.fetch import FetchFailed, UnsafeUrl, fetch_session, url_check, url_download
+from jobs.fetch import (
+    PRIVATE,
+    FetchFailed,
+    UnsafeUrl,
+    fetch_session,
+    url_check,
+    url_download,
+)
 from tests.fetch_support import PUBLIC_IP, LoopbackServer
 
 VIDEO = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 64
@@ -163,9 +170,9 @@ def test_the_refusal_is_logged_with_the_host_but_not_the_url(names, tmp_path, ca
     secret = "X-Amz-Signature=deadbeefcafe"
     with pytest.raises(UnsafeUrl):
         download(f"http://internal.example/out.mp4?{secret}", tmp_path)
-    logged = "\n".join(r.getMessage() for r in caplog.records)
-    assert "internal.example" in logged and "10.0.0.5" in logged
-    assert secret not in logged
+    ours = [r.getMessage() for r in caplog.records if r.name == "jobs.fetch"]
+    assert ours == [f"refused internal.example: it resolves to 10.0.0.5, {PRIVATE}"]
+    assert not any(secret in r.getMessage() for r in caplog.records)
 
 
 # --- url_download: what it fetches ----------------------------------------------------------
@@ -404,7 +411,7 @@ def test_a_server_that_drips_its_body_is_cut_off_at_the_time_cap(net, serve, set
     with pytest.raises(FetchFailed, match="took longer than 1 s"):
         download(f"{slow.url}/out.mp4", tmp_path, max_seconds=1, read_timeout=10)
     took = time.monotonic() - started
-    assert 1 <= took < 3, took
+    assert 1 <= took < 5, took  # far below the read timeout (10 s), let alone the drip
 
 
 def test_a_server_that_sits_on_the_request_is_cut_off_at_the_time_cap(
@@ -420,4 +427,4 @@ def test_a_server_that_sits_on_the_request_is_cut_off_at_the_time_cap(
     started = time.monotonic()
     with pytest.raises(FetchFailed, match="did not answer in time"):
         download(f"{slow.url}/out.mp4", tmp_path, max_seconds=1, read_timeout=30)
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 5  # the server answers after 6 s
