@@ -117,7 +117,7 @@ def address_problem(ip: IPAddress, *, allow_loopback: bool = False) -> str | Non
 
 def _refused(problem: str, *, redirected: bool = False) -> UnsafeUrl:
     verb = "redirects to" if redirected else "resolves to"
-    error = UnsafeUrl(f"The address {verb} {problem}, which the studio does not fetch.")
+    error = UnsafeUrl(f"The address {verb} {problem}, which the studio does not connect to.")
     error.problem = problem
     return error
 
