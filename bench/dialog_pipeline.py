@@ -246,6 +246,8 @@ def configure_django(args, *, data_dir: Path, studio_url: str, sandbox: SandboxS
             "SANDBOX_URL": sandbox.url,
             "SANDBOX_API_KEY": sandbox.config.api_key,
             "SANDBOX_RTF": repr(args.rtf),
+            # The sandbox's output links are on 127.0.0.1 (see jobs/fetch.py).
+            "FETCH_ALLOW_LOOPBACK": "1",
             "Q_SYNC": "1",
         }
     )

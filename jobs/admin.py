@@ -53,6 +53,7 @@ from .provider_accounts import (
     provider_account_conflict,
     provider_account_conflict_message,
     provider_account_save,
+    provider_base_url_check,
     provider_key_check,
     provider_key_readable,
 )
@@ -932,6 +933,12 @@ class ProviderAccountForm(forms.ModelForm):
             except ValidationError as error:
                 raise ValidationError(error.message_dict["api_key"]) from None
         return api_key
+
+    def clean_base_url(self) -> str:
+        try:
+            return provider_base_url_check(self.cleaned_data["base_url"])
+        except ValidationError as error:
+            raise ValidationError(error.message_dict["base_url"]) from None
 
     def clean(self):
         data = super().clean()

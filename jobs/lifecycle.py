@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
@@ -25,6 +26,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from . import media
+from .fetch import FetchError, UnsafeUrl, url_download
 from .gallery import job_poster_make
 from .inputs import input_link
 from .ledger import credits_capture, credits_hold, credits_release
@@ -60,6 +62,10 @@ log = logging.getLogger("jobs.lifecycle")
 POLL_LEASE = timedelta(seconds=60)
 ARCHIVE_LEASE = timedelta(minutes=5)
 MAX_OUTPUT_BYTES = 2 * 1024**3
+# A provider's output link may pass through a CDN or to signed storage; each hop
+# is checked as a new address, never loopback (jobs.fetch), so following a few
+# is as safe as the first and refusing them would lose paid-for videos.
+OUTPUT_MAX_REDIRECTS = 3
 
 
 class JobActionRefused(Exception):
@@ -431,8 +437,24 @@ def job_archive(job_id: int) -> None:
         path = Path(tmp) / "output.mp4"
         try:
             _download(job.output_url, path)
-        except (requests.RequestException, OSError, ValueError) as exc:
-            _archive_later(job, f"download failed: {exc.__class__.__name__}")
+        except UnsafeUrl as exc:
+            # Asking again gets the same answer: fail now, not at the provider's expiry.
+            log.warning(
+                "job %s: the provider's output address (host %s) was refused: %s",
+                job.pk,
+                urlsplit(job.output_url).hostname,
+                exc,
+            )
+            job_fail(
+                job,
+                f"The studio refused to download the provider's video: {exc} "
+                "Nothing was charged, and the credits were released.",
+            )
+            return
+        except (FetchError, requests.RequestException, OSError, ValueError) as exc:
+            # FetchError's words never hold the URL; other errors' might.
+            why = str(exc) if isinstance(exc, FetchError) else exc.__class__.__name__
+            _archive_later(job, f"download failed: {why}")
             return
         try:
             info = media.probe_output_video(path)
@@ -485,15 +507,20 @@ def job_archive(job_id: int) -> None:
 
 
 def _download(url: str, path: Path) -> None:
-    with requests.get(url, stream=True, timeout=(10, 60), allow_redirects=True) as response:
-        response.raise_for_status()
-        written = 0
-        with open(path, "wb") as out:
-            for chunk in response.iter_content(chunk_size=1024 * 1024):
-                written += len(chunk)
-                if written > MAX_OUTPUT_BYTES:
-                    raise ValueError("output larger than the archive limit")
-                out.write(chunk)
+    """The provider's output, through the SSRF guard (public addresses only)."""
+    url_download(
+        url,
+        path,
+        max_bytes=MAX_OUTPUT_BYTES,
+        max_seconds=download_seconds(),
+        max_redirects=OUTPUT_MAX_REDIRECTS,
+    )
+
+
+def download_seconds() -> float:
+    """The archive task must probe, store and settle before the cluster's task
+    timeout stops it: the download gets all but a minute of that timeout."""
+    return max(30.0, settings.Q_CLUSTER["timeout"] - 60.0)
 
 
 def _archive_later(job: Job, why: str) -> None:

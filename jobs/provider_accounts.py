@@ -18,6 +18,7 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import IntegrityError, transaction
 from django.views.decorators.debug import sensitive_variables
 
+from .fetch import UnsafeUrl, url_check
 from .models import ProviderAccount
 
 MAX_KEY_CHARS = 500
@@ -64,6 +65,25 @@ def provider_key_check(api_key: str) -> str:
             {"api_key": "The key must not contain spaces, line breaks or control characters."}
         )
     return api_key
+
+
+def provider_base_url_check(base_url: str) -> str:
+    """The base URL as it will be stored, or a ValidationError (on `base_url`).
+
+    The studio sends the key to this address and shows members what it
+    answers, so it goes through the fetch guard: public addresses only
+    (loopback with FETCH_ALLOW_LOOPBACK, for the sandbox)."""
+    base_url = base_url.strip().rstrip("/")
+    parts = urlsplit(base_url)
+    if parts.username is not None or parts.password is not None:
+        raise ValidationError(
+            {"base_url": "Put the key in the key field, not in the URL: no user or password."}
+        )
+    try:
+        url_check(base_url)
+    except UnsafeUrl as refused:
+        raise ValidationError({"base_url": str(refused)}) from None
+    return base_url
 
 
 def provider_account_conflict(account: ProviderAccount) -> ProviderAccount | None:
@@ -126,11 +146,7 @@ def provider_account_save(
         account.created_by = by
     account.updated_by = by
     account.full_clean(validate_constraints=False)
-    parts = urlsplit(account.base_url)
-    if parts.username is not None or parts.password is not None:
-        raise ValidationError(
-            {"base_url": "Put the key in the key field, not in the URL: no user or password."}
-        )
+    account.base_url = provider_base_url_check(account.base_url)
     if (other := provider_account_conflict(account)) is not None:
         raise _conflict_error(other)
     try:

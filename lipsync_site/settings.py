@@ -285,6 +285,11 @@ JOB_PROCESSING_TIMEOUT_SECONDS = env_int("JOB_PROCESSING_TIMEOUT_SECONDS", 1800,
 POLL_LOOP_SECONDS = env_int("POLL_LOOP_SECONDS", 50, minimum=1)
 # Signed input links for providers stop working after this (and when the job ends).
 INPUT_LINK_MAX_AGE = env_int("INPUT_LINK_MAX_AGE", 3 * 24 * 3600, minimum=60)
+# URLs fetched on someone else's word (providers' outputs) and provider account
+# base URLs may be on loopback only with this on: the sandbox and local
+# development (the run command sets it when it starts the sandbox). Other
+# private ranges are never allowed; see jobs/fetch.py.
+FETCH_ALLOW_LOOPBACK = env_bool("FETCH_ALLOW_LOOPBACK", False)
 # Webhooks are offered to providers when PUBLIC_BASE_URL is https, or with this
 # on for local use (the sandbox calls plain http on localhost).
 WEBHOOKS_ALLOW_HTTP = env_bool("WEBHOOKS_ALLOW_HTTP", False)

@@ -10,8 +10,9 @@ import pytest
 # refuses to run beside one unless told this is deliberate.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-# The `pipeline` fixture: the studio on a live server wired to the sandbox provider.
-pytest_plugins = ["tests.pipeline_support"]
+# The `pipeline` fixture: the studio on a live server wired to the sandbox provider;
+# `net` and `serve`: a network that never leaves loopback, for the SSRF guard's tests.
+pytest_plugins = ["tests.pipeline_support", "tests.fetch_support"]
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 PASSWORD = "correct horse battery staple"

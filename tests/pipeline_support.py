@@ -286,6 +286,8 @@ def pipeline(settings, live_server, tmp_path, tmp_path_factory, alice):
     settings.LIPSYNC_STUDIO_API_KEY = ""
     settings.PROVIDER_CONNECT_TIMEOUT = 2
     settings.PROVIDER_READ_TIMEOUT = 10
+    # The sandbox's output links are on 127.0.0.1, as with `./studio run`.
+    settings.FETCH_ALLOW_LOOPBACK = True
     assert settings.Q_CLUSTER["sync"], "the pipeline tests drive the cluster themselves"
     _seed_rates()
     credits_grant(user=alice, pool=Pool.STUDIO, amount=GRANT, key="grant:alice:pipeline")

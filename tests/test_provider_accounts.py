@@ -24,6 +24,7 @@ from jobs.providers import registry
 from jobs.providers.endpoints import endpoint_for, provider_sources, sandbox_needed
 from jobs.providers.http import ProviderError
 from lipsync_site import settings as site_settings
+from tests.fetch_support import PUBLIC_IP
 
 pytestmark = pytest.mark.django_db
 
@@ -47,6 +48,17 @@ def _no_environment_accounts(settings):
     settings.LIPSYNC_STUDIO_BASE_URL = settings.LIPSYNC_STUDIO_API_KEY = ""
     settings.SANDBOX_URL = "http://127.0.0.1:8010"
     settings.SANDBOX_API_KEY = "sandbox-key"
+    settings.FETCH_ALLOW_LOOPBACK = False
+
+
+@pytest.fixture(autouse=True)
+def names(net):
+    """The providers' hosts resolve to a public address without DNS, and no
+    connection leaves loopback (tests/fetch_support.py)."""
+    for name in ("api.joypix.example", "x.example", "b.example", "ls.example"):
+        net.resolve(name, PUBLIC_IP)
+    net.resolve("internal.example", "10.20.30.40")
+    return net
 
 
 def make_account(by=None, *, provider="joypix", name="Team", key=KEY, enabled=True, **fields):
@@ -176,6 +188,92 @@ def test_a_base_url_with_credentials_is_refused(staff):
     with pytest.raises(ValidationError) as refused:
         make_account(staff, base_url="https://user:pw@api.joypix.example")
     assert "base_url" in refused.value.message_dict
+
+
+# --- The base URL goes through the fetch guard -------------------------------------------
+
+REFUSED_BASE_URLS = [
+    ("http://10.0.0.8:8080", "private network address"),
+    ("http://169.254.169.254", "link-local address"),
+    ("https://internal.example/v1", "private network address"),
+    ("http://[::ffff:192.168.0.1]", "private network address"),
+    ("http://2130706433:8010", "Enter a valid URL"),  # Django's URL check refuses it first
+    ("ftp://api.joypix.example", "Only http:// and https://"),  # a URLField takes ftp
+]
+
+
+def _base_url_errors(response) -> list[str]:
+    return list(response.context["adminform"].form.errors.get("base_url", []))
+
+
+@pytest.mark.parametrize(("base_url", "words"), REFUSED_BASE_URLS)
+def test_staff_get_a_field_error_for_a_base_url_that_is_not_public(
+    client, staff, names, base_url, words
+):
+    client.force_login(staff)
+
+    response = client.post(admin_url("add"), form_data(base_url=base_url))
+
+    assert response.status_code == 200
+    errors = _base_url_errors(response)
+    assert len(errors) == 1 and words in errors[0], errors
+    assert ProviderAccount.objects.count() == 0
+    assert names.connects == []
+
+
+def test_a_loopback_base_url_is_refused_unless_the_setting_allows_it(client, staff, settings):
+    client.force_login(staff)
+    sandbox = form_data(base_url="http://127.0.0.1:8010")
+
+    refused = client.post(admin_url("add"), sandbox)
+    assert refused.status_code == 200
+    assert "loopback address" in _base_url_errors(refused)[0]
+    assert ProviderAccount.objects.count() == 0
+
+    settings.FETCH_ALLOW_LOOPBACK = True
+    assert client.post(admin_url("add"), sandbox).status_code == 302
+    assert ProviderAccount.objects.get().base_url == "http://127.0.0.1:8010"
+    # Loopback only: the setting lets no private network through.
+    private = client.post(admin_url("add"), form_data(base_url="http://10.0.0.8", enabled=None))
+    assert "private network address" in _base_url_errors(private)[0]
+
+
+def test_staff_get_a_field_error_for_a_base_url_with_credentials(client, staff):
+    client.force_login(staff)
+    response = client.post(
+        admin_url("add"), form_data(base_url="https://user:pw@api.joypix.example")
+    )
+    assert response.status_code == 200
+    assert "not in the URL" in _base_url_errors(response)[0]
+    assert ProviderAccount.objects.count() == 0
+
+
+def test_an_edit_to_an_unsafe_base_url_keeps_the_stored_one(client, staff):
+    account = make_account(staff)
+    client.force_login(staff)
+
+    response = client.post(
+        admin_url("change", account.pk), form_data(base_url="http://169.254.169.254", api_key="")
+    )
+
+    assert "link-local address" in _base_url_errors(response)[0]
+    account.refresh_from_db()
+    assert account.base_url == "https://api.joypix.example"
+
+
+@pytest.mark.parametrize(("base_url", "words"), REFUSED_BASE_URLS)
+def test_the_service_refuses_a_base_url_that_is_not_public(staff, base_url, words):
+    with pytest.raises(ValidationError) as refused:
+        make_account(staff, base_url=base_url)
+    assert words in refused.value.message_dict["base_url"][0]
+    assert ProviderAccount.objects.count() == 0
+
+
+def test_the_base_url_field_names_joypix_s_real_address(client, staff):
+    client.force_login(staff)
+    page = client.get(admin_url("add")).content.decode()
+    assert "https://openapi.joypix.ai" in page
+    assert "api.joypix.ai" not in page.replace("openapi.joypix.ai", "")
 
 
 # --- One enabled account per provider ------------------------------------------------
@@ -391,6 +489,7 @@ def all_logs(caplog):
 def test_the_key_never_reaches_logs_pages_or_errors(
     client, staff, settings, all_logs, echoing_provider
 ):
+    settings.FETCH_ALLOW_LOOPBACK = True  # the echoing provider is on 127.0.0.1
     client.force_login(staff)
     pages = []
 

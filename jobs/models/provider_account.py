@@ -21,7 +21,7 @@ class ProviderAccount(models.Model):
     base_url = models.URLField(
         "base URL",
         max_length=300,
-        help_text="The provider's API address, e.g. https://api.joypix.ai",
+        help_text="The provider's API address, e.g. https://openapi.joypix.ai",
     )
     api_key_encrypted = models.TextField(editable=False)
     key_last4 = models.CharField("key ends with", max_length=4, editable=False)

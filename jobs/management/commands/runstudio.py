@@ -44,14 +44,18 @@ class Command(BaseCommand):
             ],
             "cluster": [python, manage, "qcluster"],
         }
+        env = os.environ.copy()
         if not no_sandbox and _sandbox_wanted():
             processes["sandbox"] = [python, manage, "sandbox", "--port", str(settings.SANDBOX_PORT)]
+            # The sandbox's output links are on 127.0.0.1; the fetch guard
+            # refuses loopback unless told (see jobs/fetch.py).
+            env["FETCH_ALLOW_LOOPBACK"] = "1"
 
         # A plain `kill` (SIGTERM) stops everything too, not only Ctrl-C.
         signal.signal(signal.SIGTERM, _interrupt)
         children: dict[str, subprocess.Popen] = {}
         for name, cmd in processes.items():
-            children[name] = subprocess.Popen(cmd, env=os.environ.copy())
+            children[name] = subprocess.Popen(cmd, env=env)
         self.stdout.write(
             self.style.SUCCESS(
                 f"\nLipsync Studio is running at {settings.PUBLIC_BASE_URL}/  "
