@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('jobs', '0009_gallery_indexes'),
+        ('jobs', '0010_lipsync_studio_real_rates'),
     ]
 
     operations = [
