@@ -415,3 +415,41 @@ def test_a_dub_refuses_audio_over_ten_minutes(client_alice, eleven_minutes, medi
 
     assert "11:00" in field_html(response, "audio")
     assert not Upload.objects.exists() and stored_files(media_root) == []
+
+
+# --- file names ---------------------------------------------------------------------
+
+
+def raw_upload(client, role: str, filename: str, content: bytes):
+    """One file as a browser sends it, whatever its name (the test client's
+    own files cut names to 255 characters before sending them)."""
+    boundary = "----StudioFormBoundary"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="mode"\r\n\r\ndialog\r\n'
+            f"--{boundary}\r\nContent-Disposition: form-data; "
+            f'name="{role}"; filename="{filename}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + content
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return client.post(
+        reverse("studio_upload", args=[role]),
+        body,
+        content_type=f"multipart/form-data; boundary={boundary}",
+        HTTP_HX_REQUEST="true",
+    )
+
+
+def test_a_long_file_name_is_kept_shortened_and_names_no_file_on_disk(
+    client_alice, files, media_root
+):
+    # 531 characters, 400 bytes of them an extension: too long for a name on disk.
+    name = "two people " * 30 + "." + "é" * 200
+
+    response = raw_upload(client_alice, "image", name, files["photo"].read_bytes())
+
+    assert response.status_code == 200
+    upload = Upload.objects.get(pk=staged_id(response, "image"))
+    assert len(upload.original_name) == 255 and upload.original_name.startswith("two people")
