@@ -45,12 +45,12 @@ def megabytes_over(size: int, limit_mb: int) -> str:
 
 
 def upload_stage(*, owner, kind: str, uploaded: UploadedFile) -> Upload:
-    """Decode and measure `uploaded`, then keep it. Raises media.MediaError."""
+    """Decode and measure `uploaded`, then keep it, named by the format it
+    decoded as (never by the client's name). Raises media.MediaError."""
     if uploaded.size > upload_limit_bytes():
         raise media.MediaError(upload_too_large(uploaded.size))
     with _local_path(uploaded) as path:
         info = _probe(kind, path)
-        suffix = Path(uploaded.name or "").suffix.lower()[:10]
         upload = Upload(
             owner=owner,
             kind=kind,
@@ -63,7 +63,7 @@ def upload_stage(*, owner, kind: str, uploaded: UploadedFile) -> Upload:
         )
         stem = uuid.uuid4().hex
         with open(path, "rb") as fh:
-            upload.file.save(f"{stem}{suffix}", File(fh), save=False)
+            upload.file.save(f"{stem}{info.extension}", File(fh), save=False)
         if kind in (UploadKind.IMAGE, UploadKind.VIDEO):
             # A small picture for the job card: the photo, or a video's frame.
             with tempfile.TemporaryDirectory() as tmp:

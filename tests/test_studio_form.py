@@ -453,3 +453,33 @@ def test_a_long_file_name_is_kept_shortened_and_names_no_file_on_disk(
     assert response.status_code == 200
     upload = Upload.objects.get(pk=staged_id(response, "image"))
     assert len(upload.original_name) == 255 and upload.original_name.startswith("two people")
+    assert upload.file.name.endswith(".jpg")
+
+
+@pytest.mark.parametrize(
+    ("role", "name", "make", "stored"),
+    [
+        ("image", "photo\u202egnp.exe", lambda d: make_image(d / "p.png", 640, 480), ".png"),
+        ("image", "holiday.png", lambda d: make_image(d / "p.jpg", 640, 480, fmt="jpeg"), ".jpg"),
+        ("image", "scan", lambda d: make_image(d / "p.webp", 640, 480, fmt="webp"), ".webp"),
+        ("left_audio", "voice.wav", lambda d: make_audio(d / "a.mp3", 2.0), ".mp3"),
+        ("left_audio", "voice.mp3", lambda d: make_audio(d / "a.flac", 2.0, fmt="flac"), ".flac"),
+    ],
+)
+def test_a_kept_file_is_named_by_the_format_it_decoded_as_never_by_its_name(
+    client_alice, media_root, tmp_path, role, name, make, stored
+):
+    content = make(tmp_path).read_bytes()
+
+    response = upload(client_alice, role, _named(tmp_path / "sent", name, content))
+
+    upload_row = Upload.objects.get(pk=staged_id(response, role))
+    assert Path(upload_row.file.name).suffix == stored
+    assert [p.suffix for p in stored_files(media_root) if "uploads" in p.parts] == [stored]
+
+
+def _named(folder: Path, name: str, content: bytes) -> Path:
+    folder.mkdir(exist_ok=True)
+    path = folder / name
+    path.write_bytes(content)
+    return path
