@@ -43,6 +43,7 @@ HINTS = {
     UploadKind.VIDEO: "MP4, MOV, WebM or MKV, up to 10 minutes.",
 }
 SEED_MAX = 2**31 - 1
+ID_MAX = 2**63 - 1  # the largest id the database holds
 
 
 def providers_for(mode: str) -> list[tuple[str, str]]:
@@ -93,6 +94,16 @@ class QuoteView:
         )
 
 
+def upload_id(raw) -> int | None:
+    """An upload's id as read from a form or an address, or None when it
+    cannot be one: not a whole number, or beyond what the database holds."""
+    try:
+        value = int(str(raw))
+    except ValueError:
+        return None
+    return value if 1 <= value <= ID_MAX else None
+
+
 class NewJobForm(forms.Form):
     mode = forms.ChoiceField(choices=JobMode.choices, initial=JobMode.DIALOG)
     provider = forms.ChoiceField(choices=[])
@@ -134,7 +145,7 @@ class NewJobForm(forms.Form):
                 widget=forms.ClearableFileInput(attrs={"accept": ACCEPT[kind]}),
             )
             self.fields[f"{role}_upload"] = forms.IntegerField(
-                required=False, widget=forms.HiddenInput
+                required=False, min_value=1, max_value=ID_MAX, widget=forms.HiddenInput
             )
 
     @property
@@ -235,8 +246,9 @@ def staged_for(form: NewJobForm) -> dict[str, Upload]:
     ids = {}
     for role in ALL_ROLES:
         raw = form.data.get(f"{role}_upload") if form.is_bound else form.staged_ids.get(role)
-        if raw and str(raw).isdigit():
-            ids[role] = int(raw)
+        pk = upload_id(raw)
+        if pk is not None:
+            ids[role] = pk
     found = Upload.objects.filter(owner=form.owner, pk__in=ids.values()).in_bulk()
     return {role: found[pk] for role, pk in ids.items() if pk in found}
 
@@ -289,9 +301,6 @@ def form_switched(*, owner, mode: str, params) -> NewJobForm:
     for name in ("resolution", "prompt", "seed", "provider"):
         if params.get(name) not in (None, ""):
             initial[name] = params.get(name)
-    staged = {
-        role: int(params[f"{role}_upload"])
-        for role in ROLES[mode]
-        if str(params.get(f"{role}_upload", "")).isdigit()
-    }
+    ids = {role: upload_id(params.get(f"{role}_upload")) for role in ROLES[mode]}
+    staged = {role: pk for role, pk in ids.items() if pk is not None}
     return NewJobForm(owner=owner, initial=initial, staged_ids=staged)

@@ -483,3 +483,28 @@ def _named(folder: Path, name: str, content: bytes) -> Path:
     path = folder / name
     path.write_bytes(content)
     return path
+
+
+# --- what a form or an address may hold ------------------------------------------------
+
+
+@pytest.mark.parametrize("raw", ["99999999999999999999999", "9223372036854775808", "²", "0"])
+def test_an_upload_id_that_cannot_be_one_is_treated_as_no_upload(
+    client_alice, files, media_root, raw
+):
+    for url in (reverse("studio"), reverse("studio_form")):
+        response = client_alice.get(url, {"image_upload": raw})
+        assert response.status_code == 200
+        assert 'name="image_upload"' not in response.content.decode()
+
+    response = client_alice.post(
+        reverse("studio_quote"), {"mode": "dialog", "left_audio_upload": raw}
+    )
+    assert "Add both audio clips to see the exact cost." in response.content.decode()
+
+    staged = stage_all(client_alice, files)
+    response = client_alice.post(
+        reverse("job_new"), form_data(**staged | {"image_upload": raw}), HTTP_HX_REQUEST="true"
+    )
+    assert "Choose a file for “Photo”." in field_html(response, "image")
+    assert not Job.objects.exists()
