@@ -104,8 +104,18 @@ def upload_id(raw) -> int | None:
     return value if 1 <= value <= ID_MAX else None
 
 
+# The form shows these above its fields: the kind of video is a hidden field.
+MODE_ERROR = (
+    "Choose the kind of video (dialog, talking photo or video dub), then send the form again."
+)
+
+
 class NewJobForm(forms.Form):
-    mode = forms.ChoiceField(choices=JobMode.choices, initial=JobMode.DIALOG)
+    mode = forms.ChoiceField(
+        choices=JobMode.choices,
+        initial=JobMode.DIALOG,
+        error_messages={"required": MODE_ERROR, "invalid_choice": MODE_ERROR},
+    )
     provider = forms.ChoiceField(choices=[])
     resolution = forms.ChoiceField(
         choices=Resolution.choices, initial=Resolution.P480, widget=forms.RadioSelect

@@ -508,3 +508,17 @@ def test_an_upload_id_that_cannot_be_one_is_treated_as_no_upload(
     )
     assert "Choose a file for “Photo”." in field_html(response, "image")
     assert not Job.objects.exists()
+
+
+def test_a_form_sent_without_its_kind_of_video_says_so_above_the_form(
+    client_alice, files, media_root
+):
+    data = form_data(**stage_all(client_alice, files))
+    del data["mode"]
+
+    response = client_alice.post(reverse("job_new"), data)
+
+    assert response.status_code == 400
+    errors = response.content.decode().split('id="new-job-errors"', 1)[1].split("</div>\n", 1)[0]
+    assert "Choose the kind of video (dialog, talking photo or video dub)" in errors
+    assert not Job.objects.exists()
