@@ -53,11 +53,19 @@ ROLE_ORDER = {
 # --- Filters ------------------------------------------------------------------------
 
 
+# The days a date filter takes: any day a job can have finished on, each with
+# a day after it in every time zone (9999-12-31 has none, 0001-01-01 none before).
+FIRST_DAY = date(2000, 1, 1)
+LAST_DAY = date(2999, 12, 31)
+
+
 class DateInput(forms.DateInput):
     input_type = "date"
 
     def __init__(self):
-        super().__init__(format="%Y-%m-%d")
+        # The browser's date picker stays within the days we take.
+        attrs = {"min": FIRST_DAY.isoformat(), "max": LAST_DAY.isoformat()}
+        super().__init__(attrs=attrs, format="%Y-%m-%d")
 
 
 def _owner_choices() -> list[tuple[str, str]]:
@@ -99,6 +107,12 @@ class GalleryFilterForm(forms.Form):
         self.fields["owner"].choices = [("", "Anyone"), *_owner_choices()]
         self.fields["resolution"].choices = [("", "Any"), *Resolution.choices]
 
+    def clean_date_from(self):
+        return _day_in_range(self.cleaned_data["date_from"])
+
+    def clean_date_to(self):
+        return _day_in_range(self.cleaned_data["date_to"])
+
     def clean(self):
         cleaned = super().clean()
         start, end = cleaned.get("date_from"), cleaned.get("date_to")
@@ -125,6 +139,14 @@ class GalleryFilterForm(forms.Form):
     @property
     def has_errors(self) -> bool:
         return self.is_bound and bool(self.errors)
+
+
+def _day_in_range(day: date | None) -> date | None:
+    if day is not None and not FIRST_DAY <= day <= LAST_DAY:
+        raise forms.ValidationError(
+            f"Choose a date from {FIRST_DAY:%-d %b %Y} to {LAST_DAY:%-d %b %Y}."
+        )
+    return day
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,7 @@ Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 
 IMAGE_FORMATS = ("JPEG", "PNG", "WEBP")
 IMAGE_CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+IMAGE_EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp"}
 
 # FFmpeg demuxer names; a demuxer matches if any of its comma-separated names
 # does ("mov" is "mov,mp4,m4a,3gp,3g2,mj2", "matroska" is "matroska,webm").
@@ -91,6 +92,11 @@ class ImageInfo:
     format: str  # "JPEG", "PNG" or "WEBP"
     content_type: str
 
+    @property
+    def extension(self) -> str:
+        """What a file of this format is named with (never the client's name)."""
+        return IMAGE_EXTENSIONS[self.format]
+
 
 @dataclass(frozen=True)
 class AudioInfo:
@@ -100,6 +106,10 @@ class AudioInfo:
     sample_rate: int  # of the decoded audio
     channels: int
     content_type: str
+
+    @property
+    def extension(self) -> str:
+        return f".{self.container}"
 
 
 @dataclass(frozen=True)
@@ -112,6 +122,10 @@ class VideoInfo:
     audio_codec: str | None
     container: str  # "mp4", "mov", "mkv", "webm"
     content_type: str
+
+    @property
+    def extension(self) -> str:
+        return f".{self.container}"
 
 
 def format_duration(seconds: float) -> str:

@@ -46,6 +46,7 @@ HINTS = {
 }
 SEED_MAX = 2**31 - 1
 ORDER_MISSING = "Choose whether they take turns or speak at the same time."
+ID_MAX = 2**63 - 1  # the largest id the database holds
 
 
 def providers_for(mode: str) -> list[tuple[str, str]]:
@@ -117,8 +118,28 @@ class QuoteView:
         return f"{duration(q.seconds)} of audio{self.clips} → {billed} at {rate}."
 
 
+def upload_id(raw) -> int | None:
+    """An upload's id as read from a form or an address, or None when it
+    cannot be one: not a whole number, or beyond what the database holds."""
+    try:
+        value = int(str(raw))
+    except ValueError:
+        return None
+    return value if 1 <= value <= ID_MAX else None
+
+
+# The form shows these above its fields: the kind of video is a hidden field.
+MODE_ERROR = (
+    "Choose the kind of video (dialog, talking photo or video dub), then send the form again."
+)
+
+
 class NewJobForm(forms.Form):
-    mode = forms.ChoiceField(choices=JobMode.choices, initial=JobMode.DIALOG)
+    mode = forms.ChoiceField(
+        choices=JobMode.choices,
+        initial=JobMode.DIALOG,
+        error_messages={"required": MODE_ERROR, "invalid_choice": MODE_ERROR},
+    )
     provider = forms.ChoiceField(choices=[])
     resolution = forms.ChoiceField(
         choices=Resolution.choices, initial=Resolution.P480, widget=forms.RadioSelect
@@ -171,7 +192,7 @@ class NewJobForm(forms.Form):
                 widget=forms.ClearableFileInput(attrs={"accept": ACCEPT[kind]}),
             )
             self.fields[f"{role}_upload"] = forms.IntegerField(
-                required=False, widget=forms.HiddenInput
+                required=False, min_value=1, max_value=ID_MAX, widget=forms.HiddenInput
             )
 
     @property
@@ -300,8 +321,9 @@ def staged_for(form: NewJobForm) -> dict[str, Upload]:
     ids = {}
     for role in ALL_ROLES:
         raw = form.data.get(f"{role}_upload") if form.is_bound else form.staged_ids.get(role)
-        if raw and str(raw).isdigit():
-            ids[role] = int(raw)
+        pk = upload_id(raw)
+        if pk is not None:
+            ids[role] = pk
     found = Upload.objects.filter(owner=form.owner, pk__in=ids.values()).in_bulk()
     return {role: found[pk] for role, pk in ids.items() if pk in found}
 
@@ -363,9 +385,6 @@ def form_switched(*, owner, mode: str, params) -> NewJobForm:
     for name in ("resolution", "prompt", "seed", "provider", "dialog_order"):
         if params.get(name) not in (None, ""):
             initial[name] = params.get(name)
-    staged = {
-        role: int(params[f"{role}_upload"])
-        for role in ROLES[mode]
-        if str(params.get(f"{role}_upload", "")).isdigit()
-    }
+    ids = {role: upload_id(params.get(f"{role}_upload")) for role in ROLES[mode]}
+    staged = {role: pk for role, pk in ids.items() if pk is not None}
     return NewJobForm(owner=owner, initial=initial, staged_ids=staged)

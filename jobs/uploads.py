@@ -1,6 +1,7 @@
 """Checking and staging uploads: each file is decoded (never trusted by its
 name), measured, and kept as an Upload until a job takes it."""
 
+import math
 import shutil
 import tempfile
 import uuid
@@ -18,19 +19,38 @@ from . import media
 from .models import Upload, UploadKind
 
 STAGED_FOR = timedelta(hours=24)
+MB = 1024 * 1024
+
+
+def upload_limit_bytes() -> int:
+    """The largest file a member may upload."""
+    return settings.MAX_UPLOAD_MB * MB
+
+
+def upload_too_large(size: int) -> str:
+    """Why a file of `size` bytes is refused, in words a member can act on."""
+    limit = settings.MAX_UPLOAD_MB
+    return f"This file is {megabytes_over(size, limit)} MB; the limit is {limit} MB."
+
+
+def megabytes_over(size: int, limit_mb: int) -> str:
+    """`size` in MB for saying it is over `limit_mb`: one decimal below 10 MB
+    and wherever whole MB would hide the excess (2.3, 10.4), and never the
+    limit itself (2 MB and one byte is 2.1)."""
+    mb = size / MB
+    for shown in (f"{mb:.0f}", f"{mb:.1f}") if mb >= 10 else (f"{mb:.1f}",):
+        if float(shown) > limit_mb:
+            return shown.removesuffix(".0")
+    return f"{math.ceil(mb * 10) / 10:.1f}"
 
 
 def upload_stage(*, owner, kind: str, uploaded: UploadedFile) -> Upload:
-    """Decode and measure `uploaded`, then keep it. Raises media.MediaError."""
-    limit = settings.MAX_UPLOAD_MB * 1024 * 1024
-    if uploaded.size > limit:
-        raise media.MediaError(
-            f"This file is {uploaded.size / 1024 / 1024:.0f} MB; the limit is "
-            f"{settings.MAX_UPLOAD_MB} MB."
-        )
+    """Decode and measure `uploaded`, then keep it, named by the format it
+    decoded as (never by the client's name). Raises media.MediaError."""
+    if uploaded.size > upload_limit_bytes():
+        raise media.MediaError(upload_too_large(uploaded.size))
     with _local_path(uploaded) as path:
         info = _probe(kind, path)
-        suffix = Path(uploaded.name or "").suffix.lower()[:10]
         upload = Upload(
             owner=owner,
             kind=kind,
@@ -43,7 +63,7 @@ def upload_stage(*, owner, kind: str, uploaded: UploadedFile) -> Upload:
         )
         stem = uuid.uuid4().hex
         with open(path, "rb") as fh:
-            upload.file.save(f"{stem}{suffix}", File(fh), save=False)
+            upload.file.save(f"{stem}{info.extension}", File(fh), save=False)
         if kind in (UploadKind.IMAGE, UploadKind.VIDEO):
             # A small picture for the job card: the photo, or a video's frame.
             with tempfile.TemporaryDirectory() as tmp:
@@ -106,11 +126,12 @@ def _probe(kind: str, path: Path):
 @contextmanager
 def _local_path(uploaded: UploadedFile):
     """A path on disk for the decoder: the upload's own temporary file when
-    Django streamed it to one, else a copy of the small in-memory upload."""
+    Django streamed it to one, else a copy of the in-memory upload (named
+    without the client's name: the decoders go by content)."""
     if hasattr(uploaded, "temporary_file_path"):
         yield Path(uploaded.temporary_file_path())
         return
-    with tempfile.NamedTemporaryFile(suffix=Path(uploaded.name or "").suffix) as tmp:
+    with tempfile.NamedTemporaryFile(suffix=".upload") as tmp:
         uploaded.seek(0)
         shutil.copyfileobj(uploaded, tmp)
         tmp.flush()

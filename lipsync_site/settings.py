@@ -70,6 +70,9 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Refuses a request declaring more than its view takes, before the CSRF
+    # check reads the body.
+    "jobs.upload_limits.UploadLimitMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -199,10 +202,14 @@ STORAGES = {
         )
     },
 }
-# Uploads above this size go to a temporary file instead of memory.
-FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+# The largest file a member may upload. A request may declare that much per
+# file its view takes, plus DATA_UPLOAD_MAX_MEMORY_SIZE for the other fields;
+# more is refused before it is read (jobs/upload_limits.py).
 MAX_UPLOAD_MB = env_int("MAX_UPLOAD_MB", 500, minimum=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# Every file streams to a temporary file (the decoders want a path), and no
+# more than MAX_UPLOAD_MB of it.
+FILE_UPLOAD_HANDLERS = ["jobs.upload_limits.LimitedUploadHandler"]
 
 # --- Security (see README: "Running in production") ---------------------------
 _https = PUBLIC_BASE_URL.startswith("https://")

@@ -383,6 +383,20 @@ def test_a_wrong_filter_says_so_and_the_others_still_apply(alice_client, assorte
     assert "This date is before the “From” date." in html
 
 
+@pytest.mark.parametrize("day", ["9999-12-31", "0001-01-01", "1999-12-31", "3000-01-01"])
+@pytest.mark.parametrize("name", ["date_from", "date_to"])
+def test_a_date_out_of_range_is_an_error_on_its_field_and_the_others_still_apply(
+    alice_client, assorted, name, day
+):
+    response = alice_client.get(f"{reverse('gallery')}?mode=video_dub&{name}={day}")
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    field = html.split(f'name="{name}"', 1)[1].split("</div>", 1)[0]
+    assert "Choose a date from 1 Jan 2000 to 31 Dec 2999." in field
+    assert item_ids(html) == [assorted["c"].pk]
+
+
 def test_the_address_keeps_the_filters(alice_client, bob, assorted):
     base = reverse("gallery")
     # A plain form sends its empty fields too; the page moves to the short address.

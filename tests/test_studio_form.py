@@ -597,3 +597,110 @@ def test_joypix_takes_no_order_whatever_a_stale_page_sends(client_alice, files, 
 
     job = Job.objects.get()
     assert (job.provider, job.dialog_order, job.credits_held) == ("joypix", "", 30)
+
+
+# --- file names ---------------------------------------------------------------------
+
+
+def raw_upload(client, role: str, filename: str, content: bytes):
+    """One file as a browser sends it, whatever its name (the test client's
+    own files cut names to 255 characters before sending them)."""
+    boundary = "----StudioFormBoundary"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="mode"\r\n\r\ndialog\r\n'
+            f"--{boundary}\r\nContent-Disposition: form-data; "
+            f'name="{role}"; filename="{filename}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + content
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return client.post(
+        reverse("studio_upload", args=[role]),
+        body,
+        content_type=f"multipart/form-data; boundary={boundary}",
+        HTTP_HX_REQUEST="true",
+    )
+
+
+def test_a_long_file_name_is_kept_shortened_and_names_no_file_on_disk(
+    client_alice, files, media_root
+):
+    # 531 characters, 400 bytes of them an extension: too long for a name on disk.
+    name = "two people " * 30 + "." + "é" * 200
+
+    response = raw_upload(client_alice, "image", name, files["photo"].read_bytes())
+
+    assert response.status_code == 200
+    upload = Upload.objects.get(pk=staged_id(response, "image"))
+    assert len(upload.original_name) == 255 and upload.original_name.startswith("two people")
+    assert upload.file.name.endswith(".jpg")
+
+
+@pytest.mark.parametrize(
+    ("role", "name", "make", "stored"),
+    [
+        ("image", "photo\u202egnp.exe", lambda d: make_image(d / "p.png", 640, 480), ".png"),
+        ("image", "holiday.png", lambda d: make_image(d / "p.jpg", 640, 480, fmt="jpeg"), ".jpg"),
+        ("image", "scan", lambda d: make_image(d / "p.webp", 640, 480, fmt="webp"), ".webp"),
+        ("left_audio", "voice.wav", lambda d: make_audio(d / "a.mp3", 2.0), ".mp3"),
+        ("left_audio", "voice.mp3", lambda d: make_audio(d / "a.flac", 2.0, fmt="flac"), ".flac"),
+    ],
+)
+def test_a_kept_file_is_named_by_the_format_it_decoded_as_never_by_its_name(
+    client_alice, media_root, tmp_path, role, name, make, stored
+):
+    content = make(tmp_path).read_bytes()
+
+    response = upload(client_alice, role, _named(tmp_path / "sent", name, content))
+
+    upload_row = Upload.objects.get(pk=staged_id(response, role))
+    assert Path(upload_row.file.name).suffix == stored
+    assert [p.suffix for p in stored_files(media_root) if "uploads" in p.parts] == [stored]
+
+
+def _named(folder: Path, name: str, content: bytes) -> Path:
+    folder.mkdir(exist_ok=True)
+    path = folder / name
+    path.write_bytes(content)
+    return path
+
+
+# --- what a form or an address may hold ------------------------------------------------
+
+
+@pytest.mark.parametrize("raw", ["99999999999999999999999", "9223372036854775808", "²", "0"])
+def test_an_upload_id_that_cannot_be_one_is_treated_as_no_upload(
+    client_alice, files, media_root, raw
+):
+    for url in (reverse("studio"), reverse("studio_form")):
+        response = client_alice.get(url, {"image_upload": raw})
+        assert response.status_code == 200
+        assert 'name="image_upload"' not in response.content.decode()
+
+    response = client_alice.post(
+        reverse("studio_quote"), {"mode": "dialog", "left_audio_upload": raw}
+    )
+    assert "Add both audio clips to see the exact cost." in response.content.decode()
+
+    staged = stage_all(client_alice, files)
+    response = client_alice.post(
+        reverse("job_new"), form_data(**staged | {"image_upload": raw}), HTTP_HX_REQUEST="true"
+    )
+    assert "Choose a file for “Photo”." in field_html(response, "image")
+    assert not Job.objects.exists()
+
+
+def test_a_form_sent_without_its_kind_of_video_says_so_above_the_form(
+    client_alice, files, media_root
+):
+    data = form_data(**stage_all(client_alice, files))
+    del data["mode"]
+
+    response = client_alice.post(reverse("job_new"), data)
+
+    assert response.status_code == 400
+    errors = response.content.decode().split('id="new-job-errors"', 1)[1].split("</div>\n", 1)[0]
+    assert "Choose the kind of video (dialog, talking photo or video dub)" in errors
+    assert not Job.objects.exists()

@@ -27,10 +27,13 @@ from ..studio_forms import (
     form_quote,
     form_switched,
 )
+from ..upload_limits import accepts_files
 from ..uploads import upload_stage
 
 PAGE_JOBS = 24
 TEMPLATE = "jobs/studio.html"
+# The most files one job takes (a dialog's photo and two clips).
+JOB_FILES = max(len(roles) for roles in ROLES.values())
 
 
 def _form_context(request, form: NewJobForm) -> dict:
@@ -80,6 +83,18 @@ def studio_form(request):
     return render(request, f"{TEMPLATE}#new-job", _form_context(request, form))
 
 
+def _upload_refused(request, message: str, status: int, *, role: str) -> HttpResponse:
+    """A file refused before its request was read (too large, or a name too
+    long to read): its field says why. The body is not read, so the kind of
+    job comes from the upload's address (?mode=)."""
+    form = NewJobForm(owner=request.user, initial={"mode": request.GET.get("mode", "")})
+    if role not in ROLES[form.current_mode]:
+        return HttpResponseBadRequest("This file is not part of this kind of job.")
+    context = {"field": form.role_field(role, staged=None, error=message), "form": form}
+    return render(request, f"{TEMPLATE}#upload-field", context, status=status)
+
+
+@accepts_files(1, refusal=_upload_refused)
 @login_required
 @require_POST
 def upload(request, role: str):
@@ -121,6 +136,17 @@ def quote(request):
     return render(request, f"{TEMPLATE}#quote", context)
 
 
+def _job_refused(request, message: str, status: int) -> HttpResponse:
+    """The whole form refused before it was read: the form again for the
+    same kind of job (?mode=), saying why where its errors go."""
+    form = form_switched(owner=request.user, mode=request.GET.get("mode", ""), params={})
+    context = _form_context(request, form) | {"refusal": message}
+    if request.htmx:
+        return render(request, f"{TEMPLATE}#new-job", context, status=status)
+    return render(request, TEMPLATE, context | _cards_context(request), status=status)
+
+
+@accepts_files(JOB_FILES, refusal=_job_refused)
 @login_required
 @require_POST
 def provider_changed(request):

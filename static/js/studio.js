@@ -151,6 +151,17 @@
     syncSubmit();
   });
 
+  // A file refused before the server read it (413: too large; 400: a name
+  // too long to read) comes back with its field saying why: show it.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var status = event.detail.xhr.status;
+    var trigger = event.detail.requestConfig && event.detail.requestConfig.elt;
+    if (uploadField(trigger) && (status === 413 || status === 400)) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
+
   document.addEventListener("htmx:xhr:progress", function (event) {
     var field = uploadField(event.target);
     if (!field || !event.detail.lengthComputable) return;
