@@ -6,7 +6,8 @@
    - after an htmx swap, focus moves where the trigger says (data-focus-after)
    - Studio: file uploads show their progress, and the job cannot be started
      while one is still on its way; progress bars and countdowns on job cards
-     tick every second from the numbers the server gave, without requests */
+     tick every second from the numbers the server gave, without requests;
+     the cards follow their jobs through one poller that is never replaced */
 (function () {
   "use strict";
 
@@ -233,28 +234,44 @@
     });
   }
 
-  // The Studio's cards, and the gallery's countdowns to deletion.
-  // A job made elsewhere (another tab, a team script) comes in the cards'
-  // answer with no card on this page to replace: newer than every card here,
-  // it goes first. An older job's card (beyond this page, or one retention
-  // just touched) is not this page's to show.
-  document.body.addEventListener("htmx:oobErrorNoTarget", function (event) {
-    var card = event.detail && event.detail.content;
-    var list = document.getElementById("job-cards");
-    if (!list || !card || !card.classList || !card.classList.contains("job-card")) return;
-    if (document.getElementById(card.id)) return;
-    var created = Number(card.getAttribute("data-created"));
-    var newest = 0;
-    list.querySelectorAll(".job-card[data-created]").forEach(function (other) {
-      newest = Math.max(newest, Number(other.getAttribute("data-created")));
-    });
-    if (!(created > newest)) return;
-    card.removeAttribute("hx-swap-oob");
-    list.insertBefore(card, list.firstChild);
-    htmx.process(card);
-    tick();
-  });
+  // --- Studio: the cards' live updates --------------------------------------------
+  // One poller element, never replaced, asks for the cards that changed since
+  // its cursor (data-since): every 2 s while a job is live (data-polling), and
+  // at once when an answer says a job was queued ("cards-poll"). It sends the
+  // creation times of the newest and oldest card here, so the answer replaces
+  // the cards this page holds and puts newer ones first (a job made here or
+  // elsewhere). The cursor moves only once an answer has been applied: one
+  // that failed is asked for again. Its requests queue one behind the other.
+  var poller = document.getElementById("cards-poller");
+  if (poller) {
+    window.setInterval(function () {
+      if (poller.dataset.polling === "1") htmx.trigger(document.body, "cards-poll");
+    }, 2000);
 
+    document.addEventListener("htmx:configRequest", function (event) {
+      if (event.detail.elt !== poller) return;
+      var created = [];
+      document.querySelectorAll("#job-cards > .job-card[data-created]").forEach(function (card) {
+        created.push(Number(card.getAttribute("data-created")));
+      });
+      var params = event.detail.parameters;
+      params.since = poller.dataset.since;
+      if (created.length) {
+        params.newest = Math.max.apply(null, created);
+        params.oldest = Math.min.apply(null, created);
+      }
+    });
+
+    document.addEventListener("htmx:afterRequest", function (event) {
+      if (event.detail.elt !== poller || !event.detail.successful) return;
+      var xhr = event.detail.xhr;
+      var since = xhr.getResponseHeader("X-Cards-Since");
+      if (since) poller.dataset.since = since;
+      poller.dataset.polling = xhr.getResponseHeader("X-Cards-Polling") === "1" ? "1" : "0";
+    });
+  }
+
+  // The Studio's cards, and the gallery's countdowns to deletion.
   if (document.querySelector("#job-cards, [data-countdown]")) {
     tick();
     window.setInterval(tick, 1000);
