@@ -145,7 +145,11 @@ def test_every_member_page_keeps_to_the_policy(
     page.get_by_label("Provider").select_option("joypix")
     expect(page.locator("#quote")).to_contain_text("30 credits")
     page.get_by_role("button", name="Start the job").click()
-    expect(page.locator("#job-cards > article.job-card")).to_have_count(4, timeout=10_000)
+    cards = page.locator("#job-cards > article.job-card")
+    expect(cards).to_have_count(4, timeout=10_000)
+    page.locator(f"#job-{team['failed'].pk}").get_by_role("button", name="Try again").click()
+    expect(cards).to_have_count(5, timeout=10_000)
+    expect(page.locator("#jobs-announce")).to_contain_text(f"tries job #{team['failed'].pk}")
     full_page_shot(page, artifacts / "csp-studio.png")
 
     done = team["done"]
