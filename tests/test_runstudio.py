@@ -65,7 +65,9 @@ def studio_env(tmp_path):
     env = {
         k: v
         for k, v in os.environ.items()
+        # The embedded default (SQLite, the sandbox for both providers), whatever is set here.
         if k not in {"DATABASE_URL", "REDIS_URL", "SANDBOX_URL", "PUBLIC_BASE_URL", "DEBUG"}
+        and not k.startswith(("JOYPIX_", "LIPSYNC_STUDIO_"))
     }
     env |= {
         "DATA_DIR": str(tmp_path),
