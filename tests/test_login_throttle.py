@@ -122,6 +122,7 @@ def test_the_admin_sign_in_is_paused_too_and_says_so_in_the_admin(client, staff)
 def test_staff_see_the_attempts_and_unlock_a_member_in_the_admin(client, alice, staff):
     fail(client, "alice", 5)
     attempt = AccessAttempt.objects.get(username="alice")
+    assert "not the password" not in attempt.post_data  # what staff see: never the password
 
     client.force_login(staff)
     listing = client.get(reverse("admin:axes_accessattempt_changelist"))
