@@ -165,6 +165,24 @@ def cards_changed_since(user, since: datetime) -> list[Card]:
     return [card_for(job, now=now) for job in jobs]
 
 
+def cards_for_page(
+    cards: list[Card], *, newest: int | None, oldest: int | None
+) -> tuple[list[Card], list[Card]]:
+    """Split changed cards by what a Studio page holds, given the creation
+    times (epoch ms) of its newest and oldest card: (new, held). A card newer
+    than every card there is new to it and goes first; one within its range
+    replaces its own; an older one (beyond the page, or one that retention
+    just touched) is not the page's to show. A page with no card holds none."""
+    new, held = [], []
+    for card in cards:
+        created = int(card.job.created_at.timestamp() * 1000)  # as the card's data-created
+        if newest is None or created > newest:
+            new.append(card)
+        elif oldest is not None and created >= oldest:
+            held.append(card)
+    return new, held
+
+
 def has_live_jobs(user) -> bool:
     return Job.objects.filter(
         owner=user, deleted_at__isnull=True, state__in=JobState.live()

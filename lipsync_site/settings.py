@@ -8,6 +8,7 @@ REDIS_URL switches the django-q2 broker and the cache to Redis.
 import base64
 import secrets
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -15,6 +16,7 @@ from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 
 from .env import env_bool, env_float, env_int, env_list, env_str, env_url
 
@@ -62,11 +64,13 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_htmx",
     "django_q",
+    "axes",
     "jobs",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -78,6 +82,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as axes asks: turns a refused sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "lipsync_site.urls"
@@ -93,6 +99,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                # csp_nonce: the admin's few inline <style> carry it ({% csp_nonce_attr %}).
+                "django.template.context_processors.csp",
                 "jobs.context_processors.studio",
             ],
         },
@@ -179,6 +187,31 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "studio"
 LOGOUT_REDIRECT_URL = "login"
+AUTHENTICATION_BACKENDS = [
+    # First: refuses any sign-in, ours or the admin's, while it is paused.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+# Login throttling (django-axes; see jobs/login_throttle.py and the README).
+# Wrong passwords for one account from one address, and from one address
+# whatever the account, pause sign-ins there for the cool-off.
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+LOGIN_ADDRESS_FAILURE_LIMIT = env_int("LOGIN_ADDRESS_FAILURE_LIMIT", 20, minimum=1)
+LOGIN_COOLOFF_MINUTES = env_int("LOGIN_COOLOFF_MINUTES", 15, minimum=1)
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_COOLOFF_MINUTES)
+# In this order: jobs.login_throttle gives each its limit (the two above).
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+AXES_HANDLER = "jobs.login_throttle.LoginThrottle"
+AXES_CLIENT_IP_CALLABLE = "jobs.login_throttle.client_address"
+AXES_LOCKOUT_CALLABLE = "jobs.views.auth.login_locked_out"
+# Tries during a pause do not extend it: nobody can be kept out for good.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# "In a row": a member who gets in starts again from zero.
+AXES_RESET_ON_SUCCESS = True
+# Staff see every failure in the admin (Access failures), not only the current counts.
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
 
 # --- I18N ---------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -213,9 +246,11 @@ FILE_UPLOAD_HANDLERS = ["jobs.upload_limits.LimitedUploadHandler"]
 
 # --- Security (see README: "Running in production") ---------------------------
 _https = PUBLIC_BASE_URL.startswith("https://")
-SECURE_PROXY_SSL_HEADER = (
-    ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_HTTPS_PROXY", False) else None
-)
+BEHIND_HTTPS_PROXY = env_bool("BEHIND_HTTPS_PROXY", False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_HTTPS_PROXY else None
+# Reverse proxies in front that append the client's address to X-Forwarded-For;
+# 0 trusts no header and takes the connection's address (login throttling).
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 1 if BEHIND_HTTPS_PROXY else 0, minimum=0)
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", _https)
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", _https)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", _https)
@@ -225,6 +260,22 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy: only our own files run or style a page. Our templates
+# have no inline script, event handler or style attribute, and htmx runs without
+# eval (templates/base.html). The nonce is for Django's admin, whose templates put
+# it on the odd inline <style> (a change list without actions).
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF, CSP.NONCE],
+    "img-src": [CSP.SELF],
+    "media-src": [CSP.SELF],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
 SESSION_COOKIE_HTTPONLY = True
 
 # --- Studio -------------------------------------------------------------------

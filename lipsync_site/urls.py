@@ -2,11 +2,14 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from jobs.views import site
+
 admin.site.site_header = "Lipsync Studio admin"
 admin.site.site_title = "Lipsync Studio admin"
 admin.site.index_title = "Team, credits and jobs"
 
 urlpatterns = [
+    path("favicon.ico", site.favicon, name="favicon"),
     path("admin/", admin.site.urls),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -3,7 +3,7 @@ clips, see the cost, submit, and watch the card reach "completed" and its
 video load, without reloading. The cluster's poll loop runs in a thread, as
 the django-q2 schedule would run it; the provider is the sandbox."""
 
-import re
+import time
 from datetime import timedelta
 
 import pytest
@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from jobs import lifecycle
 from jobs.models import Job
 from tests.browser_support import full_page_shot
 
@@ -73,7 +74,7 @@ def test_a_member_makes_a_dialog_video_and_watches_it_finish(
     expect(card.get_by_role("link", name="Download MP4")).to_be_visible()
     expect(page.locator("#balances")).to_contain_text("270 credits")
     # Polling stopped once no job was live.
-    expect(page.locator("#cards-poller")).not_to_have_attribute("hx-get", re.compile(".+"))
+    expect(page.locator("#cards-poller")).to_have_attribute("data-polling", "0")
     full_page_shot(page, artifacts / "studio-3-completed.png")
 
 
@@ -86,7 +87,7 @@ def test_a_job_made_elsewhere_appears_on_an_open_studio_page(
     page.set_viewport_size({"width": 1360, "height": 1000})
     sign_in(page, alice)
     expect(page.locator(f"#job-{first.pk}")).to_be_visible()
-    expect(page.locator("#cards-poller")).to_have_attribute("hx-get", re.compile(".+"))
+    expect(page.locator("#cards-poller")).to_have_attribute("data-polling", "1")
 
     # An old job changes (as a retention purge touches it): its card is not
     # this page's to show, even though the cards' answer carries it.
@@ -104,3 +105,62 @@ def test_a_job_made_elsewhere_appears_on_an_open_studio_page(
     expect(cards.first.locator(".pill")).to_have_text("Completed", timeout=30_000)
     expect(page.locator(f"#job-{first.pk} .pill")).to_have_text("Completed", timeout=30_000)
     full_page_shot(page, artifacts / "studio-4-job-made-elsewhere.png")
+
+
+def test_cards_keep_coming_when_a_job_starts_while_an_update_is_in_flight(
+    pipeline, cluster, page, sign_in, artifacts, alice
+):
+    """Starting a job while the page's request for changed cards is on its way
+    must not lose that request's answer: a change it carries (here, another
+    job failing, longer ago than the cursor's overlap) still reaches its card,
+    and the new job's card follows it to the end, without a reload."""
+    pipeline.sandbox.faults.update({"never_finish": 1})  # the first job stays live
+    first = pipeline.create_dialog(left=1.0, right=1.0)
+    console = []
+    page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
+    page.set_viewport_size({"width": 1360, "height": 1000})
+    sign_in(page, alice)
+    expect(page.locator(f"#job-{first.pk} .pill")).to_have_text("Processing", timeout=10_000)
+
+    # Hold the next request for changed cards, as a slow network would.
+    held = []
+
+    def hold_one(route):
+        if not held:
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route("**/studio/cards/**", hold_one)
+    deadline = time.monotonic() + 10
+    while not held:
+        assert time.monotonic() < deadline, "the page never asked for its cards"
+        page.wait_for_timeout(50)
+    changed_at = time.monotonic()
+    lifecycle.job_fail(Job.objects.get(pk=first.pk), "Stopped by staff.")
+
+    page.get_by_label("Photo", exact=True).set_input_files(pipeline.photo())
+    expect(page.locator("#field-image .staged")).to_be_visible()
+    page.get_by_label("Left speaker's audio", exact=True).set_input_files(pipeline.audio(1.2))
+    expect(page.locator("#field-left_audio .staged")).to_be_visible()
+    page.get_by_label("Right speaker's audio", exact=True).set_input_files(
+        pipeline.audio(1.4, fmt="wav", tone_hz=330)
+    )
+    expect(page.locator("#field-right_audio .staged")).to_be_visible()
+    # The failure must be older than the 2 s the cursor overlaps by when the job starts.
+    page.wait_for_timeout(max(0, 2.5 - (time.monotonic() - changed_at)) * 1000)
+    pipeline.sandbox.faults.update({"never_finish": 0})
+    page.get_by_role("button", name="Start the job").click()
+    expect(page.locator("#jobs-announce")).to_contain_text("is queued")
+    new = Job.objects.exclude(pk=first.pk).get()
+
+    held[0].continue_()
+    expect(page.locator(f"#job-{first.pk} .pill")).to_have_text("Failed", timeout=10_000)
+    expect(page.locator(f"#job-{first.pk}")).to_contain_text("Stopped by staff.")
+    cards = page.locator("#job-cards > article.job-card")
+    expect(cards.first).to_have_attribute("id", f"job-{new.pk}", timeout=10_000)
+    expect(cards).to_have_count(2)
+    expect(cards.first.locator(".pill")).to_have_text("Completed", timeout=30_000)
+    expect(page.locator("#balances")).to_contain_text(f"{300 - 15} credits")
+    full_page_shot(page, artifacts / "studio-5-job-started-mid-update.png")
+    assert not [line for line in console if "oobErrorNoTarget" in line], console

@@ -6,6 +6,7 @@ import re
 import pytest
 from django.contrib.auth import authenticate
 from django.core.management import call_command
+from django.test import RequestFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -19,7 +20,9 @@ def run() -> str:
 def test_the_first_run_makes_a_staff_login_that_works_and_later_runs_only_name_it():
     first = run()
     password = re.search(r"password: (\S+)", first).group(1)
-    user = authenticate(username="admin", password=password)
+    # A sign-in has a request: login throttling (django-axes) needs it.
+    request = RequestFactory().post("/login/")
+    user = authenticate(request, username="admin", password=password)
     assert user is not None and user.is_staff and user.is_superuser
 
     second = run()

@@ -208,3 +208,13 @@ def test_messages_are_dismissible_notices_with_a_status_role(alice_client, alice
     html = response.content.decode()
     assert re.search(r'<div class="notice notice--success" role="status">', html)
     assert "data-dismiss" in html
+
+
+def test_the_favicon_is_the_studios_mark_and_is_cached(client):
+    # Browsers ask for it on pages that name no icon (the admin's), signed in or not.
+    response = client.get("/favicon.ico")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/svg+xml"
+    assert response.content.startswith(b"<svg")
+    assert "max-age=86400" in response["Cache-Control"]
+    assert client.head("/favicon.ico").status_code == 200

@@ -917,3 +917,36 @@ def test_the_management_command_runs_in_the_foreground(tmp_path):
     assert process.returncode == 0
     assert "stopped" in output
     assert secret not in line + output
+
+
+@pytest.mark.parametrize(
+    "second", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c-twice", "then-stop"]
+)
+def test_the_management_command_stops_cleanly_when_signalled_twice(tmp_path, second):
+    """From a terminal, Ctrl-C reaches the sandbox directly and again as the run
+    command's stop (SIGTERM), or as a second press: one clean stop, no traceback."""
+    root = Path(__file__).resolve().parent.parent
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "sandbox", "--port", "0", "--storage-dir", str(tmp_path)],
+        cwd=root,
+        env=os.environ | {"DATA_DIR": str(tmp_path), "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        line = process.stdout.readline()
+        while line and "Ctrl-C stops." not in line:
+            line = process.stdout.readline()
+        assert "Ctrl-C stops." in line
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.02)  # two signals, not one: the kernel merges signals sent at once
+        process.send_signal(second)
+        output, _ = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert "Traceback" not in output, output
+    assert "Sandbox provider stopped." in output
+    assert process.returncode == 0

@@ -2,6 +2,7 @@
 update that carries only changed cards and stops when nothing is live, and
 the card actions (cancel, try again, delete) with their credits."""
 
+import json
 import re
 from datetime import timedelta
 
@@ -97,8 +98,7 @@ def test_a_live_card_shows_its_hold_and_the_page_polls(alice_client, alice, make
     assert "Processing" in html
     assert re.search(r'data-progress-start="\d+" data-progress-expected="\d+"', html)
     assert f'id="job-{job.pk}"' in html
-    assert 'id="cards-poller" hx-get="/studio/cards/?since=' in html
-    assert 'hx-trigger="every 2s"' in html
+    assert re.search(r'data-since="\d+" data-polling="1"', html)
 
 
 def test_with_nothing_live_the_page_does_not_poll(alice_client, alice, make_job):
@@ -107,7 +107,7 @@ def test_with_nothing_live_the_page_does_not_poll(alice_client, alice, make_job)
     html = alice_client.get(reverse("studio")).content.decode()
 
     assert "The provider refused the photo." in html
-    assert 'id="cards-poller" hidden' in html
+    assert 'data-polling="0"' in html
 
 
 def test_a_completed_card_plays_the_video_and_offers_the_download(alice_client, alice, make_job):
@@ -148,6 +148,12 @@ def test_a_completed_card_counts_down_to_the_studios_own_retention(alice_client,
 # --- live updates ----------------------------------------------------------------------
 
 
+def page_of(*jobs) -> dict:
+    """What a Studio page holding these cards sends with its request."""
+    created = [ms(job.created_at) for job in jobs]
+    return {"newest": max(created), "oldest": min(created)}
+
+
 def test_an_update_carries_only_the_cards_that_changed(alice_client, alice, make_job):
     quiet = make_job(alice, state="processing", submitted_at=timezone.now())
     moving = make_job(alice, state="processing", submitted_at=timezone.now())
@@ -157,21 +163,67 @@ def test_an_update_carries_only_the_cards_that_changed(alice_client, alice, make
     since = ms(timezone.now() - timedelta(minutes=1))
     Job.objects.filter(pk=moving.pk).update(state="archiving", updated_at=timezone.now())
 
-    response = alice_client.get(reverse("studio_cards"), {"since": since})
+    before = ms(timezone.now())
+    response = alice_client.get(reverse("studio_cards"), {"since": since} | page_of(quiet, moving))
 
-    assert response.status_code == 200  # jobs are still live: keep polling
+    assert response.status_code == 200
+    assert response["X-Cards-Polling"] == "1"  # jobs are still live: keep polling
+    assert int(response["X-Cards-Since"]) >= before  # the next cursor
     html = response.content.decode()
     assert card_ids(html) == [moving.pk]
-    assert 'hx-swap-oob="true"' in html
-    assert re.search(r'id="cards-poller" hx-get="/studio/cards/\?since=\d+"', html)
+    assert re.search(rf'<article [^>]*id="job-{moving.pk}"[^>]* hx-swap-oob="true">', html)
+    assert "afterbegin" not in html
 
 
-def test_the_last_update_stops_the_polling_with_286(alice_client, alice, make_job):
+def test_a_job_newer_than_every_card_on_the_page_goes_first(alice_client, alice, make_job):
+    """Made in another tab, by a script, or by this page's own form."""
+    shown = make_job(alice, state="processing", submitted_at=timezone.now())
+    five_minutes_ago = timezone.now() - timedelta(minutes=5)
+    Job.objects.filter(pk=shown.pk).update(created_at=five_minutes_ago, updated_at=five_minutes_ago)
+    shown.refresh_from_db()
+    since = ms(timezone.now())
+    first, second = make_job(alice), make_job(alice)
+    Job.objects.filter(pk=first.pk).update(created_at=timezone.now() - timedelta(seconds=1))
+
+    response = alice_client.get(reverse("studio_cards"), {"since": since} | page_of(shown))
+
+    html = response.content.decode()
+    before, wrapper, cards = html.partition('<div hx-swap-oob="afterbegin:#job-cards">')
+    assert wrapper and "job-card" not in before
+    assert card_ids(cards) == [second.pk, first.pk]  # newest first, as on the page
+    assert not re.search(r'<article [^>]*hx-swap-oob="true"', cards)
+
+
+def test_a_page_with_no_card_gets_every_changed_job_as_new(alice_client, alice, make_job):
+    job = make_job(alice)
+
+    response = alice_client.get(reverse("studio_cards"), {"since": 0})
+
+    html = response.content.decode()
+    assert 'hx-swap-oob="afterbegin:#job-cards"' in html and card_ids(html) == [job.pk]
+
+
+def test_a_changed_job_older_than_the_page_is_not_sent(alice_client, alice, make_job):
+    """A card beyond the page's 24, or one retention just touched, has no place
+    on it: sending it would only be dropped (htmx: oobErrorNoTarget)."""
+    shown = make_job(alice, state="processing", submitted_at=timezone.now())
+    old = make_job(alice, state="completed", output="outputs/x.mp4", credits_charged=30)
+    Job.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=40))
+
+    response = alice_client.get(reverse("studio_cards"), {"since": 0} | page_of(shown))
+
+    assert card_ids(response.content.decode()) == [shown.pk]
+
+
+def test_the_last_update_says_to_stop_polling(alice_client, alice, make_job):
     job = make_job(alice, state="completed", output="outputs/x.mp4", credits_charged=30)
 
-    response = alice_client.get(reverse("studio_cards"), {"since": ms(timezone.now()) - 60_000})
+    response = alice_client.get(
+        reverse("studio_cards"), {"since": ms(timezone.now()) - 60_000} | page_of(job)
+    )
 
-    assert response.status_code == 286
+    assert response.status_code == 200
+    assert response["X-Cards-Polling"] == "0"
     html = response.content.decode()
     assert card_ids(html) == [job.pk]
     assert 'id="balances"' in html  # the sidebar's credits follow the charge
@@ -184,11 +236,14 @@ def test_another_members_changes_never_reach_my_page(alice_client, alice, bob, m
     response = alice_client.get(reverse("studio_cards"), {"since": 0})
 
     assert card_ids(response.content.decode()) == []
-    assert response.status_code == 286
+    assert response["X-Cards-Polling"] == "0"
 
 
-def test_an_update_without_a_time_is_refused(alice_client):
-    assert alice_client.get(reverse("studio_cards"), {"since": "yesterday"}).status_code == 400
+@pytest.mark.parametrize(
+    "params", [{"since": "yesterday"}, {"since": 0, "newest": "x"}, {"since": 0, "oldest": ""}]
+)
+def test_an_update_without_a_time_is_refused(alice_client, params):
+    assert alice_client.get(reverse("studio_cards"), params).status_code == 400
 
 
 # --- actions ------------------------------------------------------------------------------
@@ -230,7 +285,9 @@ def test_trying_again_makes_one_new_job_held_anew(alice_client, alice, make_job,
     new = Job.objects.exclude(pk=failed.pk).get()
     assert (new.state, new.retried_from_id, new.credits_held) == ("queued", failed.pk, 30)
     assert credits_balances(user=alice)["studio"].available == 70
-    assert 'hx-swap-oob="afterbegin:#job-cards"' in response.content.decode()
+    # Its card comes through the page's poller, asked for once this is applied.
+    assert json.loads(response["HX-Trigger-After-Swap"]) == {"cards-poll": {}}
+    assert f"Job #{new.pk} is queued" in response.content.decode()
     # Its own copies of the inputs: deleting the failed job keeps them.
     assert set(new.inputs.values_list("file", flat=True)).isdisjoint(
         failed.inputs.values_list("file", flat=True)

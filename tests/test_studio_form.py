@@ -220,8 +220,10 @@ def test_submitting_holds_the_credits_and_queues_the_job(
     assert credits_balances(user=alice)["studio"].available == 70
     assert len(callbacks) == 1  # the submit task, enqueued once the job is committed
     html = response.content.decode()
-    assert f'id="job-{job.pk}"' in html and "Queued" in html
-    assert 'hx-swap-oob="afterbegin:#job-cards"' in html
+    assert f"Job #{job.pk} is queued." in html
+    # Its card comes through the page's poller (never replaced), asked for at once.
+    assert response["HX-Trigger-After-Swap"] == '{"cards-poll": {}}'
+    assert 'id="cards-poller"' not in html
     assert not Upload.objects.exists()  # the staged files now belong to the job
 
 

@@ -10,9 +10,10 @@ from django.http import HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import trigger_client_event
 
 from .. import lifecycle, media
-from ..cards import card_for, cards_changed_since, has_live_jobs, studio_jobs
+from ..cards import card_for, cards_changed_since, cards_for_page, has_live_jobs, studio_jobs
 from ..ledger import InsufficientCredits, LedgerError
 from ..models import Job, JobMode
 from ..pricing import NoRate
@@ -199,31 +200,43 @@ def job_new(request):
             "dialog_order": job.dialog_order or lifecycle.DIALOG_ORDER_DEFAULT,
         },
     )
-    context = _form_context(request, fresh) | {
-        "new_card": card_for(Job.objects.get(pk=job.pk)),
-        "since": _epoch_ms(timezone.now()),
-        "announce": f"Job #{job.pk} is queued.",
-    }
-    return render(request, f"{TEMPLATE}#job-created", context)
+    context = _form_context(request, fresh) | {"announce": f"Job #{job.pk} is queued."}
+    return _job_queued(render(request, f"{TEMPLATE}#job-created", context))
+
+
+def _job_queued(response: HttpResponse) -> HttpResponse:
+    """A new job's card comes, like every card, through the page's poller:
+    asked for at once, after this answer is applied."""
+    return trigger_client_event(response, "cards-poll", after="swap")
 
 
 @login_required
 @require_GET
 def cards(request):
-    """The cards that changed since the page last asked, out of band; 286
-    (htmx: stop polling) once none of the member's jobs is live."""
+    """The cards that changed since the page's cursor (`since`), out of band:
+    a card the page holds replaces its own, a newer one goes first (the page
+    sends the creation times of its `newest` and `oldest` card). Headers give
+    the next cursor, which the page takes only once it has applied the
+    answer, and whether to ask again (not once no job is live)."""
     since = _from_epoch_ms(request.GET.get("since"))
     if since is None:
         return HttpResponseBadRequest("since must be a time in milliseconds.")
+    bounds = {}
+    for name in ("newest", "oldest"):
+        raw = request.GET.get(name)
+        bounds[name] = _int(raw)
+        if raw is not None and bounds[name] is None:
+            return HttpResponseBadRequest(f"{name} must be a time in milliseconds.")
     now = timezone.now()
     # Live first: a job finishing between the two queries is then still
     # polled for once more, instead of stopping before its card is sent.
     live = has_live_jobs(request.user)
     changed = cards_changed_since(request.user, since)
-    context = {"changed": changed, "polling": live, "since": _epoch_ms(now)}
+    new, held = cards_for_page(changed, **bounds)
+    context = {"new_cards": new, "changed": held, "any_changed": bool(changed)}
     response = render(request, f"{TEMPLATE}#cards-update", context)
-    if not live:
-        response.status_code = 286
+    response["X-Cards-Since"] = str(_epoch_ms(now))
+    response["X-Cards-Polling"] = "1" if live else "0"
     return response
 
 
@@ -265,16 +278,8 @@ def job_retry(request, pk: int):
     )
     if isinstance(result, HttpResponse):
         return result
-    new = Job.objects.get(pk=result.pk)
-    return render(
-        request,
-        f"{TEMPLATE}#job-created-card",
-        {
-            "new_card": card_for(new),
-            "since": _epoch_ms(timezone.now()),
-            "announce": f"Job #{new.pk} is queued; it tries job #{pk} again.",
-        },
-    )
+    announce = f"Job #{result.pk} is queued; it tries job #{pk} again."
+    return _job_queued(render(request, f"{TEMPLATE}#job-queued", {"announce": announce}))
 
 
 @login_required
@@ -292,6 +297,13 @@ def job_delete(request, pk: int):
 
 def _epoch_ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
+
+
+def _int(raw: str | None) -> int | None:
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        return None
 
 
 def _from_epoch_ms(raw: str | None) -> datetime | None:

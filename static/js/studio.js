@@ -6,7 +6,8 @@
    - after an htmx swap, focus moves where the trigger says (data-focus-after)
    - Studio: file uploads show their progress, and the job cannot be started
      while one is still on its way; progress bars and countdowns on job cards
-     tick every second from the numbers the server gave, without requests */
+     tick every second from the numbers the server gave, without requests;
+     the cards follow their jobs through one poller that is never replaced */
 (function () {
   "use strict";
 
@@ -117,6 +118,22 @@
     }
   });
 
+  // --- Studio: the cost follows the options ------------------------------------
+  // htmx trigger filters (`change[target.name==...]`) need eval, which the CSP
+  // forbids; one delegated listener names the change instead. The provider's
+  // answer re-renders the speaking order and brings the cost with it.
+  document.addEventListener("change", function (event) {
+    var target = event.target;
+    if (!target.form || target.form.id !== "new-job-form" || !window.htmx) return;
+    if (target.name === "provider") {
+      var order = document.getElementById("dialog-order");
+      if (order) htmx.trigger(order, "provider-changed");
+    } else if (target.name === "resolution" || target.name === "dialog_order") {
+      var quote = document.getElementById("quote");
+      if (quote) htmx.trigger(quote, "requote");
+    }
+  });
+
   // --- Studio: uploads -------------------------------------------------------
 
   // A field shows its progress while its file is on the way; the response
@@ -221,13 +238,17 @@
 
   function tick() {
     var now = Date.now();
+    // Bars are drawn from their value here, as a CSS property: the page's
+    // Content-Security-Policy allows no style attribute in the markup.
+    document.querySelectorAll(".progress[role=progressbar]:not([data-progress-start])").forEach(function (bar) {
+      bar.style.setProperty("--progress", Number(bar.getAttribute("aria-valuenow")) + "%");
+    });
     document.querySelectorAll("[data-progress-start]").forEach(function (bar) {
       var start = Number(bar.getAttribute("data-progress-start"));
       var expected = Number(bar.getAttribute("data-progress-expected")) || 1;
       var done = Math.min(1, Math.max(0, (now - start) / expected));
       var percent = 5 + Math.floor(done * 85);
-      var fill = bar.querySelector("span");
-      if (fill) fill.style.width = percent + "%";
+      bar.style.setProperty("--progress", percent + "%");
       bar.setAttribute("aria-valuenow", String(percent));
       var label = bar.parentElement.querySelector("[data-progress-label]");
       if (label) {
@@ -244,28 +265,44 @@
     });
   }
 
-  // The Studio's cards, and the gallery's countdowns to deletion.
-  // A job made elsewhere (another tab, a team script) comes in the cards'
-  // answer with no card on this page to replace: newer than every card here,
-  // it goes first. An older job's card (beyond this page, or one retention
-  // just touched) is not this page's to show.
-  document.body.addEventListener("htmx:oobErrorNoTarget", function (event) {
-    var card = event.detail && event.detail.content;
-    var list = document.getElementById("job-cards");
-    if (!list || !card || !card.classList || !card.classList.contains("job-card")) return;
-    if (document.getElementById(card.id)) return;
-    var created = Number(card.getAttribute("data-created"));
-    var newest = 0;
-    list.querySelectorAll(".job-card[data-created]").forEach(function (other) {
-      newest = Math.max(newest, Number(other.getAttribute("data-created")));
-    });
-    if (!(created > newest)) return;
-    card.removeAttribute("hx-swap-oob");
-    list.insertBefore(card, list.firstChild);
-    htmx.process(card);
-    tick();
-  });
+  // --- Studio: the cards' live updates --------------------------------------------
+  // One poller element, never replaced, asks for the cards that changed since
+  // its cursor (data-since): every 2 s while a job is live (data-polling), and
+  // at once when an answer says a job was queued ("cards-poll"). It sends the
+  // creation times of the newest and oldest card here, so the answer replaces
+  // the cards this page holds and puts newer ones first (a job made here or
+  // elsewhere). The cursor moves only once an answer has been applied: one
+  // that failed is asked for again. Its requests queue one behind the other.
+  var poller = document.getElementById("cards-poller");
+  if (poller) {
+    window.setInterval(function () {
+      if (poller.dataset.polling === "1") htmx.trigger(document.body, "cards-poll");
+    }, 2000);
 
+    document.addEventListener("htmx:configRequest", function (event) {
+      if (event.detail.elt !== poller) return;
+      var created = [];
+      document.querySelectorAll("#job-cards > .job-card[data-created]").forEach(function (card) {
+        created.push(Number(card.getAttribute("data-created")));
+      });
+      var params = event.detail.parameters;
+      params.since = poller.dataset.since;
+      if (created.length) {
+        params.newest = Math.max.apply(null, created);
+        params.oldest = Math.min.apply(null, created);
+      }
+    });
+
+    document.addEventListener("htmx:afterRequest", function (event) {
+      if (event.detail.elt !== poller || !event.detail.successful) return;
+      var xhr = event.detail.xhr;
+      var since = xhr.getResponseHeader("X-Cards-Since");
+      if (since) poller.dataset.since = since;
+      poller.dataset.polling = xhr.getResponseHeader("X-Cards-Polling") === "1" ? "1" : "0";
+    });
+  }
+
+  // The Studio's cards, and the gallery's countdowns to deletion.
   if (document.querySelector("#job-cards, [data-countdown]")) {
     tick();
     window.setInterval(tick, 1000);

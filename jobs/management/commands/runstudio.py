@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 from django.conf import settings
@@ -51,35 +52,34 @@ class Command(BaseCommand):
             # refuses loopback unless told (see jobs/fetch.py).
             env["FETCH_ALLOW_LOOPBACK"] = "1"
 
-        # A plain `kill` (SIGTERM) stops everything too, not only Ctrl-C.
-        signal.signal(signal.SIGTERM, _interrupt)
+        # Ctrl-C and a plain `kill` (SIGTERM) only ask for the stop, which then runs
+        # once: a second Ctrl-C, pressed while the children are stopping, must not
+        # interrupt it with a traceback. SIGINT is set explicitly: a shell's
+        # background job inherits it ignored (and so would the children).
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda signum, frame: stop.set())
         children: dict[str, subprocess.Popen] = {}
-        for name, cmd in processes.items():
-            children[name] = subprocess.Popen(cmd, env=env)
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"\nLipsync Studio is running at {settings.PUBLIC_BASE_URL}/  "
-                f"({', '.join(children)}; Ctrl-C stops all)\n"
-            )
-        )
         code = 0
         try:
-            while True:
-                for name, child in children.items():
-                    if child.poll() is not None:
-                        self.stderr.write(f"{name} stopped (exit {child.returncode}); stopping.")
-                        code = child.returncode or 1
-                        raise KeyboardInterrupt
-                time.sleep(0.5)
-        except KeyboardInterrupt:
-            pass
+            for name, cmd in processes.items():
+                children[name] = subprocess.Popen(cmd, env=env)
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"\nLipsync Studio is running at {settings.PUBLIC_BASE_URL}/  "
+                    f"({', '.join(children)}; Ctrl-C stops all)\n"
+                )
+            )
+            while not stop.wait(0.5):
+                ended = [(n, c.returncode) for n, c in children.items() if c.poll() is not None]
+                if ended and not stop.is_set():  # not the Ctrl-C that stopped it too
+                    name, returncode = ended[0]
+                    self.stderr.write(f"{name} stopped (exit {returncode}); stopping.")
+                    code = returncode or 1
+                    break
         finally:
             _stop_all(children)
         sys.exit(code)
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
 
 
 def _stop_all(children: dict[str, subprocess.Popen]) -> None:

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import signal
+import threading
 from pathlib import Path
 
 from django.conf import settings
@@ -88,18 +89,24 @@ class Command(BaseCommand):
             logging.getLogger("jobs.sandbox").setLevel(logging.DEBUG)
 
         server = SandboxServer(config, host=host, port=port)
-        # Ctrl-C and SIGTERM (runstudio's stop) both end in server.stop(). SIGINT is set
-        # explicitly: a shell's background job inherits it ignored.
-        previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+        # Ctrl-C and SIGTERM (runstudio's stop) only ask for the stop, which then runs
+        # once, uninterrupted: from a terminal both arrive (Ctrl-C reaches the whole
+        # process group, then runstudio forwards its stop), and an exception raised by
+        # the second in the middle of the first's shutdown was a traceback. SIGINT is
+        # set explicitly: a shell's background job inherits it ignored.
+        stop = threading.Event()
+        previous = {
+            sig: signal.signal(sig, lambda signum, frame: stop.set())
+            for sig in (signal.SIGINT, signal.SIGTERM)
+        }
         try:
             try:
                 server.start()
             except OSError as exc:
                 raise CommandError(f"Could not listen on {host}:{port}: {exc.strerror}") from None
             self._announce(server, config, rtf, min_delay, output_ttl, storage_dir)
-            server.wait()
-        except KeyboardInterrupt:
-            pass
+            while not stop.wait(0.5):
+                pass
         finally:
             server.stop()
             for sig, handler in previous.items():
@@ -119,10 +126,6 @@ class Command(BaseCommand):
             "Ctrl-C stops.",
         )
         self.stdout.flush()
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
 
 
 def _faults_from_env() -> dict:
