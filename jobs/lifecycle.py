@@ -21,12 +21,13 @@ import requests
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from . import media
 from .fetch import FetchError, UnsafeUrl, url_download
+from .files import files_delete_unused
 from .gallery import job_poster_make
 from .inputs import input_link
 from .ledger import credits_capture, credits_hold, credits_release
@@ -70,6 +71,27 @@ OUTPUT_MAX_REDIRECTS = 3
 
 class JobActionRefused(Exception):
     """A member's action that does not apply to the job as it is now."""
+
+
+class StagedUploadsGone(JobActionRefused):
+    """The staged uploads were taken by another job (a second click, another
+    tab) or have expired between the form's check and the job's transaction.
+    `earlier` is the job the same form already made, when there is one."""
+
+    def __init__(self, *, earlier: "Job | None" = None):
+        self.earlier = earlier
+        if earlier is not None:
+            message = (
+                f"This form was already sent: it started job #{earlier.pk}, whose card "
+                "is with your jobs. Nothing more was held."
+            )
+        else:
+            message = (
+                "These files have just been used for another job (a second click, or "
+                "another tab?), so no job was made from them again and nothing was "
+                "held. Check your jobs; to make another, choose the files again."
+            )
+        super().__init__(message)
 
 
 # --- Quoting and creating ---------------------------------------------------------
@@ -125,63 +147,99 @@ def job_create(
     pool: str = Pool.STUDIO,
     retried_from: Job | None = None,
     dialog_order: str = "",
+    form_token: str = "",
 ) -> Job:
     """Turn staged uploads into a job's inputs, hold the quoted credits and
     queue the job, in one transaction.
 
-    Raises ledger.InsufficientCredits or pricing.NoRate; then nothing is kept
-    and the uploads stay staged for the member to try again.
+    Each staged upload is consumed by exactly one job: the transaction locks
+    and deletes the staging rows first and goes on only if it got all of
+    them, so concurrent posts of the same form make one job and one hold.
+
+    Raises StagedUploadsGone, ledger.InsufficientCredits or pricing.NoRate;
+    then nothing is kept, and (but for the first) the uploads stay staged
+    for the member to try again.
     """
     dialog_order = dialog_order_for(provider=provider, mode=mode, order=dialog_order)
     seconds = billed_seconds(mode=mode, files=files, dialog_order=dialog_order)
     q = job_quote(provider=provider, mode=mode, resolution=resolution, seconds=seconds)
-    with transaction.atomic():
-        job = Job.objects.create(
-            owner=owner,
-            mode=mode,
-            provider=provider,
-            provider_model=registry.model_for(provider, mode),
-            resolution=resolution,
-            prompt=prompt,
-            seed=seed,
-            retried_from=retried_from,
-            dialog_order=dialog_order,
-            input_seconds=seconds,
-            unit_seconds=q.unit_seconds,
-            min_seconds=q.min_seconds,
-            credits_per_unit=q.credits_per_unit,
-            usd_per_unit=q.usd_per_unit,
-            credits_held=q.credits,
-            next_poll_at=timezone.now(),
-        )
-        for role, upload in files.items():
-            JobInput.objects.create(
-                job=job,
-                role=role,
-                file=upload.file.name,
-                thumbnail=upload.thumbnail.name,
-                original_name=upload.original_name,
-                content_type=upload.content_type,
-                size=upload.size,
-                duration=upload.duration,
-                width=upload.width,
-                height=upload.height,
+    try:
+        with transaction.atomic():
+            _uploads_claim(owner=owner, files=files, form_token=form_token)
+            job = Job.objects.create(
+                owner=owner,
+                form_token=form_token,
+                mode=mode,
+                provider=provider,
+                provider_model=registry.model_for(provider, mode),
+                resolution=resolution,
+                prompt=prompt,
+                seed=seed,
+                retried_from=retried_from,
+                dialog_order=dialog_order,
+                input_seconds=seconds,
+                unit_seconds=q.unit_seconds,
+                min_seconds=q.min_seconds,
+                credits_per_unit=q.credits_per_unit,
+                usd_per_unit=q.usd_per_unit,
+                credits_held=q.credits,
+                next_poll_at=timezone.now(),
             )
-        # The files now belong to the job; the staging rows go.
-        Upload.objects.filter(pk__in=[u.pk for u in files.values()]).delete()
-        credits_hold(
-            user=owner,
-            pool=pool,
-            amount=q.credits,
-            key=f"job:{job.pk}:hold",
-            job=job,
-            reason=f"Job #{job.pk}: {job.get_mode_display()}, {resolution}",
-        )
-        transaction.on_commit(lambda: enqueue("jobs.tasks.submit_job", job.pk))
+            for role, upload in files.items():
+                JobInput.objects.create(
+                    job=job,
+                    role=role,
+                    file=upload.file.name,
+                    thumbnail=upload.thumbnail.name,
+                    original_name=upload.original_name,
+                    content_type=upload.content_type,
+                    size=upload.size,
+                    duration=upload.duration,
+                    width=upload.width,
+                    height=upload.height,
+                )
+            credits_hold(
+                user=owner,
+                pool=pool,
+                amount=q.credits,
+                key=f"job:{job.pk}:hold",
+                job=job,
+                reason=f"Job #{job.pk}: {job.get_mode_display()}, {resolution}",
+            )
+            transaction.on_commit(lambda: enqueue("jobs.tasks.submit_job", job.pk))
+    except IntegrityError:
+        # The same form sent twice at once with other files: the token's
+        # unique constraint let one through.
+        earlier = Job.objects.filter(owner=owner, form_token=form_token).first()
+        if form_token and earlier is not None:
+            raise StagedUploadsGone(earlier=earlier) from None
+        raise
     log.info(
         "job %s created: %s %s %s, %s credits held", job.pk, provider, mode, resolution, q.credits
     )
     return job
+
+
+def _uploads_claim(*, owner, files: dict[str, Upload], form_token: str) -> None:
+    """Lock the staged uploads, check they are all still there, and delete the
+    staging rows (their files pass to the job). A transaction that finds one
+    missing lost it to another job: it raises and holds nothing."""
+    ids = {upload.pk for upload in files.values()}
+    # The lock makes a concurrent claim wait for this transaction, then find
+    # the rows gone (PostgreSQL); SQLite's IMMEDIATE transactions serialise.
+    locked = set(
+        Upload.objects.select_for_update()
+        .filter(pk__in=ids, owner=owner)
+        .values_list("pk", flat=True)
+    )
+    earlier = None
+    if form_token:
+        earlier = Job.objects.filter(owner=owner, form_token=form_token).first()
+    if locked != ids or earlier is not None:
+        raise StagedUploadsGone(earlier=earlier)
+    deleted, _ = Upload.objects.filter(pk__in=ids, owner=owner).delete()
+    if deleted != len(ids):  # cannot happen under the lock; never hold on a guess
+        raise StagedUploadsGone()
 
 
 # --- Submitting -----------------------------------------------------------------
@@ -657,8 +715,7 @@ def _file_names(job: Job) -> list[str]:
 
 
 def _delete_files(names: Iterable[str]) -> None:
-    for name in names:
-        default_storage.delete(name)
+    files_delete_unused(names)
 
 
 # --- Reconciling ----------------------------------------------------------------------

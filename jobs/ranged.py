@@ -4,7 +4,7 @@ without downloading all of it. Single ranges only, as browsers send."""
 import os
 import re
 
-from django.http import FileResponse, HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 CHUNK = 256 * 1024
@@ -13,7 +13,12 @@ CHUNK = 256 * 1024
 def ranged_file_response(
     request, path: str, *, content_type: str, filename: str = "", attachment: bool = False
 ):
-    size = os.path.getsize(path)
+    try:
+        size = os.path.getsize(path)
+    except FileNotFoundError:
+        # A row that outlived its file (removed by retention or a delete)
+        # is "gone", not a server error.
+        raise Http404("This file is no longer kept.") from None
     header = request.headers.get("Range", "").strip()
     match = _RANGE.match(header)
     # No range, or one we don't parse (multiple ranges): send it all, as RFC 9110 allows.

@@ -7,10 +7,10 @@ import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
+from .files import files_delete_unused
 from .models import Job, JobInput
 
 log = logging.getLogger("jobs.retention")
@@ -78,5 +78,4 @@ def _purge_output(pk: int, now: datetime) -> int:
 
 
 def _delete(names: list[str]) -> None:
-    for name in names:
-        default_storage.delete(name)
+    files_delete_unused(names)

@@ -3,14 +3,20 @@ each on selection, with a progress bar) or, without JavaScript, with the form
 itself; either way each is decoded and measured before it is accepted, and a
 good file is kept (as a staged upload) when something else in the form is wrong."""
 
+import uuid
 from dataclasses import dataclass
 
 from django import forms
 
 from . import media
 from .ledger import credits_balances
-from .lifecycle import DIALOG_ORDER_DEFAULT, billed_seconds, dialog_order_for
-from .models import DialogOrder, JobMode, Pool, Rate, Resolution, Upload, UploadKind
+from .lifecycle import (
+    DIALOG_ORDER_DEFAULT,
+    StagedUploadsGone,
+    billed_seconds,
+    dialog_order_for,
+)
+from .models import DialogOrder, Job, JobMode, Pool, Rate, Resolution, Upload, UploadKind
 from .pricing import NoRate, Quote, quote, terms_text
 from .providers import registry
 from .templatetags.studio_tags import duration
@@ -47,6 +53,10 @@ HINTS = {
 SEED_MAX = 2**31 - 1
 ORDER_MISSING = "Choose whether they take turns or speak at the same time."
 ID_MAX = 2**63 - 1  # the largest id the database holds
+
+
+def new_form_token() -> str:
+    return uuid.uuid4().hex
 
 
 def providers_for(mode: str) -> list[tuple[str, str]]:
@@ -161,6 +171,9 @@ class NewJobForm(forms.Form):
         max_value=SEED_MAX,
         help_text="-1 picks a random seed; any other number repeats a result.",
     )
+    # One per rendered form: a second post of the same form finds the job the
+    # first one made (lifecycle.StagedUploadsGone) instead of making another.
+    form_token = forms.RegexField(regex=r"^[0-9a-f]{32}$", required=False, widget=forms.HiddenInput)
     # Asked only for a dialog whose provider takes it (registry.takes_dialog_order).
     dialog_order = forms.ChoiceField(
         label="How do they speak?",
@@ -181,6 +194,10 @@ class NewJobForm(forms.Form):
         # Uploads carried over to an unbound form (switching the kind of video).
         self.staged_ids = staged_ids or {}
         self.uploads: dict[str, Upload] = {}
+        # Set when this same form already made a job (a second post of it).
+        self.already_made: Job | None = None
+        if not self.is_bound:
+            self.initial.setdefault("form_token", new_form_token())
         self.fields["provider"].choices = providers_for(self.current_mode)
         offered = [slug for slug, _label in self.fields["provider"].choices]
         if self.initial.get("provider") not in offered:
@@ -295,6 +312,11 @@ class NewJobForm(forms.Form):
                 )
         return cleaned
 
+    def _earlier_job(self) -> Job | None:
+        """The job this very form (its token) already made, if any."""
+        token = self.cleaned_data.get("form_token")
+        return Job.objects.filter(owner=self.owner, form_token=token).first() if token else None
+
     def _upload_for(self, role: str, kind: str, cleaned) -> Upload | None:
         uploaded = cleaned.get(role)
         if uploaded:
@@ -311,7 +333,17 @@ class NewJobForm(forms.Form):
         if pk:
             upload = Upload.objects.filter(pk=pk, owner=self.owner, kind=kind).first()
             if upload is None:
-                self.add_error(role, "That upload has expired; choose the file again.")
+                earlier = self._earlier_job()
+                if earlier is None:
+                    self.add_error(
+                        role,
+                        "That file is no longer kept here: it went into a job or "
+                        "expired. Choose the file again.",
+                    )
+                elif self.already_made is None:
+                    # Not expired: this same form already made a job of it.
+                    self.already_made = earlier
+                    self.add_error(None, str(StagedUploadsGone(earlier=earlier)))
             return upload
         return None
 

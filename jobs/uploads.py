@@ -16,6 +16,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.utils import timezone
 
 from . import media
+from .files import files_delete_unused
 from .models import Upload, UploadKind
 
 STAGED_FOR = timedelta(hours=24)
@@ -105,11 +106,11 @@ def uploads_purge_stale() -> int:
     stale = Upload.objects.filter(created_at__lt=timezone.now() - STAGED_FOR)
     count = 0
     for upload in stale:
-        for f in (upload.file, upload.thumbnail):
-            if f:
-                default_storage.delete(f.name)
-        upload.delete()
-        count += 1
+        # Row first, count checked: a job claiming this upload at the same
+        # moment wins it (it locks the row), and then its files stay.
+        if Upload.objects.filter(pk=upload.pk).delete()[0]:
+            files_delete_unused([upload.file.name, upload.thumbnail.name])
+            count += 1
     return count
 
 

@@ -303,7 +303,9 @@ def test_someone_elses_staged_upload_cannot_be_used(client, alice, bob, files, m
 
     response = client.post(reverse("job_new"), form_data(**staged), HTTP_HX_REQUEST="true")
 
-    assert "That upload has expired; choose the file again." in response.content.decode()
+    assert "That file is no longer kept here: it went into a job or expired." in (
+        response.content.decode()
+    )
     assert not Job.objects.exists()
 
 

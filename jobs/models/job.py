@@ -90,6 +90,17 @@ class Job(models.Model):
     poll_count = models.PositiveIntegerField(default=0)
     archive_attempts = models.PositiveIntegerField(default=0)
     next_poll_at = models.DateTimeField(null=True, blank=True)
+    # When a status request last went out: a provider webhook arriving within a
+    # few seconds of one (a replay, or a second webhook) asks nothing more.
+    last_polled_at = models.DateTimeField(null=True, blank=True)
+    # Status requests answered "not found" in a row, since when: a provider that
+    # forgot the task fails the job after a few of them, not at the timeout.
+    not_found_count = models.PositiveIntegerField(default=0)
+    not_found_since = models.DateTimeField(null=True, blank=True)
+    # The new-job form's one-time token: a second post of the same form (a
+    # double click that got past the browser) finds this job instead of
+    # making another. Blank for jobs made otherwise.
+    form_token = models.CharField(max_length=32, blank=True, editable=False)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -110,6 +121,13 @@ class Job(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "form_token"],
+                condition=~models.Q(form_token=""),
+                name="one_job_per_form_token",
+            ),
+        ]
         indexes = [
             models.Index(fields=["owner", "-created_at"], name="job_owner_recent"),
             models.Index(fields=["state", "next_poll_at"], name="job_state_due"),

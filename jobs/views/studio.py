@@ -27,6 +27,7 @@ from ..studio_forms import (
     NewJobForm,
     form_quote,
     form_switched,
+    new_form_token,
 )
 from ..upload_limits import accepts_files
 from ..uploads import upload_stage
@@ -147,7 +148,6 @@ def _job_refused(request, message: str, status: int) -> HttpResponse:
     return render(request, TEMPLATE, context | _cards_context(request), status=status)
 
 
-@accepts_files(JOB_FILES, refusal=_job_refused)
 @login_required
 @require_POST
 def provider_changed(request):
@@ -162,11 +162,13 @@ def provider_changed(request):
     return render(request, f"{TEMPLATE}#provider-changed", context)
 
 
+@accepts_files(JOB_FILES, refusal=_job_refused)
 @login_required
 @require_POST
 def job_new(request):
     form = NewJobForm(request.POST, request.FILES, owner=request.user)
     job = None
+    status = 400
     if form.is_valid():
         data = form.cleaned_data
         try:
@@ -179,14 +181,26 @@ def job_new(request):
                 prompt=data["prompt"],
                 seed=data["seed"] if data["seed"] is not None else -1,
                 dialog_order=data["dialog_order"],
+                form_token=data["form_token"] or "",
             )
         except (InsufficientCredits, NoRate) as exc:
             form.add_error(None, str(exc))
+        except lifecycle.StagedUploadsGone as exc:
+            form.add_error(None, str(exc))
+            form.already_made = exc.earlier
+            status = 409
+    if form.already_made is not None:
+        # A second post of a form that already made its job: it made nothing,
+        # and the form starts afresh, so that new files make a new job.
+        status = 409
+        form.data = form.data.copy()
+        form.data["form_token"] = new_form_token()
     if job is None:
         if request.htmx:
+            # htmx swaps only 2xx answers; the refusal is shown in the form.
             return render(request, f"{TEMPLATE}#new-job", _form_context(request, form))
         context = _form_context(request, form) | _cards_context(request)
-        return render(request, TEMPLATE, context, status=400)
+        return render(request, TEMPLATE, context, status=status)
 
     if not request.htmx:
         messages.success(request, f"Job #{job.pk} is queued. Its card follows it below.")
