@@ -22,7 +22,8 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Least
 from django.utils import timezone
 
 from . import media
@@ -396,7 +397,7 @@ def claim_due_polls(*, limit: int) -> list[Job]:
     claimed = []
     for pk in candidates:
         if Job.objects.filter(pk=pk, state=JobState.PROCESSING, next_poll_at__lte=now).update(
-            next_poll_at=now + POLL_LEASE, poll_count=F("poll_count") + 1
+            next_poll_at=now + POLL_LEASE, poll_count=F("poll_count") + 1, last_polled_at=now
         ):
             claimed.append(pk)
     return list(Job.objects.filter(pk__in=claimed))
@@ -415,9 +416,7 @@ def apply_status(job: Job, result: TaskStatus | ProviderError) -> None:
     if isinstance(result, ProviderError):
         delay = backoff(min(job.poll_count, 6), retry_after=getattr(result, "retry_after", None))
         log.info("job %s: poll failed (%s); next in %.1f s", job.pk, result, delay)
-        Job.objects.filter(pk=job.pk, state=JobState.PROCESSING).update(
-            next_poll_at=now + timedelta(seconds=delay)
-        )
+        _schedule_next_poll(job, now + timedelta(seconds=delay))
         return
     if result.state == "completed":
         ttl = registry.adapter_class(job.provider).output_ttl
@@ -436,9 +435,15 @@ def apply_status(job: Job, result: TaskStatus | ProviderError) -> None:
     if result.state == "failed":
         job_fail(job, result.error or "The provider reported a failure without a reason.")
         return
-    Job.objects.filter(pk=job.pk, state=JobState.PROCESSING).update(
-        next_poll_at=now + next_poll_delay(job, now)
-    )
+    _schedule_next_poll(job, now + next_poll_delay(job, now))
+
+
+def _schedule_next_poll(job: Job, at) -> None:
+    """Set the next status request after one that `job` (as claimed) made.
+    A webhook that asked for an earlier one meanwhile keeps its time."""
+    processing = Job.objects.filter(pk=job.pk, state=JobState.PROCESSING)
+    if not processing.filter(next_poll_at=job.next_poll_at).update(next_poll_at=at):
+        processing.update(next_poll_at=Least(F("next_poll_at"), Value(at)))
 
 
 def next_poll_delay(job: Job, now) -> timedelta:
@@ -456,16 +461,18 @@ def next_poll_delay(job: Job, now) -> timedelta:
 
 
 def job_poll_now(job_id: int) -> None:
-    """Poll one job at once (a webhook said it may have changed)."""
+    """Poll one job now if it is due (a webhook or staff made it so). A job
+    another worker is polling, or that is not due, is left alone: a task
+    delivered twice asks the provider once."""
     now = timezone.now()
-    Job.objects.filter(pk=job_id, state=JobState.PROCESSING).update(next_poll_at=now)
     job = Job.objects.filter(pk=job_id).first()
     if job is None:
         return
     if not Job.objects.filter(pk=job_id, state=JobState.PROCESSING, next_poll_at__lte=now).update(
-        next_poll_at=now + POLL_LEASE, poll_count=F("poll_count") + 1
+        next_poll_at=now + POLL_LEASE, poll_count=F("poll_count") + 1, last_polled_at=now
     ):
         return
+    job = Job.objects.get(pk=job_id)  # as claimed: its lease is its next_poll_at
     try:
         adapter = registry.adapter_for(endpoint_for(job.provider))
     except ProviderKeyUnreadable as exc:
@@ -475,6 +482,15 @@ def job_poll_now(job_id: int) -> None:
         apply_status(job, fetch_status(job, adapter))
     finally:
         adapter.close()
+
+
+def job_make_due(job: Job) -> bool:
+    """Staff's "poll now": the job's next status request is due at once."""
+    return bool(
+        Job.objects.filter(pk=job.pk, state=JobState.PROCESSING).update(
+            next_poll_at=timezone.now()
+        )
+    )
 
 
 # --- Archiving and settling -----------------------------------------------------------

@@ -27,7 +27,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .ledger import credits_adjust, credits_release
-from .lifecycle import enqueue, hold_of
+from .lifecycle import enqueue, hold_of, job_make_due
 from .models import EntryKind, Job, JobState, LedgerEntry, Pool
 
 REASON_MAX_LENGTH = 400
@@ -85,7 +85,7 @@ def job_refund(*, job: Job, by: AbstractBaseUser, reason: str) -> StaffActionRes
 def job_poll_by_staff(*, job: Job, by: AbstractBaseUser) -> bool:
     """Ask the provider about a processing job now. False (and nothing done)
     for a job in any other state: polling never submits anything."""
-    if not Job.objects.filter(pk=job.pk, state=JobState.PROCESSING).exists():
+    if not job_make_due(job):
         return False
     _log(job, by, "Poll now: asked the provider for the job's status.")
     enqueue("jobs.tasks.poll_job", job.pk)

@@ -64,6 +64,40 @@ def test_a_replayed_webhook_changes_nothing_more(client, job, enqueued):
     assert len(enqueued) == 1
 
 
+@pytest.mark.parametrize(
+    ("polled_ago", "asks"), [(2, False), (4.5, False), (6, True), (None, True)]
+)
+def test_a_webhook_soon_after_a_status_request_asks_nothing_more(
+    client, job, enqueued, polled_ago, asks
+):
+    """A poll's answer is fresh for a few seconds: a webhook (a replay, or a
+    second one) arriving within them costs no further status request."""
+    now = timezone.now()
+    last = now - timedelta(seconds=polled_ago) if polled_ago is not None else None
+    Job.objects.filter(pk=job.pk).update(last_polled_at=last)
+
+    assert post(client, webhook_url(job)).status_code == 200
+
+    after = Job.objects.get(pk=job.pk)
+    if asks:
+        assert after.next_poll_at <= timezone.now()
+        assert enqueued == [("jobs.tasks.poll_job", job.pk)]
+    else:
+        # Not now: once the answer it has is 5 s old (the job was due in 90 s).
+        assert after.next_poll_at == last + timedelta(seconds=5)
+        assert enqueued == []
+
+
+def test_a_webhook_for_a_job_due_within_a_second_asks_nothing_more(client, job, enqueued):
+    soon = timezone.now() + timedelta(milliseconds=500)
+    Job.objects.filter(pk=job.pk).update(next_poll_at=soon)
+
+    assert post(client, webhook_url(job)).status_code == 200
+
+    assert Job.objects.get(pk=job.pk).next_poll_at == soon
+    assert enqueued == []
+
+
 def test_a_forged_token_is_refused_and_changes_nothing(client, job, enqueued):
     url = webhook_url(job)
     forged = url[:-3] + ("aaa" if not url.endswith("aaa/") else "bbb") + "/"

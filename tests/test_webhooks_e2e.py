@@ -178,6 +178,9 @@ def test_an_early_webhook_costs_one_status_request_and_the_real_one_completes(
     # A moment before the sandbox starts, so the studio has recorded the task id
     # by the time the early webhook (sent as processing begins) arrives.
     pipeline.sandbox.config.start_delay = 0.3
+    # The render outlasts the 5 s during which a poll's answer is fresh, so the
+    # real webhook is answered at once (see the next test for a quicker one).
+    pipeline.sandbox.config.min_delay = 6.0
     pipeline.sandbox.faults.update({"webhook_early": 1})
     job = submitted(create_talking_photo(pipeline, seconds=1.5))
 
@@ -194,7 +197,7 @@ def test_an_early_webhook_costs_one_status_request_and_the_real_one_completes(
     assert after_early.poll_count == 1
     assert after_early.next_poll_at - datetime.fromtimestamp(early_poll.at, tz=UTC) > FAR
 
-    wait_until(lambda: state_of(job) == "completed", timeout=10, what="the real webhook")
+    wait_until(lambda: state_of(job) == "completed", timeout=15, what="the real webhook")
     wait_until(lambda: len(pipeline.sandbox.webhooks) == 2, what="the delivery's answer")
 
     task = the_task(pipeline)
@@ -204,6 +207,60 @@ def test_an_early_webhook_costs_one_status_request_and_the_real_one_completes(
     assert 0 <= done.finished_at.timestamp() - task.completed_at < 1.0
     assert [c.status for c in lipsync_poll_calls(pipeline)] == [200, 200]
     assert done.poll_count == 2
+    assert webhooks_on == []
+
+
+def test_a_real_webhook_right_after_an_early_one_is_answered_when_the_quiet_period_ends(
+    pipeline, settings, webhooks_on
+):
+    """The early webhook's status request said "processing"; the real one comes
+    a moment later, within the 5 s that answer stays fresh: it is not lost,
+    but asked about when those 5 s end (by the poll loop, which runs whenever
+    jobs are live), not at once."""
+    slow_first_poll(settings)
+    pipeline.sandbox.config.start_delay = 0.3
+    pipeline.sandbox.faults.update({"webhook_early": 1})
+    job = submitted(create_talking_photo(pipeline, seconds=1.5))
+    wait_until(lambda: len(pipeline.sandbox.webhooks) == 2, timeout=10, what="both webhooks")
+    [early_poll] = lipsync_poll_calls(pipeline)
+    waiting = Job.objects.get(pk=job.pk)
+    assert waiting.state == "processing"
+    assert waiting.next_poll_at == waiting.last_polled_at + timedelta(seconds=5)
+
+    done = run_until_terminal(job, timeout=15)
+
+    assert done.state == "completed"
+    second_poll = lipsync_poll_calls(pipeline)[1]
+    assert 4.9 <= second_poll.at - early_poll.at < 7.0
+    assert len(lipsync_poll_calls(pipeline)) == 2
+    assert_completed_once(pipeline, job, 1.5)
+
+
+def test_fifty_replays_of_one_webhook_cost_one_status_request(pipeline, settings, webhooks_on):
+    """A valid token replayed fifty times, as fast as it goes: the first makes
+    the job due and a worker asks the provider; the rest arrive within a few
+    seconds of that request and ask nothing more (they used to cost one
+    status request each)."""
+    slow_first_poll(settings)
+    pipeline.sandbox.faults.update({"never_finish": 1})
+    job = submitted(create_talking_photo(pipeline, seconds=1.5))
+    url = webhook_url(job)
+    session = requests.Session()
+    session.trust_env = False
+
+    started = time.monotonic()
+    for _ in range(50):
+        assert session.post(url, json={"id": "x", "status": "completed"}, timeout=10).ok
+    elapsed = time.monotonic() - started
+
+    # Polls run inline in the webhook's request, so all have happened by now;
+    # one more is allowed per 5 s quiet period, should the replays take longer.
+    polls = len(lipsync_poll_calls(pipeline))
+    assert 1 <= polls <= 1 + int(elapsed // 5), (polls, elapsed)
+    after = Job.objects.get(pk=job.pk)
+    assert after.poll_count == polls
+    # The replays left one request for when the answer is 5 s old, no more.
+    assert after.next_poll_at == after.last_polled_at + timedelta(seconds=5)
     assert webhooks_on == []
 
 

@@ -18,5 +18,7 @@ def provider_webhook(request, provider: str, token: str):
     if outcome.poll:
         # A worker asks the provider at once; the poll loop would within a second too.
         lifecycle.enqueue("jobs.tasks.poll_job", outcome.job_id)
+    elif outcome.deferred:
+        lifecycle.kick_poller()  # the loop asks when the quiet period ends
     # Answer at once whatever happened: the provider needs no more from us.
     return HttpResponse("OK", content_type="text/plain")
