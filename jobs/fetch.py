@@ -34,6 +34,7 @@ import ipaddress
 import logging
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
@@ -218,8 +219,11 @@ def url_download(
     allow_loopback: bool | None = None,
     connect_timeout: float = CONNECT_TIMEOUT,
     read_timeout: float = READ_TIMEOUT,
+    progress: Callable[[int], None] | None = None,
 ) -> int:
     """Stream `url` into `dest` (created or truncated) and return its size.
+    `progress(bytes so far)` is called after each piece; what it raises stops
+    the download (nothing is kept).
 
     Only a 200 answer is saved. Redirects: with max_redirects=0 any redirect
     is refused; otherwise up to that many hops are followed, each one checked
@@ -251,7 +255,7 @@ def url_download(
                     continue
                 if response.status_code != 200:
                     raise FetchFailed(f"The server answered HTTP {response.status_code}.")
-                return _save(response, dest, max_bytes, deadline, max_seconds)
+                return _save(response, dest, max_bytes, deadline, max_seconds, progress)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -285,7 +289,12 @@ def _get(
 
 
 def _save(
-    response: requests.Response, dest: Path, max_bytes: int, deadline: float, max_seconds: float
+    response: requests.Response,
+    dest: Path,
+    max_bytes: int,
+    deadline: float,
+    max_seconds: float,
+    progress: Callable[[int], None] | None = None,
 ) -> int:
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > max_bytes:
@@ -308,6 +317,8 @@ def _save(
                 if written > max_bytes:
                     raise _too_large(max_bytes)
                 out.write(chunk)
+                if progress is not None:
+                    progress(written)
     except BaseException:
         dest.unlink(missing_ok=True)  # nothing half-saved
         raise

@@ -12,6 +12,7 @@ once, and whoever moves it owns the credits that go with the move.
 import logging
 import random
 import tempfile
+import time
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -23,7 +24,7 @@ from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q, Value
-from django.db.models.functions import Least
+from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
 
 from . import media
@@ -62,7 +63,6 @@ log = logging.getLogger("jobs.lifecycle")
 
 # How long a claimed poll or archive owns its job before another may try.
 POLL_LEASE = timedelta(seconds=60)
-ARCHIVE_LEASE = timedelta(minutes=5)
 MAX_OUTPUT_BYTES = 2 * 1024**3
 # A provider's output link may pass through a CDN or to signed storage; each hop
 # is checked as a new address, never loopback (jobs.fetch), so following a few
@@ -415,9 +415,17 @@ def apply_status(job: Job, result: TaskStatus | ProviderError) -> None:
     now = timezone.now()
     if isinstance(result, ProviderError):
         delay = backoff(min(job.poll_count, 6), retry_after=getattr(result, "retry_after", None))
+        if isinstance(result, ProviderRejected) and result.status == 404:
+            if _task_not_found(job, now):
+                return
+            # Spread the "not found" answers over the window they must span.
+            polls = max(1, settings.JOB_NOT_FOUND_POLLS - 1)
+            delay = max(delay, settings.JOB_NOT_FOUND_SECONDS / polls)
         log.info("job %s: poll failed (%s); next in %.1f s", job.pk, result, delay)
         _schedule_next_poll(job, now + timedelta(seconds=delay))
         return
+    if job.not_found_count:
+        Job.objects.filter(pk=job.pk).update(not_found_count=0, not_found_since=None)
     if result.state == "completed":
         ttl = registry.adapter_class(job.provider).output_ttl
         moved = Job.objects.filter(pk=job.pk, state=JobState.PROCESSING).update(
@@ -436,6 +444,31 @@ def apply_status(job: Job, result: TaskStatus | ProviderError) -> None:
         job_fail(job, result.error or "The provider reported a failure without a reason.")
         return
     _schedule_next_poll(job, now + next_poll_delay(job, now))
+
+
+def _task_not_found(job: Job, now) -> bool:
+    """Count a "not found" answer; once there are JOB_NOT_FOUND_POLLS of them
+    in a row over at least JOB_NOT_FOUND_SECONDS, the provider has forgotten
+    the task: fail the job (releasing its hold) and say True. A provider
+    answering 404 for a moment (a task not yet visible everywhere) does not."""
+    Job.objects.filter(pk=job.pk, state=JobState.PROCESSING).update(
+        not_found_count=F("not_found_count") + 1,
+        not_found_since=Coalesce(F("not_found_since"), Value(now)),
+    )
+    counted = Job.objects.filter(pk=job.pk).values("not_found_count", "not_found_since").first()
+    if counted is None or counted["not_found_since"] is None:
+        return False
+    count, since = counted["not_found_count"], counted["not_found_since"]
+    window = timedelta(seconds=settings.JOB_NOT_FOUND_SECONDS)
+    if count < settings.JOB_NOT_FOUND_POLLS or now - since < window:
+        return False
+    minutes = max(1, round((now - since).total_seconds() / 60))
+    return job_fail(
+        job,
+        f"The provider no longer knows this job: it answered “not found” {count} times "
+        f"over {minutes} min. The studio stopped waiting and released its credits; "
+        "nothing was charged.",
+    )
 
 
 def _schedule_next_poll(job: Job, at) -> None:
@@ -502,15 +535,19 @@ def job_archive(job_id: int) -> None:
     claimed = (
         Job.objects.filter(pk=job_id, state=JobState.ARCHIVING)
         .filter(Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now))
-        .update(next_poll_at=now + ARCHIVE_LEASE, archive_attempts=F("archive_attempts") + 1)
+        .update(next_poll_at=now + archive_lease(), archive_attempts=F("archive_attempts") + 1)
     )
     if not claimed:
         return
     job = Job.objects.get(pk=job_id)
+    lease = ArchiveLease(job)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "output.mp4"
         try:
-            _download(job.output_url, path)
+            _download(job.output_url, path, progress=lease.renew)
+        except ArchiveLeaseLost:
+            log.warning("job %s: another worker took the archive over; this one stops", job.pk)
+            return
         except UnsafeUrl as exc:
             # Asking again gets the same answer: fail now, not at the provider's expiry.
             log.warning(
@@ -531,7 +568,12 @@ def job_archive(job_id: int) -> None:
             _archive_later(job, f"download failed: {why}")
             return
         try:
+            lease.renew(force=True)  # probing and storing a long video take time too
             info = media.probe_output_video(path)
+            lease.renew(force=True)
+        except ArchiveLeaseLost:
+            log.warning("job %s: another worker took the archive over; this one stops", job.pk)
+            return
         except media.MediaError as exc:
             job_fail(job, f"The provider's video could not be read ({exc}). Nothing was charged.")
             return
@@ -580,7 +622,37 @@ def job_archive(job_id: int) -> None:
     job_poster_make(job=Job.objects.get(pk=job.pk))
 
 
-def _download(url: str, path: Path) -> None:
+class ArchiveLeaseLost(Exception):
+    """Another worker took this archive over (this one was thought dead)."""
+
+
+def archive_lease() -> timedelta:
+    return timedelta(seconds=settings.JOB_ARCHIVE_LEASE_SECONDS)
+
+
+class ArchiveLease:
+    """The claim of one archive attempt, kept short and renewed while the work
+    progresses: a worker that dies mid-download gives the job up within one
+    lease, while a long download of a live worker is never taken over."""
+
+    def __init__(self, job: Job) -> None:
+        self.job_id = job.pk
+        self.attempt = job.archive_attempts
+        self.every = archive_lease().total_seconds() / 4
+        self.renewed = time.monotonic()
+
+    def renew(self, _progress: int = 0, *, force: bool = False) -> None:
+        if not force and time.monotonic() - self.renewed < self.every:
+            return
+        self.renewed = time.monotonic()
+        mine = Job.objects.filter(
+            pk=self.job_id, state=JobState.ARCHIVING, archive_attempts=self.attempt
+        )
+        if not mine.update(next_poll_at=timezone.now() + archive_lease()):
+            raise ArchiveLeaseLost()
+
+
+def _download(url: str, path: Path, *, progress=None) -> None:
     """The provider's output, through the SSRF guard (public addresses only)."""
     url_download(
         url,
@@ -588,6 +660,7 @@ def _download(url: str, path: Path) -> None:
         max_bytes=MAX_OUTPUT_BYTES,
         max_seconds=download_seconds(),
         max_redirects=OUTPUT_MAX_REDIRECTS,
+        progress=progress,
     )
 
 

@@ -339,6 +339,13 @@ JOB_MAX_SUBMIT_ATTEMPTS = env_int("JOB_MAX_SUBMIT_ATTEMPTS", 6, minimum=1)
 JOB_SUBMITTING_STUCK_SECONDS = env_int("JOB_SUBMITTING_STUCK_SECONDS", 180, minimum=1)
 # A job still processing after max(this, 4 x its expected time) is failed.
 JOB_PROCESSING_TIMEOUT_SECONDS = env_int("JOB_PROCESSING_TIMEOUT_SECONDS", 1800, minimum=1)
+# An archive's claim on its job, renewed while the download progresses: a
+# worker that dies mid-download gives the job up to another within this.
+JOB_ARCHIVE_LEASE_SECONDS = env_int("JOB_ARCHIVE_LEASE_SECONDS", 60, minimum=4)
+# A task the provider answers "not found" this many times in a row, over at
+# least this long, is one it forgot: the job fails and its hold is released.
+JOB_NOT_FOUND_POLLS = env_int("JOB_NOT_FOUND_POLLS", 3, minimum=1)
+JOB_NOT_FOUND_SECONDS = env_int("JOB_NOT_FOUND_SECONDS", 120, minimum=0)
 # How long one run of the poll loop lasts before the schedule starts the next.
 POLL_LOOP_SECONDS = env_int("POLL_LOOP_SECONDS", 50, minimum=1)
 # Signed input links for providers stop working after this (and when the job ends).

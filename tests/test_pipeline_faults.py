@@ -3,11 +3,13 @@ credits, the ledger check stays clean, and nothing whose outcome is unknown
 is ever sent twice."""
 
 import socket
+import threading
 from datetime import timedelta
 
 import pytest
 import requests
 from django.core.files.storage import default_storage
+from django.db import close_old_connections
 from django.utils import timezone
 
 from jobs import lifecycle, poller, tasks
@@ -20,6 +22,7 @@ from tests.pipeline_support import (
     ledger_check,
     run_until_terminal,
     state_of,
+    wait_until,
 )
 
 # --- refused submissions are sent again -----------------------------------------------
@@ -425,22 +428,20 @@ def test_an_account_whose_key_cannot_be_read_fails_the_job_unsent(pipeline, sett
 # --- archiving ------------------------------------------------------------------------------
 
 
-def test_a_slow_archive_stamps_the_completion_when_it_ends(pipeline, monkeypatch):
+def test_a_slow_archive_stamps_the_completion_when_it_ends(pipeline):
     """Open pages ask for cards changed since their last request: a completion
     stamped with the download's start would be missed by a page that asked
-    during a long download."""
-    original = lifecycle._download
-
-    def slow_download(url, path):
-        original(url, path)
-        slow_download.finished = timezone.now()
-
-    monkeypatch.setattr(lifecycle, "_download", slow_download)
+    during a long download. (The sandbox sends the video over 2 s.)"""
+    pipeline.sandbox.faults.update({"output_slow": 1, "slow_output_seconds": 2})
     done = run_until_terminal(pipeline.create_dialog())
 
     assert done.state == "completed", done.error
-    assert done.updated_at >= slow_download.finished
-    assert done.finished_at >= slow_download.finished
+    [download] = [c for c in pipeline.sandbox.calls if c.path.startswith("/outputs/")]
+    assert download.fault == "output_slow"
+    # The call is recorded as its answer starts; the video took 2 s more.
+    sent = download.at + 2.0
+    assert done.updated_at.timestamp() >= sent - 0.3
+    assert done.finished_at.timestamp() >= sent - 0.3
 
 
 def test_the_poll_loop_leaves_a_fresh_archive_to_its_task(pipeline, monkeypatch):
@@ -464,3 +465,120 @@ def test_the_poll_loop_leaves_a_fresh_archive_to_its_task(pipeline, monkeypatch)
     )
     poller.poll_due(max_seconds=0.3)
     assert archived and set(archived) == {job.pk}
+
+
+# --- a crashed archive and a forgotten task recover as fast as is safe ------------------------
+
+
+def _archiving_after_a_crash(pipeline, settings, monkeypatch) -> Job:
+    """A job whose provider has finished, with its archive task lost in a crash
+    right after it claimed the job (the worker was SIGKILLed mid-download)."""
+    crashed = []
+
+    def claim_then_die(job_id):
+        lease = timedelta(seconds=settings.JOB_ARCHIVE_LEASE_SECONDS)
+        claimed = Job.objects.filter(pk=job_id, state="archiving").update(
+            next_poll_at=timezone.now() + lease, archive_attempts=1
+        )
+        crashed.append(claimed)
+
+    monkeypatch.setattr(tasks, "archive_job", claim_then_die)
+    job = pipeline.create_dialog()
+    wait_until(
+        lambda: state_of(job) == "archiving",
+        step=lambda: poller.poll_due(max_seconds=0.5),
+        what="the provider finishing",
+    )
+    assert crashed == [1]
+    monkeypatch.undo()
+    return job
+
+
+def test_an_archive_whose_worker_died_is_taken_over_within_one_short_lease(
+    pipeline, settings, monkeypatch
+):
+    settings.JOB_ARCHIVE_LEASE_SECONDS = 4
+    job = _archiving_after_a_crash(pipeline, settings, monkeypatch)
+    claimed_at = Job.objects.get(pk=job.pk).next_poll_at - timedelta(seconds=4)
+
+    # The reconciler hands it to another worker once the lease has run out.
+    done = run_until_terminal(job, reconcile=True, timeout=20)
+
+    assert done.state == "completed", done.error
+    assert done.archive_attempts == 2
+    assert timedelta(seconds=4) <= done.finished_at - claimed_at < timedelta(seconds=15)
+    assert pipeline.entries(done) == [
+        (EntryKind.HOLD, done.credits_held),
+        (EntryKind.CAPTURE, done.credits_charged),
+    ]
+    assert "Ledger OK" in ledger_check()
+
+
+def test_a_download_longer_than_the_lease_keeps_its_claim(pipeline, settings):
+    """The lease is short but renewed as the bytes arrive: another node's
+    reconciler, asking all through a 7 s download with a 4 s lease, never
+    starts the archive a second time beside it."""
+    settings.JOB_ARCHIVE_LEASE_SECONDS = 4
+    pipeline.sandbox.faults.update({"output_slow": 1, "slow_output_seconds": 7})
+    job = pipeline.create_dialog()
+    attempts_seen = []
+    stop = threading.Event()
+
+    def other_node():
+        try:
+            while not stop.is_set():
+                lifecycle.reconcile()  # enqueues (inline: runs) the archive when its claim is out
+                attempts_seen.append(Job.objects.get(pk=job.pk).archive_attempts)
+                stop.wait(0.5)
+        finally:
+            close_old_connections()
+
+    rival = threading.Thread(target=other_node)
+    rival.start()
+    try:
+        done = run_until_terminal(job, timeout=40)
+    finally:
+        stop.set()
+        rival.join(timeout=30)
+
+    assert done.state == "completed", done.error
+    assert done.archive_attempts == 1
+    assert len(attempts_seen) >= 10 and max(attempts_seen) == 1  # asked all through
+    outputs = [c for c in pipeline.sandbox.calls if c.path.startswith("/outputs/")]
+    assert len(outputs) == 1 and outputs[0].fault == "output_slow"
+
+
+def test_a_task_the_provider_forgot_fails_after_a_few_not_found_answers(pipeline, settings):
+    """Every status request answered 404: after JOB_NOT_FOUND_POLLS of them
+    over JOB_NOT_FOUND_SECONDS the job fails and its hold is released, instead
+    of being polled until the 30-minute processing timeout."""
+    settings.JOB_NOT_FOUND_POLLS = 3
+    settings.JOB_NOT_FOUND_SECONDS = 2
+    pipeline.sandbox.faults.update({"task_forget": 1})
+    job = pipeline.create_dialog()
+
+    done = run_until_terminal(job, timeout=20)
+
+    assert done.state == "failed"
+    assert done.error.startswith(
+        "The provider no longer knows this job: it answered “not found” 3 times"
+    )
+    assert "nothing was charged" in done.error
+    assert_released(done)
+    polls = pipeline.poll_calls()
+    assert [c.status for c in polls] == [404, 404, 404]
+    assert polls[-1].at - polls[0].at >= 2.0
+    assert "Ledger OK" in ledger_check()
+
+
+def test_a_not_found_answer_now_and_then_does_not_fail_the_job(pipeline, settings):
+    settings.JOB_NOT_FOUND_POLLS = 2
+    settings.JOB_NOT_FOUND_SECONDS = 0
+    pipeline.sandbox.faults.update({"poll_404": 1})
+    job = pipeline.create_dialog()
+
+    done = run_until_terminal(job)
+
+    assert done.state == "completed", done.error
+    assert [c.status for c in pipeline.poll_calls()][0] == 404
+    assert (done.not_found_count, done.not_found_since) == (0, None)

@@ -30,10 +30,14 @@ FAULT_COUNTS: dict[str, str] = {
     # Poll (GET of a task's status):
     "poll_429": "429 Too Many Requests with Retry-After",
     "poll_500": "500 Internal Server Error",
+    "poll_404": "404 Not found for this status request (the task goes on)",
     "poll_malformed": "200 with a body that is not the contract",
     # The task itself:
     "task_fail": "the task ends 'failed' with fail_message",
     "never_finish": "the task stays 'processing' forever",
+    "task_forget": "the provider forgets the task: every status request answers 404",
+    # Outputs (GET of a rendered video):
+    "output_slow": "the video is sent slowly, over slow_output_seconds",
     # lipsync.studio webhooks:
     "webhook_never": "no webhook is sent for the task",
     "webhook_twice": "the final webhook is sent twice",
@@ -61,9 +65,12 @@ class Faults:
     submit_malformed: int = 0
     poll_429: int = 0
     poll_500: int = 0
+    poll_404: int = 0
     poll_malformed: int = 0
     task_fail: int = 0
     never_finish: int = 0
+    task_forget: int = 0
+    output_slow: int = 0
     webhook_never: int = 0
     webhook_twice: int = 0
     webhook_early: int = 0
@@ -72,6 +79,7 @@ class Faults:
     timeout_seconds: float = 35.0  # how long submit_timeout keeps the client waiting
     malformed_kind: str = "not_json"  # "not_json": HTML/garbage; "no_id": JSON without the id
     fail_message: str = "Face not detected in image"
+    slow_output_seconds: float = 3.0  # how long output_slow takes to send a video
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def take(self, name: str) -> bool:
@@ -109,6 +117,7 @@ _PARAMETERS: dict[str, type] = {
     "timeout_seconds": float,
     "malformed_kind": str,
     "fail_message": str,
+    "slow_output_seconds": float,
 }
 
 

@@ -106,6 +106,7 @@ class Task:
     # Faults drawn for this task when it was created.
     fail: bool = False
     never_finish: bool = False
+    forgotten: bool = False
     webhook_never: bool = False
     webhook_twice: bool = False
     webhook_early: bool = False
@@ -527,6 +528,7 @@ class SandboxServer:
             order=sub.order,
             fail=faults.take("task_fail"),
             never_finish=faults.take("never_finish"),
+            forgotten=faults.take("task_forget"),
             # Webhook faults go to the next task that has a webhook.
             webhook_never=has_webhook and faults.take("webhook_never"),
             webhook_twice=has_webhook and faults.take("webhook_twice"),
@@ -565,7 +567,10 @@ class SandboxServer:
                 else:
                     answer = c.lipsync_job(task, self.output_url(task))
                     no_id = {"model": task.model, "output": None}
-        if task is None or task.provider != provider:
+        if task is not None and faults.take("poll_404"):
+            h.fault = "poll_404"
+            task = None
+        if task is None or task.provider != provider or task.forgotten:
             what = "Task" if provider == c.JOYPIX else "Job"
             return self._error(h, provider, 404, f"{what} not found")
         if faults.take("poll_malformed"):
@@ -620,6 +625,9 @@ class SandboxServer:
             handle = open(path, "rb")  # noqa: SIM115 (closed below)
         except FileNotFoundError:
             return h.send_bytes(404, b"Not found\n", content_type="text/plain")
+        slow = h.command != "HEAD" and self.config.faults.take("output_slow")
+        if slow:
+            h.fault = "output_slow"
         with handle:
             size = path.stat().st_size
             h.send_response(200)
@@ -629,8 +637,18 @@ class SandboxServer:
             h.answered = 200
             h.record()
             h.end_headers()
-            if h.command != "HEAD":
-                shutil.copyfileobj(handle, h.wfile, CHUNK)
+            if h.command == "HEAD":
+                return
+            if slow:
+                # Ten pieces, evenly over slow_output_seconds.
+                piece = max(1, -(-size // 10))
+                pause = self.config.faults.slow_output_seconds / 10
+                while chunk := handle.read(piece):
+                    h.wfile.write(chunk)
+                    h.wfile.flush()
+                    time.sleep(pause)
+                return
+            shutil.copyfileobj(handle, h.wfile, CHUNK)
 
     def _delete_output(self, name: str) -> None:
         with self._lock:
