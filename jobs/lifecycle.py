@@ -779,7 +779,12 @@ def job_retry(job: Job) -> Job:
                 dialog_order=job.dialog_order,
             )
         except BaseException:
-            _delete_files(n for u in files.values() for n in (u.file.name, u.thumbnail.name) if n)
+            # The copies were made for this retry alone; their rows go with the
+            # transaction, their files here.
+            for copy in files.values():
+                for name in (copy.file.name, copy.thumbnail.name):
+                    if name:
+                        default_storage.delete(name)
             raise
 
 

@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass
 
 from django import forms
+from django.urls import reverse
 
 from . import media
 from .ledger import credits_balances
@@ -198,6 +199,7 @@ class NewJobForm(forms.Form):
         self.already_made: Job | None = None
         if not self.is_bound:
             self.initial.setdefault("form_token", new_form_token())
+        self._wire_controls()
         self.fields["provider"].choices = providers_for(self.current_mode)
         offered = [slug for slug, _label in self.fields["provider"].choices]
         if self.initial.get("provider") not in offered:
@@ -211,6 +213,27 @@ class NewJobForm(forms.Form):
             self.fields[f"{role}_upload"] = forms.IntegerField(
                 required=False, min_value=1, max_value=ID_MAX, widget=forms.HiddenInput
             )
+
+    def _wire_controls(self) -> None:
+        """htmx on the controls themselves (never on what their answers
+        replace, so a quick second change is never lost): the provider asks
+        for the speaking order and the cost; the options ask for the cost."""
+        common = {
+            "hx-trigger": "change",
+            "hx-swap": "outerHTML",
+            "hx-include": "#new-job-form",
+            "hx-params": "not " + ",".join(ALL_ROLES),
+            "hx-sync": "#quote:replace",
+        }
+        self.fields["provider"].widget.attrs |= common | {
+            "hx-post": reverse("studio_provider"),
+            "hx-target": "#dialog-order",
+        }
+        for name in ("resolution", "dialog_order"):
+            self.fields[name].widget.attrs |= common | {
+                "hx-post": reverse("studio_quote"),
+                "hx-target": "#quote",
+            }
 
     @property
     def current_mode(self) -> str:

@@ -74,4 +74,6 @@ def webhook_receive(*, provider: str, token: str) -> WebhookOutcome:
         log.info("job %s: webhook from %s; polling when the quiet period ends", pk, provider)
         return WebhookOutcome(accepted=True, poll=False, job_id=pk, deferred=True)
     exists = Job.objects.filter(pk=pk, provider=provider).exists()
+    if exists:
+        log.debug("job %s: webhook from %s; nothing more to ask", pk, provider)
     return WebhookOutcome(accepted=exists, poll=False, job_id=pk if exists else None)

@@ -663,7 +663,9 @@ def archiving_job(media_root, sources, alice, monkeypatch):
         state=JobState.ARCHIVING, output_url="https://provider.example/out.mp4"
     )
     monkeypatch.setattr(
-        lifecycle, "_download", lambda url, path: path.write_bytes(sources["video"].read_bytes())
+        lifecycle,
+        "_download",
+        lambda url, path, **_: path.write_bytes(sources["video"].read_bytes()),
     )
     return job
 

@@ -476,7 +476,7 @@ def test_a_later_rate_change_does_not_reprice_a_jobs_settlement(
     Job.objects.filter(pk=job.pk).update(
         state=JobState.ARCHIVING, output_url="http://provider.invalid/out.mp4"
     )
-    monkeypatch.setattr(lifecycle, "_download", lambda url, path: path.write_bytes(b"mp4"))
+    monkeypatch.setattr(lifecycle, "_download", lambda url, path, **_: path.write_bytes(b"mp4"))
     monkeypatch.setattr(
         lifecycle.media,
         "probe_output_video",

@@ -183,7 +183,7 @@ def archive_measuring(monkeypatch, job: Job, seconds: float) -> Job:
     Job.objects.filter(pk=job.pk).update(
         state=JobState.ARCHIVING, output_url="http://provider.invalid/out.mp4"
     )
-    monkeypatch.setattr(lifecycle, "_download", lambda url, path: path.write_bytes(b"mp4"))
+    monkeypatch.setattr(lifecycle, "_download", lambda url, path, **_: path.write_bytes(b"mp4"))
     monkeypatch.setattr(
         lifecycle.media,
         "probe_output_video",

@@ -118,22 +118,6 @@
     }
   });
 
-  // --- Studio: the cost follows the options ------------------------------------
-  // htmx trigger filters (`change[target.name==...]`) need eval, which the CSP
-  // forbids; one delegated listener names the change instead. The provider's
-  // answer re-renders the speaking order and brings the cost with it.
-  document.addEventListener("change", function (event) {
-    var target = event.target;
-    if (!target.form || target.form.id !== "new-job-form" || !window.htmx) return;
-    if (target.name === "provider") {
-      var order = document.getElementById("dialog-order");
-      if (order) htmx.trigger(order, "provider-changed");
-    } else if (target.name === "resolution" || target.name === "dialog_order") {
-      var quote = document.getElementById("quote");
-      if (quote) htmx.trigger(quote, "requote");
-    }
-  });
-
   // --- Studio: uploads -------------------------------------------------------
 
   // A field shows its progress while its file is on the way; the response
