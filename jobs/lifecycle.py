@@ -520,9 +520,7 @@ def job_poll_now(job_id: int) -> None:
 def job_make_due(job: Job) -> bool:
     """Staff's "poll now": the job's next status request is due at once."""
     return bool(
-        Job.objects.filter(pk=job.pk, state=JobState.PROCESSING).update(
-            next_poll_at=timezone.now()
-        )
+        Job.objects.filter(pk=job.pk, state=JobState.PROCESSING).update(next_poll_at=timezone.now())
     )
 
 
