@@ -77,7 +77,7 @@ sys.path.insert(0, str(ROOT))  # jobs, lipsync_site and tests.media_factory
 
 # Imported before Django is set up: neither needs settings.
 from bench.machine import machine_info  # noqa: E402
-from jobs.sandbox import SandboxConfig, SandboxServer  # noqa: E402
+from jobs.providers.sandbox import SandboxConfig, SandboxServer  # noqa: E402
 from tests.media_factory import make_audio, make_image  # noqa: E402
 
 PAGE_INTERVAL = 2.0  # hx-trigger="every 2s" on #cards-poller
@@ -310,7 +310,7 @@ class LoopCluster:
         from django.conf import settings
         from django.db import close_old_connections
 
-        from jobs import poller
+        from jobs.pipeline import poller
 
         while not self.stopping.is_set():
             if poller.poll_due(max_seconds=settings.POLL_LOOP_SECONDS):
@@ -371,7 +371,7 @@ class ScheduledCluster:
         self.ticker = threading.Thread(target=self._tick, name="q-schedule", daemon=True)
 
     def start(self) -> None:
-        from jobs import lifecycle
+        from jobs.pipeline import lifecycle
 
         lifecycle.kick_poller = self.kick
         self.ticker.start()
@@ -401,7 +401,7 @@ class ScheduledCluster:
         from django.conf import settings
         from django.db import close_old_connections
 
-        from jobs import poller
+        from jobs.pipeline import poller
 
         try:
             if poller.poll_due(max_seconds=settings.POLL_LOOP_SECONDS):
@@ -661,10 +661,10 @@ def run_studio(args, plan, photo, *, studio_url: str, sandbox: SandboxServer) ->
     from django.core.files.uploadedfile import SimpleUploadedFile
     from django.db import transaction
 
-    from jobs import lifecycle
-    from jobs.ledger import credits_grant
+    from jobs.credits.ledger import credits_grant
     from jobs.models import Job, JobState, Pool
-    from jobs.uploads import upload_stage
+    from jobs.pipeline import lifecycle
+    from jobs.studio.uploads import upload_stage
 
     # Instrumentation only. When each archive really finished: the commit
     # that made the job "completed" also holds its credit capture, so an

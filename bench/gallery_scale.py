@@ -508,7 +508,7 @@ def fill_database(args) -> Fill:
     from django.db import connection, transaction
     from django.utils import timezone
 
-    from jobs.ledger import credits_grant
+    from jobs.credits.ledger import credits_grant
     from jobs.models import Job, JobInput, Pool
 
     rng = random.Random(args.seed)
@@ -634,8 +634,8 @@ class Measured:
 def page_size(size: int | None):
     """The gallery's and the Studio page's page size, for the second count.
     The views take no size parameter: this sets the two defaults they use."""
-    from jobs import gallery
-    from jobs.views import studio
+    from jobs.gallery import services as gallery
+    from jobs.studio import views as studio
 
     if size is None:
         yield
@@ -650,7 +650,7 @@ def page_size(size: int | None):
 
 
 def build_probes(args, fill: Fill) -> list[Probe]:
-    from jobs.gallery import PAGE_SIZE, Cursor, GalleryFilters, gallery_jobs
+    from jobs.gallery.services import PAGE_SIZE, Cursor, GalleryFilters, gallery_jobs
 
     member = fill.member
     deep = gallery_jobs(viewer=member, filters=GalleryFilters())

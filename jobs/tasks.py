@@ -3,9 +3,9 @@ is safe to run twice (the services claim their job with a conditional update).""
 
 from django.conf import settings
 
-from . import lifecycle, poller
-from .retention import retention_purge
-from .uploads import uploads_purge_stale
+from jobs.pipeline import lifecycle, poller
+from jobs.pipeline.retention import retention_purge
+from jobs.studio.uploads import uploads_purge_stale
 
 
 def submit_job(job_id: int) -> None:

@@ -1,6 +1,10 @@
 from django.urls import path
 
-from .views import account, gallery, media, studio, webhooks
+from jobs.accounts import views as account
+from jobs.gallery import views as gallery
+from jobs.pipeline import views as webhooks
+from jobs.studio import file_views as media
+from jobs.studio import views as studio
 
 urlpatterns = [
     path("", studio.studio, name="studio"),

@@ -76,7 +76,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     # Refuses a request declaring more than its view takes, before the CSRF
     # check reads the body.
-    "jobs.upload_limits.UploadLimitMiddleware",
+    "jobs.studio.upload_limits.UploadLimitMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -101,7 +101,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 # csp_nonce: the admin's few inline <style> carry it ({% csp_nonce_attr %}).
                 "django.template.context_processors.csp",
-                "jobs.context_processors.studio",
+                "jobs.accounts.context_processors.studio",
             ],
         },
     },
@@ -203,9 +203,9 @@ AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
 AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_COOLOFF_MINUTES)
 # In this order: jobs.login_throttle gives each its limit (the two above).
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
-AXES_HANDLER = "jobs.login_throttle.LoginThrottle"
-AXES_CLIENT_IP_CALLABLE = "jobs.login_throttle.client_address"
-AXES_LOCKOUT_CALLABLE = "jobs.views.auth.login_locked_out"
+AXES_HANDLER = "jobs.accounts.login_throttle.LoginThrottle"
+AXES_CLIENT_IP_CALLABLE = "jobs.accounts.login_throttle.client_address"
+AXES_LOCKOUT_CALLABLE = "jobs.accounts.auth.login_locked_out"
 # Tries during a pause do not extend it: nobody can be kept out for good.
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 # "In a row": a member who gets in starts again from zero.
@@ -242,7 +242,7 @@ MAX_UPLOAD_MB = env_int("MAX_UPLOAD_MB", 500, minimum=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # Every file streams to a temporary file (the decoders want a path), and no
 # more than MAX_UPLOAD_MB of it.
-FILE_UPLOAD_HANDLERS = ["jobs.upload_limits.LimitedUploadHandler"]
+FILE_UPLOAD_HANDLERS = ["jobs.studio.upload_limits.LimitedUploadHandler"]
 
 # --- Security (see README: "Running in production") ---------------------------
 _https = PUBLIC_BASE_URL.startswith("https://")

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from jobs.views import site
+from lipsync_site import views as site
 
 admin.site.site_header = "Lipsync Studio admin"
 admin.site.site_title = "Lipsync Studio admin"

@@ -32,11 +32,12 @@ from django.core.management import call_command
 from django.db import close_old_connections
 from django.test import Client
 
-from jobs import lifecycle, media, poller
-from jobs.ledger import Balance, credits_balances, credits_grant
+from jobs.credits.ledger import Balance, credits_balances, credits_grant
+from jobs.files import media
 from jobs.models import EntryKind, Job, LedgerEntry, Pool, Rate, Upload
-from jobs.sandbox import RESOLUTIONS, SandboxConfig, SandboxServer
-from jobs.uploads import upload_stage
+from jobs.pipeline import lifecycle, poller
+from jobs.providers.sandbox import RESOLUTIONS, SandboxConfig, SandboxServer
+from jobs.studio.uploads import upload_stage
 from tests.media_factory import make_audio, make_image, make_video
 
 SANDBOX_KEY = "sk_sandbox_pipeline_0123456789"
@@ -406,7 +407,7 @@ def record_lipsync_requests(monkeypatch) -> list[tuple[str, dict, str]]:
     the sandbox parses from now on, exactly as it arrived over HTTP."""
     import json
 
-    from jobs.sandbox import contracts, server
+    from jobs.providers.sandbox import contracts, server
 
     seen: list[tuple[str, dict, str]] = []
     headers: list[str] = []

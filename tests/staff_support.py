@@ -8,7 +8,7 @@ from datetime import datetime, time, timedelta
 
 from django.utils import timezone
 
-from jobs.ledger import credits_capture, credits_grant, credits_hold, credits_release
+from jobs.credits.ledger import credits_capture, credits_grant, credits_hold, credits_release
 from jobs.models import Job, JobState, LedgerEntry
 
 

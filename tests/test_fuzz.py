@@ -32,10 +32,10 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 
-from jobs.api_keys import api_key_create
-from jobs.ledger import credits_grant
+from jobs.accounts.api_keys import api_key_create
+from jobs.credits.ledger import credits_grant
 from jobs.models import Job, JobState
-from jobs.uploads import upload_stage
+from jobs.studio.uploads import upload_stage
 from tests.conftest import ARTIFACTS
 from tests.media_factory import make_audio, make_image
 

@@ -6,7 +6,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from jobs.ledger import credits_grant, credits_hold
+from jobs.credits.ledger import credits_grant, credits_hold
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -44,7 +44,7 @@ def test_anonymous_visitors_are_sent_to_sign_in(client, name):
 
 
 def test_anonymous_visitors_cannot_reach_a_revoke_page(client, alice):
-    from jobs.api_keys import api_key_create
+    from jobs.accounts.api_keys import api_key_create
 
     key, _ = api_key_create(owner=alice, name="")
     url = reverse("api_key_revoke", args=[key.pk])
@@ -201,7 +201,7 @@ def test_the_gallery_says_nothing_is_shared_yet(alice_client):
 
 
 def test_messages_are_dismissible_notices_with_a_status_role(alice_client, alice):
-    from jobs.api_keys import api_key_create
+    from jobs.accounts.api_keys import api_key_create
 
     key, _ = api_key_create(owner=alice, name="Old")
     response = alice_client.post(reverse("api_key_revoke", args=[key.pk]), follow=True)

@@ -2,7 +2,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from ..providers.registry import provider_choices
+from jobs.providers.registry import provider_choices
 
 
 class ProviderAccount(models.Model):

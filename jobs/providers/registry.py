@@ -11,7 +11,7 @@ from .joypix import JoyPixAdapter
 from .lipsync_studio import LipsyncStudioAdapter
 
 if TYPE_CHECKING:
-    from .endpoints import Endpoint
+    from .routing import Endpoint
 
 ADAPTERS: tuple[type[ProviderAdapter], ...] = (JoyPixAdapter, LipsyncStudioAdapter)
 _BY_SLUG = {adapter.slug: adapter for adapter in ADAPTERS}

@@ -5,12 +5,12 @@ from datetime import datetime
 
 from django import template
 
-from ..api_keys import api_key_display
-from ..cards import PILL, job_countdowns
-from ..media import format_duration
-from ..models import EntryKind
-from ..pricing import terms_text
-from ..providers import registry
+from jobs.accounts.api_keys import api_key_display
+from jobs.credits.pricing import terms_text
+from jobs.files.media import format_duration
+from jobs.models import EntryKind
+from jobs.providers import registry
+from jobs.studio.cards import PILL, job_countdowns
 
 register = template.Library()
 

@@ -96,6 +96,6 @@ def _stop_all(children: dict[str, subprocess.Popen]) -> None:
 
 def _sandbox_wanted() -> bool:
     """The sandbox runs unless every provider has a real account configured."""
-    from jobs.providers.endpoints import sandbox_needed
+    from jobs.providers.routing import sandbox_needed
 
     return sandbox_needed()

@@ -20,7 +20,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from jobs.sandbox import FAULT_COUNTS, Faults, SandboxConfig, SandboxServer
+from jobs.providers.sandbox import FAULT_COUNTS, Faults, SandboxConfig, SandboxServer
 
 
 class Command(BaseCommand):
@@ -86,7 +86,7 @@ class Command(BaseCommand):
         )
         config.faults.update(_faults_from_env())
         if verbosity >= 2:
-            logging.getLogger("jobs.sandbox").setLevel(logging.DEBUG)
+            logging.getLogger("jobs.providers.sandbox").setLevel(logging.DEBUG)
 
         server = SandboxServer(config, host=host, port=port)
         # Ctrl-C and SIGTERM (runstudio's stop) only ask for the stop, which then runs

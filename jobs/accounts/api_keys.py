@@ -1,0 +1,103 @@
+"""Personal API keys: create, revoke, authenticate.
+
+A key reads `sk_<prefix>_<secret>`. The prefix (8 lowercase letters and
+digits) is public: lists show it and authentication finds the row by it. Only
+the SHA-256 of the whole key is stored; the key itself exists once, in the
+response that creates it. Nothing here logs a key, and the functions that
+hold one hide it from Django's error reports.
+"""
+
+import hashlib
+import hmac
+import secrets
+import string
+from datetime import timedelta
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
+
+from jobs.models import ApiKey
+
+KEY_START = "sk_"
+PREFIX_ALPHABET = string.ascii_lowercase + string.digits
+PREFIX_LENGTH = 8
+SECRET_BYTES = 32  # token_urlsafe(32) gives 43 characters
+# Writing last_used_at on every request would turn each API read into a write.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+# Compared against when no key has the prefix, so a miss costs what a hit does.
+_DUMMY_HASH = hashlib.sha256(b"no such key").hexdigest()
+
+
+class ApiKeyError(Exception):
+    """A refused key operation; the message is safe to show."""
+
+
+def api_key_display(key: ApiKey) -> str:
+    """What a list shows in place of the key: `sk_ab12cd34_…`."""
+    return f"{KEY_START}{key.prefix}_…"
+
+
+def _hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _new_prefix() -> str:
+    return "".join(secrets.choice(PREFIX_ALPHABET) for _ in range(PREFIX_LENGTH))
+
+
+@sensitive_variables("raw", "secret")
+def api_key_create(*, owner: AbstractBaseUser, name: str) -> tuple[ApiKey, str]:
+    """A new active key for `owner`, and the full key to show them once."""
+    name = (name or "").strip()
+    for _ in range(5):
+        prefix = _new_prefix()
+        secret = secrets.token_urlsafe(SECRET_BYTES)
+        raw = f"{KEY_START}{prefix}_{secret}"
+        key = ApiKey(owner=owner, name=name, prefix=prefix, secret_hash=_hash(raw))
+        key.full_clean(exclude=["prefix"])  # the database decides uniqueness
+        try:
+            with transaction.atomic():
+                key.save()
+        except IntegrityError:
+            continue  # 36^8 prefixes: a collision is rare, two in a row rarer
+        return key, raw
+    raise ApiKeyError("Could not create a key just now. Please try again.")
+
+
+def api_key_revoke(*, key: ApiKey) -> None:
+    """Refuse the key from now on. Revoking a revoked key changes nothing."""
+    now = timezone.now()
+    ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=now)
+    key.refresh_from_db(fields=["revoked_at"])
+
+
+@sensitive_variables("raw")
+def api_key_authenticate(*, raw: str) -> ApiKey | None:
+    """The active key `raw` is, or None. Marks it used (at most once a minute)."""
+    if not isinstance(raw, str) or not raw.startswith(KEY_START):
+        return None
+    parts = raw.split("_", 2)
+    if len(parts) != 3 or len(parts[1]) != PREFIX_LENGTH or not parts[2]:
+        return None
+    key = ApiKey.objects.select_related("owner").filter(prefix=parts[1]).first()
+    matches = hmac.compare_digest(_hash(raw), key.secret_hash if key else _DUMMY_HASH)
+    if key is None or not matches or key.revoked_at is not None or not key.owner.is_active:
+        return None
+    now = timezone.now()
+    if key.last_used_at is None or key.last_used_at <= now - LAST_USED_RESOLUTION:
+        # Conditional, so many requests in the same minute write once.
+        ApiKey.objects.filter(pk=key.pk).filter(
+            Q(last_used_at__isnull=True) | Q(last_used_at__lte=now - LAST_USED_RESOLUTION)
+        ).update(last_used_at=now)
+        key.last_used_at = now
+    return key
+
+
+def api_keys_for_owner(*, owner: AbstractBaseUser):
+    """A member's keys, active ones first, newest first within each."""
+    return ApiKey.objects.filter(owner=owner).order_by(
+        F("revoked_at").desc(nulls_first=True), "-created_at", "-id"
+    )

@@ -1,0 +1,138 @@
+"""Pages about the member's own account: credits and API keys."""
+
+import secrets
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_variables
+from django.views.decorators.vary import vary_on_headers
+
+from jobs.credits.ledger import open_holds
+from jobs.models import ApiKey, LedgerEntry, Pool
+
+from . import api_keys as key_service
+from .forms import ApiKeyForm
+
+# Forms this session may still send to create a key. A reload of the page that
+# showed a new key re-sends its form; the spent token makes that a no-op
+# instead of a second key (and never shows the first key again).
+FORM_TOKENS = "api_key_form_tokens"
+OPEN_TABS = 5
+
+
+def _wants_partial(request, target: str) -> bool:
+    # A history restore asks for the whole page even though htmx sends it.
+    return (
+        bool(request.htmx)
+        and not request.htmx.history_restore_request
+        and request.htmx.target == target
+    )
+
+
+@login_required
+@vary_on_headers("HX-Request")
+def credits(request):
+    """Both pools (the layout's `balances`), open holds, and the history."""
+    pool = request.GET.get("pool", "")
+    if pool not in Pool.values:
+        pool = ""
+    entries = (
+        LedgerEntry.objects.filter(account__user=request.user)
+        .select_related("account", "hold", "job")
+        .order_by("-created_at", "-id")
+    )
+    if pool:
+        entries = entries.filter(account__pool=pool)
+    page = Paginator(entries, settings.LEDGER_PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        "page": page,
+        "pool": pool,
+        "pool_label": Pool(pool).label if pool else "",
+        "pools": Pool.choices,
+    }
+    if _wants_partial(request, "ledger-page"):
+        return render(request, "jobs/credits.html#ledger", context)
+    context["holds"] = open_holds(user=request.user).order_by("-created_at", "-id")
+    return render(request, "jobs/credits.html", context)
+
+
+def _issue_form_token(request) -> str:
+    token = secrets.token_urlsafe(16)
+    request.session[FORM_TOKENS] = [
+        *request.session.get(FORM_TOKENS, [])[-(OPEN_TABS - 1) :],
+        token,
+    ]
+    return token
+
+
+def _form_token_is_open(request, token: str) -> bool:
+    return bool(token) and token in request.session.get(FORM_TOKENS, [])
+
+
+def _spend_form_token(request, token: str) -> None:
+    request.session[FORM_TOKENS] = [t for t in request.session.get(FORM_TOKENS, []) if t != token]
+
+
+def _key_for_owner(request, key_id: int) -> ApiKey:
+    key = ApiKey.objects.filter(pk=key_id, owner=request.user).first()
+    if key is None:
+        raise Http404("No such API key.")
+    return key
+
+
+@login_required
+@never_cache
+@sensitive_variables("raw", "context")
+def api_keys(request):
+    """List the member's keys; a POST creates one and shows it, this once."""
+    new_key = raw = None
+    form = ApiKeyForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST":
+        token = request.POST.get("form_token", "")
+        if not _form_token_is_open(request, token):
+            messages.info(
+                request,
+                "That form had already been sent, so no new key was made. A key is shown "
+                "only once: if you did not copy it, revoke it and create another.",
+            )
+            return redirect("api_keys")
+        if form.is_valid():
+            _spend_form_token(request, token)
+            # POST → render: the key goes into this response only, never into a
+            # URL, the session or a log.
+            new_key, raw = key_service.api_key_create(
+                owner=request.user, name=form.cleaned_data["name"]
+            )
+            form = ApiKeyForm()
+    context = {
+        "form": form,
+        "form_token": _issue_form_token(request),
+        "keys": key_service.api_keys_for_owner(owner=request.user),
+        "new_key": new_key,
+        "new_key_raw": raw,
+    }
+    return render(request, "jobs/api_keys.html", context, status=201 if new_key else 200)
+
+
+@login_required
+@never_cache
+def api_key_revoke(request, key_id: int):
+    """GET asks for confirmation; POST revokes."""
+    key = _key_for_owner(request, key_id)
+    if request.method == "POST":
+        shown = key_service.api_key_display(key)
+        label = f"“{key.name}” ({shown})" if key.name else shown
+        if key.revoked_at is not None:
+            messages.info(request, f"{label} was already revoked.")
+        else:
+            key_service.api_key_revoke(key=key)
+            messages.success(
+                request, f"Revoked {label}. Requests that use it are refused from now on."
+            )
+        return redirect("api_keys")
+    return render(request, "jobs/api_key_revoke.html", {"key": key})

@@ -1,0 +1,870 @@
+"""The life of a job: create (and hold), submit once, poll, archive and settle;
+cancel, try again, delete; and the reconciler that keeps nothing open forever.
+
+    queued -> submitting -> processing -> archiving -> completed
+    any of them -> failed
+
+Every transition is a conditional UPDATE on the state the job is expected to
+be in, so a task that runs twice, or two cluster nodes racing, move a job
+once, and whoever moves it owns the credits that go with the move.
+"""
+
+import logging
+import random
+import tempfile
+import time
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import requests
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce, Least
+from django.utils import timezone
+
+from jobs.credits.ledger import credits_capture, credits_hold, credits_release
+from jobs.credits.pricing import Quote, quote, settle_amount
+from jobs.files import media
+from jobs.files.storage import files_delete_unused
+from jobs.gallery.services import job_poster_make
+from jobs.models import (
+    DialogOrder,
+    EntryKind,
+    InputRole,
+    Job,
+    JobInput,
+    JobMode,
+    JobState,
+    LedgerEntry,
+    Pool,
+    Upload,
+)
+from jobs.net.fetch import FetchError, UnsafeUrl, url_download
+from jobs.providers import registry
+from jobs.providers.accounts import ProviderKeyUnreadable
+from jobs.providers.base import SubmitRequest, TaskStatus
+from jobs.providers.http import (
+    ProviderError,
+    ProviderOutcomeUnknown,
+    ProviderRefused,
+    ProviderRejected,
+)
+from jobs.providers.routing import endpoint_for, sandbox_rtf
+from jobs.studio.uploads import upload_copy
+
+from .inputs import input_link
+from .webhooks import webhook_url, webhooks_enabled
+
+log = logging.getLogger("jobs.pipeline.lifecycle")
+
+# How long a claimed poll or archive owns its job before another may try.
+POLL_LEASE = timedelta(seconds=60)
+MAX_OUTPUT_BYTES = 2 * 1024**3
+# A provider's output link may pass through a CDN or to signed storage; each hop
+# is checked as a new address, never loopback (jobs.fetch), so following a few
+# is as safe as the first and refusing them would lose paid-for videos.
+OUTPUT_MAX_REDIRECTS = 3
+
+
+class JobActionRefused(Exception):
+    """A member's action that does not apply to the job as it is now."""
+
+
+class StagedUploadsGone(JobActionRefused):
+    """The staged uploads were taken by another job (a second click, another
+    tab) or have expired between the form's check and the job's transaction.
+    `earlier` is the job the same form already made, when there is one."""
+
+    def __init__(self, *, earlier: "Job | None" = None):
+        self.earlier = earlier
+        if earlier is not None:
+            message = (
+                f"This form was already sent: it started job #{earlier.pk}, whose card "
+                "is with your jobs. Nothing more was held."
+            )
+        else:
+            message = (
+                "These files have just been used for another job (a second click, or "
+                "another tab?), so no job was made from them again and nothing was "
+                "held. Check your jobs; to make another, choose the files again."
+            )
+        super().__init__(message)
+
+
+# --- Quoting and creating ---------------------------------------------------------
+
+
+# A dialog sent with no order asked for plays both clips at once, as JoyPix
+# renders every dialog, so the same files make the same video on either.
+DIALOG_ORDER_DEFAULT = DialogOrder.MEANWHILE
+
+
+def billed_seconds(*, mode: str, files: Mapping[str, Upload], dialog_order: str = "") -> float:
+    """The duration that is billed, which is also the output's:
+
+    - a dialog: the longer clip when the two speak at the same time (JoyPix,
+      or lipsync.studio's "meanwhile"); both clips' lengths when they take turns;
+    - a talking photo: its audio;
+    - a video dub: its audio too. lipsync.studio trims a longer video to the
+      audio and bills the audio's length; it extends a shorter video to the
+      audio and bills the extended video's length, which is the audio's.
+    """
+    if mode == JobMode.DIALOG:
+        left = files[InputRole.LEFT_AUDIO].duration
+        right = files[InputRole.RIGHT_AUDIO].duration
+        return left + right if dialog_order == DialogOrder.SEQUENTIAL else max(left, right)
+    return files[InputRole.AUDIO].duration
+
+
+def dialog_order_for(*, provider: str, mode: str, order: str = "") -> str:
+    """The speaking order a job keeps: blank unless its provider takes one for
+    a dialog; then the order asked for, or DIALOG_ORDER_DEFAULT. ValueError
+    for an order that does not exist."""
+    if mode != JobMode.DIALOG or not registry.takes_dialog_order(provider):
+        return ""
+    if order and order not in DialogOrder.values:
+        raise ValueError(f"There is no dialog order {order!r}.")
+    return order or DIALOG_ORDER_DEFAULT
+
+
+def job_quote(*, provider: str, mode: str, resolution: str, seconds: float) -> Quote:
+    model = registry.model_for(provider, mode)
+    return quote(provider=provider, model=model, resolution=resolution, seconds=seconds)
+
+
+def job_create(
+    *,
+    owner,
+    mode: str,
+    provider: str,
+    resolution: str,
+    files: dict[str, Upload],
+    prompt: str = "",
+    seed: int = -1,
+    pool: str = Pool.STUDIO,
+    retried_from: Job | None = None,
+    dialog_order: str = "",
+    form_token: str = "",
+) -> Job:
+    """Turn staged uploads into a job's inputs, hold the quoted credits and
+    queue the job, in one transaction.
+
+    Each staged upload is consumed by exactly one job: the transaction locks
+    and deletes the staging rows first and goes on only if it got all of
+    them, so concurrent posts of the same form make one job and one hold.
+
+    Raises StagedUploadsGone, ledger.InsufficientCredits or pricing.NoRate;
+    then nothing is kept, and (but for the first) the uploads stay staged
+    for the member to try again.
+    """
+    dialog_order = dialog_order_for(provider=provider, mode=mode, order=dialog_order)
+    seconds = billed_seconds(mode=mode, files=files, dialog_order=dialog_order)
+    q = job_quote(provider=provider, mode=mode, resolution=resolution, seconds=seconds)
+    try:
+        with transaction.atomic():
+            _uploads_claim(owner=owner, files=files, form_token=form_token)
+            job = Job.objects.create(
+                owner=owner,
+                form_token=form_token,
+                mode=mode,
+                provider=provider,
+                provider_model=registry.model_for(provider, mode),
+                resolution=resolution,
+                prompt=prompt,
+                seed=seed,
+                retried_from=retried_from,
+                dialog_order=dialog_order,
+                input_seconds=seconds,
+                unit_seconds=q.unit_seconds,
+                min_seconds=q.min_seconds,
+                credits_per_unit=q.credits_per_unit,
+                usd_per_unit=q.usd_per_unit,
+                credits_held=q.credits,
+                next_poll_at=timezone.now(),
+            )
+            for role, upload in files.items():
+                JobInput.objects.create(
+                    job=job,
+                    role=role,
+                    file=upload.file.name,
+                    thumbnail=upload.thumbnail.name,
+                    original_name=upload.original_name,
+                    content_type=upload.content_type,
+                    size=upload.size,
+                    duration=upload.duration,
+                    width=upload.width,
+                    height=upload.height,
+                )
+            credits_hold(
+                user=owner,
+                pool=pool,
+                amount=q.credits,
+                key=f"job:{job.pk}:hold",
+                job=job,
+                reason=f"Job #{job.pk}: {job.get_mode_display()}, {resolution}",
+            )
+            transaction.on_commit(lambda: enqueue("jobs.tasks.submit_job", job.pk))
+    except IntegrityError:
+        # The same form sent twice at once with other files: the token's
+        # unique constraint let one through.
+        earlier = Job.objects.filter(owner=owner, form_token=form_token).first()
+        if form_token and earlier is not None:
+            raise StagedUploadsGone(earlier=earlier) from None
+        raise
+    log.info(
+        "job %s created: %s %s %s, %s credits held", job.pk, provider, mode, resolution, q.credits
+    )
+    return job
+
+
+def _uploads_claim(*, owner, files: dict[str, Upload], form_token: str) -> None:
+    """Lock the staged uploads, check they are all still there, and delete the
+    staging rows (their files pass to the job). A transaction that finds one
+    missing lost it to another job: it raises and holds nothing."""
+    ids = {upload.pk for upload in files.values()}
+    # The lock makes a concurrent claim wait for this transaction, then find
+    # the rows gone (PostgreSQL); SQLite's IMMEDIATE transactions serialise.
+    locked = set(
+        Upload.objects.select_for_update()
+        .filter(pk__in=ids, owner=owner)
+        .values_list("pk", flat=True)
+    )
+    earlier = None
+    if form_token:
+        earlier = Job.objects.filter(owner=owner, form_token=form_token).first()
+    if locked != ids or earlier is not None:
+        raise StagedUploadsGone(earlier=earlier)
+    deleted, _ = Upload.objects.filter(pk__in=ids, owner=owner).delete()
+    if deleted != len(ids):  # cannot happen under the lock; never hold on a guess
+        raise StagedUploadsGone()
+
+
+# --- Submitting -----------------------------------------------------------------
+
+
+def job_submit(job_id: int) -> None:
+    """Send a queued job to its provider, at most once whenever the outcome is unknown."""
+    now = timezone.now()
+    claimed = (
+        Job.objects.filter(pk=job_id, state=JobState.QUEUED)
+        .filter(Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now))
+        .update(
+            state=JobState.SUBMITTING,
+            state_changed_at=now,
+            updated_at=now,
+            next_poll_at=None,
+            submit_attempts=F("submit_attempts") + 1,
+        )
+    )
+    if not claimed:
+        return  # sent already, cancelled, or not due: a duplicate task does nothing
+    job = Job.objects.get(pk=job_id)
+    try:
+        request = _submit_request(job)
+    except Exception:
+        log.exception("job %s: could not prepare the submission", job.pk)
+        job_fail(
+            job,
+            "The studio could not prepare this job for the provider; it was not "
+            "sent, and its credits were released.",
+        )
+        return
+    try:
+        endpoint = endpoint_for(job.provider)
+    except ProviderKeyUnreadable as exc:
+        log.error("job %s: %s", job.pk, exc)
+        job_fail(
+            job,
+            "The studio's account for this provider cannot be used (staff must re-enter "
+            "its key); the job was not sent, and its credits were released.",
+        )
+        return
+    adapter = registry.adapter_for(endpoint)
+    try:
+        task_id = adapter.submit(request)
+    except ProviderRefused as exc:
+        _submit_refused(job, exc)
+        return
+    except ProviderRejected as exc:
+        job_fail(job, f"The provider refused this job: {exc}")
+        return
+    except ProviderOutcomeUnknown as exc:
+        job_fail(job, f"{exc} Its credits were released.")
+        return
+    except Exception:
+        log.exception("job %s: unexpected error while submitting", job.pk)
+        job_fail(
+            job,
+            "Something went wrong while sending this job. It may have reached the "
+            "provider, so it was not sent again; its credits were released.",
+        )
+        return
+    finally:
+        adapter.close()
+
+    now = timezone.now()
+    first_poll = now + max(timedelta(seconds=1), expected_processing(job) * 0.9)
+    moved = Job.objects.filter(pk=job.pk, state=JobState.SUBMITTING).update(
+        state=JobState.PROCESSING,
+        provider_task_id=task_id,
+        submitted_at=now,
+        state_changed_at=now,
+        updated_at=now,
+        next_poll_at=first_poll,
+        error="",
+    )
+    if not moved:
+        log.warning("job %s: provider task %s created after the job was closed", job.pk, task_id)
+        return
+    log.info("job %s submitted to %s as %s", job.pk, job.provider, task_id)
+    kick_poller()
+
+
+def _submit_request(job: Job) -> SubmitRequest:
+    links = {inp.role: input_link(inp) for inp in job.inputs.all()}
+    return SubmitRequest(
+        mode=job.mode,
+        resolution=job.resolution,
+        image_url=links.get(InputRole.IMAGE),
+        audio_url=links.get(InputRole.AUDIO),
+        left_audio_url=links.get(InputRole.LEFT_AUDIO),
+        right_audio_url=links.get(InputRole.RIGHT_AUDIO),
+        video_url=links.get(InputRole.VIDEO),
+        mask_url=links.get(InputRole.MASK),
+        dialog_order=job.dialog_order or None,
+        prompt=job.prompt,
+        seed=job.seed,
+        webhook_url=_webhook_url(job),
+    )
+
+
+def _webhook_url(job: Job) -> str | None:
+    supported = registry.adapter_class(job.provider).supports_webhooks
+    return webhook_url(job) if supported and webhooks_enabled() else None
+
+
+def _submit_refused(job: Job, exc: ProviderRefused) -> None:
+    """The request certainly did not start a job: try again later, a few times."""
+    attempts = job.submit_attempts
+    if attempts >= settings.JOB_MAX_SUBMIT_ATTEMPTS:
+        job_fail(
+            job,
+            f"The provider could not take this job after {attempts} tries ({exc}). "
+            "It was never started, and its credits were released.",
+        )
+        return
+    delay = backoff(attempts, retry_after=exc.retry_after)
+    Job.objects.filter(pk=job.pk, state=JobState.SUBMITTING).update(
+        state=JobState.QUEUED,
+        state_changed_at=timezone.now(),
+        updated_at=timezone.now(),
+        next_poll_at=timezone.now() + timedelta(seconds=delay),
+        error=f"The provider did not take this job yet ({exc}); trying again in {round(delay)} s.",
+    )
+    log.info("job %s: submission refused (%s); retry in %.1f s", job.pk, exc, delay)
+    kick_poller()
+
+
+def backoff(attempt: int, *, retry_after: float | None = None, cap: float = 60.0) -> float:
+    """Exponential with jitter, never sooner than the provider asked."""
+    base = min(cap, 2.0 ** max(0, attempt - 1))
+    delay = base * random.uniform(0.8, 1.2)
+    return max(delay, retry_after or 0.0)
+
+
+# --- Polling --------------------------------------------------------------------
+
+
+def expected_processing(job: Job) -> timedelta:
+    rtf = sandbox_rtf(job.provider)
+    if rtf is None:
+        rtf = registry.adapter_class(job.provider).rtf(job.resolution)
+    return timedelta(seconds=max(job.input_seconds, 1.0) * rtf)
+
+
+def claim_due_polls(*, limit: int) -> list[Job]:
+    """Processing jobs whose next poll is due, each claimed by a short lease."""
+    now = timezone.now()
+    candidates = list(
+        Job.objects.filter(state=JobState.PROCESSING, next_poll_at__lte=now)
+        .order_by("next_poll_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    claimed = []
+    for pk in candidates:
+        if Job.objects.filter(pk=pk, state=JobState.PROCESSING, next_poll_at__lte=now).update(
+            next_poll_at=now + POLL_LEASE, poll_count=F("poll_count") + 1, last_polled_at=now
+        ):
+            claimed.append(pk)
+    return list(Job.objects.filter(pk__in=claimed))
+
+
+def fetch_status(job: Job, adapter) -> TaskStatus | ProviderError:
+    """Ask the provider; HTTP only, no database, so it can run in a thread."""
+    try:
+        return adapter.status(job.provider_task_id)
+    except ProviderError as exc:
+        return exc
+
+
+def apply_status(job: Job, result: TaskStatus | ProviderError) -> None:
+    now = timezone.now()
+    if isinstance(result, ProviderError):
+        delay = backoff(min(job.poll_count, 6), retry_after=getattr(result, "retry_after", None))
+        if isinstance(result, ProviderRejected) and result.status == 404:
+            if _task_not_found(job, now):
+                return
+            # Spread the "not found" answers over the window they must span.
+            polls = max(1, settings.JOB_NOT_FOUND_POLLS - 1)
+            delay = max(delay, settings.JOB_NOT_FOUND_SECONDS / polls)
+        log.info("job %s: poll failed (%s); next in %.1f s", job.pk, result, delay)
+        _schedule_next_poll(job, now + timedelta(seconds=delay))
+        return
+    if job.not_found_count:
+        Job.objects.filter(pk=job.pk).update(not_found_count=0, not_found_since=None)
+    if result.state == "completed":
+        ttl = registry.adapter_class(job.provider).output_ttl
+        moved = Job.objects.filter(pk=job.pk, state=JobState.PROCESSING).update(
+            state=JobState.ARCHIVING,
+            state_changed_at=now,
+            updated_at=now,
+            output_url=result.video_url,
+            provider_completed_at=now,
+            provider_expires_at=now + ttl,
+            next_poll_at=None,
+        )
+        if moved:
+            transaction.on_commit(lambda: enqueue("jobs.tasks.archive_job", job.pk))
+        return
+    if result.state == "failed":
+        job_fail(job, result.error or "The provider reported a failure without a reason.")
+        return
+    _schedule_next_poll(job, now + next_poll_delay(job, now))
+
+
+def _task_not_found(job: Job, now) -> bool:
+    """Count a "not found" answer; once there are JOB_NOT_FOUND_POLLS of them
+    in a row over at least JOB_NOT_FOUND_SECONDS, the provider has forgotten
+    the task: fail the job (releasing its hold) and say True. A provider
+    answering 404 for a moment (a task not yet visible everywhere) does not."""
+    Job.objects.filter(pk=job.pk, state=JobState.PROCESSING).update(
+        not_found_count=F("not_found_count") + 1,
+        not_found_since=Coalesce(F("not_found_since"), Value(now)),
+    )
+    counted = Job.objects.filter(pk=job.pk).values("not_found_count", "not_found_since").first()
+    if counted is None or counted["not_found_since"] is None:
+        return False
+    count, since = counted["not_found_count"], counted["not_found_since"]
+    window = timedelta(seconds=settings.JOB_NOT_FOUND_SECONDS)
+    if count < settings.JOB_NOT_FOUND_POLLS or now - since < window:
+        return False
+    minutes = max(1, round((now - since).total_seconds() / 60))
+    return job_fail(
+        job,
+        f"The provider no longer knows this job: it answered “not found” {count} times "
+        f"over {minutes} min. The studio stopped waiting and released its credits; "
+        "nothing was charged.",
+    )
+
+
+def _schedule_next_poll(job: Job, at) -> None:
+    """Set the next status request after one that `job` (as claimed) made.
+    A webhook that asked for an earlier one meanwhile keeps its time."""
+    processing = Job.objects.filter(pk=job.pk, state=JobState.PROCESSING)
+    if not processing.filter(next_poll_at=job.next_poll_at).update(next_poll_at=at):
+        processing.update(next_poll_at=Least(F("next_poll_at"), Value(at)))
+
+
+def next_poll_delay(job: Job, now) -> timedelta:
+    """Wait for the expected finish, then poll tightly, then back off slowly."""
+    expected = expected_processing(job)
+    elapsed = now - (job.submitted_at or now)
+    if elapsed < expected:
+        return max(timedelta(seconds=1), expected - elapsed)
+    tight = min(max(expected.total_seconds() * 0.1, 1.0), 15.0)
+    overdue = (elapsed - expected).total_seconds()
+    # After twice the expected time, stretch towards 30 s between polls.
+    if overdue > expected.total_seconds():
+        tight = min(30.0, tight * 2)
+    return timedelta(seconds=tight)
+
+
+def job_poll_now(job_id: int) -> None:
+    """Poll one job now if it is due (a webhook or staff made it so). A job
+    another worker is polling, or that is not due, is left alone: a task
+    delivered twice asks the provider once."""
+    now = timezone.now()
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None:
+        return
+    if not Job.objects.filter(pk=job_id, state=JobState.PROCESSING, next_poll_at__lte=now).update(
+        next_poll_at=now + POLL_LEASE, poll_count=F("poll_count") + 1, last_polled_at=now
+    ):
+        return
+    job = Job.objects.get(pk=job_id)  # as claimed: its lease is its next_poll_at
+    try:
+        adapter = registry.adapter_for(endpoint_for(job.provider))
+    except ProviderKeyUnreadable as exc:
+        log.error("job %s: not polled: %s", job.pk, exc)
+        return  # it stays due; the reconciler ends it if the key is never fixed
+    try:
+        apply_status(job, fetch_status(job, adapter))
+    finally:
+        adapter.close()
+
+
+def job_make_due(job: Job) -> bool:
+    """Staff's "poll now": the job's next status request is due at once."""
+    return bool(
+        Job.objects.filter(pk=job.pk, state=JobState.PROCESSING).update(next_poll_at=timezone.now())
+    )
+
+
+# --- Archiving and settling -----------------------------------------------------------
+
+
+def job_archive(job_id: int) -> None:
+    """Copy the provider's output into our storage, measure it, charge, complete."""
+    now = timezone.now()
+    claimed = (
+        Job.objects.filter(pk=job_id, state=JobState.ARCHIVING)
+        .filter(Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now))
+        .update(next_poll_at=now + archive_lease(), archive_attempts=F("archive_attempts") + 1)
+    )
+    if not claimed:
+        return
+    job = Job.objects.get(pk=job_id)
+    lease = ArchiveLease(job)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "output.mp4"
+        try:
+            _download(job.output_url, path, progress=lease.renew)
+        except ArchiveLeaseLost:
+            log.warning("job %s: another worker took the archive over; this one stops", job.pk)
+            return
+        except UnsafeUrl as exc:
+            # Asking again gets the same answer: fail now, not at the provider's expiry.
+            log.warning(
+                "job %s: the provider's output address (host %s) was refused: %s",
+                job.pk,
+                urlsplit(job.output_url).hostname,
+                exc,
+            )
+            job_fail(
+                job,
+                f"The studio refused to download the provider's video: {exc} "
+                "Nothing was charged, and the credits were released.",
+            )
+            return
+        except (FetchError, requests.RequestException, OSError, ValueError) as exc:
+            # FetchError's words never hold the URL; other errors' might.
+            why = str(exc) if isinstance(exc, FetchError) else exc.__class__.__name__
+            _archive_later(job, f"download failed: {why}")
+            return
+        try:
+            lease.renew(force=True)  # probing and storing a long video take time too
+            info = media.probe_output_video(path)
+            lease.renew(force=True)
+        except ArchiveLeaseLost:
+            log.warning("job %s: another worker took the archive over; this one stops", job.pk)
+            return
+        except media.MediaError as exc:
+            job_fail(job, f"The provider's video could not be read ({exc}). Nothing was charged.")
+            return
+        with open(path, "rb") as fh:
+            name = default_storage.save(f"outputs/{now:%Y/%m}/job-{job.pk}.mp4", File(fh))
+    charge = settle_amount(job=job, output_seconds=info.duration)
+    retention = settings.OUTPUT_RETENTION_DAYS
+    # Stamped now, not when the download began: open pages ask for cards
+    # changed since their last request, and a slow download must not hide this.
+    done = timezone.now()
+    try:
+        with transaction.atomic():
+            moved = Job.objects.filter(pk=job.pk, state=JobState.ARCHIVING).update(
+                state=JobState.COMPLETED,
+                state_changed_at=done,
+                updated_at=done,
+                output=name,
+                output_seconds=info.duration,
+                output_width=info.width,
+                output_height=info.height,
+                credits_charged=charge,
+                archived_at=done,
+                archive_expires_at=done + timedelta(days=retention) if retention else None,
+                finished_at=done,
+                next_poll_at=None,
+                error="",
+            )
+            if not moved:
+                raise JobActionRefused("job left archiving meanwhile")
+            credits_capture(
+                hold=hold_of(job),
+                amount=charge,
+                key=f"job:{job.pk}:capture",
+                reason=f"Job #{job.pk}: {info.duration:.1f} s of video",
+            )
+    except JobActionRefused:
+        # Failed or refunded meanwhile (reconciler, staff): that decision stands.
+        default_storage.delete(name)
+        log.warning("job %s left archiving while its output was being stored", job.pk)
+        return
+    except BaseException:
+        default_storage.delete(name)
+        raise
+    log.info("job %s completed: %.2f s, %s credits charged", job.pk, info.duration, charge)
+    # The gallery's still; it logs and gives up on any error, never failing the archive.
+    job_poster_make(job=Job.objects.get(pk=job.pk))
+
+
+class ArchiveLeaseLost(Exception):
+    """Another worker took this archive over (this one was thought dead)."""
+
+
+def archive_lease() -> timedelta:
+    return timedelta(seconds=settings.JOB_ARCHIVE_LEASE_SECONDS)
+
+
+class ArchiveLease:
+    """The claim of one archive attempt, kept short and renewed while the work
+    progresses: a worker that dies mid-download gives the job up within one
+    lease, while a long download of a live worker is never taken over."""
+
+    def __init__(self, job: Job) -> None:
+        self.job_id = job.pk
+        self.attempt = job.archive_attempts
+        self.every = archive_lease().total_seconds() / 4
+        self.renewed = time.monotonic()
+
+    def renew(self, _progress: int = 0, *, force: bool = False) -> None:
+        if not force and time.monotonic() - self.renewed < self.every:
+            return
+        self.renewed = time.monotonic()
+        mine = Job.objects.filter(
+            pk=self.job_id, state=JobState.ARCHIVING, archive_attempts=self.attempt
+        )
+        if not mine.update(next_poll_at=timezone.now() + archive_lease()):
+            raise ArchiveLeaseLost()
+
+
+def _download(url: str, path: Path, *, progress=None) -> None:
+    """The provider's output, through the SSRF guard (public addresses only)."""
+    url_download(
+        url,
+        path,
+        max_bytes=MAX_OUTPUT_BYTES,
+        max_seconds=download_seconds(),
+        max_redirects=OUTPUT_MAX_REDIRECTS,
+        progress=progress,
+    )
+
+
+def download_seconds() -> float:
+    """The archive task must probe, store and settle before the cluster's task
+    timeout stops it: the download gets all but a minute of that timeout."""
+    return max(30.0, settings.Q_CLUSTER["timeout"] - 60.0)
+
+
+def _archive_later(job: Job, why: str) -> None:
+    now = timezone.now()
+    if job.provider_expires_at and now >= job.provider_expires_at:
+        job_fail(
+            job,
+            "The provider deleted the video before the studio could archive it. "
+            "Nothing was charged.",
+        )
+        return
+    delay = backoff(job.archive_attempts, cap=300)
+    log.warning(
+        "job %s: archive attempt %s failed (%s); next in %.0f s",
+        job.pk,
+        job.archive_attempts,
+        why,
+        delay,
+    )
+    Job.objects.filter(pk=job.pk, state=JobState.ARCHIVING).update(
+        next_poll_at=now + timedelta(seconds=delay)
+    )
+
+
+def hold_of(job: Job) -> LedgerEntry | None:
+    return LedgerEntry.objects.filter(job=job, kind=EntryKind.HOLD).first()
+
+
+# --- Failing, and members' actions --------------------------------------------------
+
+
+def job_fail(job: Job, message: str) -> bool:
+    """Fail a live job and release its hold. False if it had already ended."""
+    now = timezone.now()
+    with transaction.atomic():
+        moved = Job.objects.filter(pk=job.pk, state__in=JobState.live()).update(
+            state=JobState.FAILED,
+            error=message[:2000],
+            finished_at=now,
+            state_changed_at=now,
+            updated_at=now,
+            next_poll_at=None,
+        )
+        if moved:
+            hold = hold_of(job)
+            if hold is not None and not hold.resolutions.exists():
+                credits_release(
+                    hold=hold, key=f"job:{job.pk}:release", reason=f"Job #{job.pk} failed"
+                )
+    if moved:
+        log.info("job %s failed: %s", job.pk, message)
+    return bool(moved)
+
+
+def job_cancel(job: Job) -> None:
+    """Cancel a job that has not been sent; its hold is released."""
+    if job.state != JobState.QUEUED or not job_fail_if_queued(job):
+        raise JobActionRefused(
+            "This job has already been sent to the provider and cannot be cancelled."
+        )
+
+
+def job_fail_if_queued(job: Job) -> bool:
+    now = timezone.now()
+    with transaction.atomic():
+        moved = Job.objects.filter(pk=job.pk, state=JobState.QUEUED).update(
+            state=JobState.FAILED,
+            error="Cancelled before it was sent. Credits released.",
+            finished_at=now,
+            state_changed_at=now,
+            updated_at=now,
+            next_poll_at=None,
+        )
+        if moved:
+            credits_release(
+                hold=hold_of(job), key=f"job:{job.pk}:release", reason=f"Job #{job.pk} cancelled"
+            )
+    return bool(moved)
+
+
+def job_retry(job: Job) -> Job:
+    """A new job with the same inputs and options, quoted and held anew.
+
+    Raises JobActionRefused, or ledger.InsufficientCredits / pricing.NoRate;
+    then nothing is kept, copies of the inputs included."""
+    with transaction.atomic():
+        # The lock makes "one retry per failed job" hold against a double click.
+        job = Job.objects.select_for_update().get(pk=job.pk)
+        if job.state != JobState.FAILED or job.deleted_at:
+            raise JobActionRefused("Only a failed job can be tried again.")
+        earlier = job.retries.order_by("pk").first()
+        if earlier is not None:
+            raise JobActionRefused(f"This job was already tried again as job #{earlier.pk}.")
+        files: dict[str, Upload] = {}
+        try:
+            for inp in job.inputs.all():
+                if not inp.file or not default_storage.exists(inp.file.name):
+                    raise JobActionRefused("This job's inputs are no longer kept; start a new job.")
+                files[inp.role] = upload_copy(inp, owner=job.owner)
+            return job_create(
+                owner=job.owner,
+                mode=job.mode,
+                provider=job.provider,
+                resolution=job.resolution,
+                files=files,
+                prompt=job.prompt,
+                seed=job.seed,
+                retried_from=job,
+                dialog_order=job.dialog_order,
+            )
+        except BaseException:
+            # The copies were made for this retry alone; their rows go with the
+            # transaction, their files here.
+            for copy in files.values():
+                for name in (copy.file.name, copy.thumbnail.name):
+                    if name:
+                        default_storage.delete(name)
+            raise
+
+
+def job_delete(job: Job) -> None:
+    """Remove a finished job's files and hide it; its ledger entries stay."""
+    if job.is_live:
+        raise JobActionRefused("A job can be deleted once it has finished.")
+    if job.deleted_at:
+        return
+    names = _file_names(job)
+    now = timezone.now()
+    Job.objects.filter(pk=job.pk).update(deleted_at=now, updated_at=now, output="", poster="")
+    JobInput.objects.filter(job=job).update(file="", thumbnail="")
+    transaction.on_commit(lambda: _delete_files(names))
+
+
+def _file_names(job: Job) -> list[str]:
+    names = [f.name for f in (job.output, job.poster) if f]
+    for inp in job.inputs.all():
+        names += [f.name for f in (inp.file, inp.thumbnail) if f]
+    return names
+
+
+def _delete_files(names: Iterable[str]) -> None:
+    files_delete_unused(names)
+
+
+# --- Reconciling ----------------------------------------------------------------------
+
+
+def reconcile() -> dict[str, int]:
+    """Move on or fail jobs stuck longer than they should be; none stays open forever."""
+    now = timezone.now()
+    counts = {"submitting": 0, "processing": 0, "archiving": 0}
+    stuck_submitting = now - timedelta(seconds=settings.JOB_SUBMITTING_STUCK_SECONDS)
+    for job in Job.objects.filter(state=JobState.SUBMITTING, state_changed_at__lt=stuck_submitting):
+        if job_fail(
+            job,
+            "The studio lost contact while sending this job, so it cannot know "
+            "whether the provider received it. It was not sent again; its "
+            "credits were released.",
+        ):
+            counts["submitting"] += 1
+    for job in Job.objects.filter(state=JobState.PROCESSING):
+        limit = max(
+            timedelta(seconds=settings.JOB_PROCESSING_TIMEOUT_SECONDS), 4 * expected_processing(job)
+        )
+        if now - (job.submitted_at or job.state_changed_at) > limit:
+            minutes = max(1, round(limit.total_seconds() / 60))
+            if job_fail(
+                job,
+                f"The provider did not finish this job within {minutes} min. "
+                "It was stopped and its credits were released.",
+            ):
+                counts["processing"] += 1
+    for job in Job.objects.filter(state=JobState.ARCHIVING):
+        if job.provider_expires_at and now >= job.provider_expires_at:
+            if job_fail(
+                job,
+                "The provider deleted the video before the studio could archive "
+                "it. Nothing was charged.",
+            ):
+                counts["archiving"] += 1
+        elif job.next_poll_at is None or job.next_poll_at <= now:
+            enqueue("jobs.tasks.archive_job", job.pk)
+    kick_poller()
+    return counts
+
+
+# --- Queueing ---------------------------------------------------------------------------
+
+
+def enqueue(func: str, *args) -> None:
+    from django_q.tasks import async_task
+
+    async_task(func, *args, q_options={"group": func.rsplit(".", 1)[-1]})
+
+
+def kick_poller() -> None:
+    """Make sure a poll loop is running soon. In sync mode (tests) the loop
+    would block the caller, so the tests drive it themselves."""
+    if settings.Q_CLUSTER.get("sync"):
+        return
+    enqueue("jobs.tasks.poll_due")

@@ -1,0 +1,119 @@
+"""The poll loop: one at a time (a lease), it submits queued jobs that are due,
+polls processing jobs that are due (several at once over one HTTP session per
+provider) and archives finished ones, sleeping until the next job is due."""
+
+import logging
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+from django.db import close_old_connections
+from django.db.models import Min, Q
+from django.utils import timezone
+
+from jobs.models import Job, JobState
+from jobs.providers import registry
+from jobs.providers.accounts import ProviderKeyUnreadable
+from jobs.providers.routing import endpoint_for
+
+from . import lifecycle
+from .leases import lease_acquire, lease_release
+
+log = logging.getLogger("jobs.pipeline.poller")
+
+LEASE = "poller"
+BATCH = 16  # jobs claimed per round
+CONCURRENCY = 4  # status requests in flight at once
+MAX_SLEEP = 1.0  # so a webhook's "poll now" is seen within a second
+ARCHIVE_HANDOFF = timedelta(seconds=30)  # the archive_job task's head start
+KEY_UNREADABLE_WAIT = timedelta(minutes=5)
+
+
+def poll_due(*, max_seconds: float) -> int:
+    """Run rounds until `max_seconds` pass or no job is live. Returns rounds run."""
+    holder = uuid.uuid4().hex
+    if not lease_acquire(LEASE, holder=holder, seconds=max_seconds + 30):
+        return 0  # another loop is running
+    adapters: dict[str, object] = {}
+    rounds = 0
+    deadline = time.monotonic() + max_seconds
+    still_live = False
+    try:
+        with ThreadPoolExecutor(max_workers=CONCURRENCY) as pool:
+            while True:
+                run_round(adapters, pool)
+                rounds += 1
+                remaining = deadline - time.monotonic()
+                wait = seconds_until_due()
+                if remaining <= 0 or wait is None:
+                    still_live = wait is not None
+                    break
+                time.sleep(min(max(wait, 0.05), MAX_SLEEP, remaining))
+    finally:
+        for adapter in adapters.values():
+            adapter.close()
+        lease_release(LEASE, holder=holder)
+    if still_live:
+        # Out of time with jobs still live: hand over to a fresh loop now
+        # rather than leave them until the schedule's next minute.
+        lifecycle.kick_poller()
+    return rounds
+
+
+def run_round(adapters: dict, pool: ThreadPoolExecutor) -> None:
+    now = timezone.now()
+    for pk in Job.objects.filter(state=JobState.QUEUED, next_poll_at__lte=now).values_list(
+        "pk", flat=True
+    )[:BATCH]:
+        lifecycle.job_submit(pk)
+    jobs = lifecycle.claim_due_polls(limit=BATCH)
+    if jobs:
+        # Adapters are made here, not in the threads, so each provider gets one.
+        clients = {job.pk: _adapter(adapters, job.provider) for job in jobs}
+        unusable = [job for job in jobs if clients[job.pk] is None]
+        if unusable:
+            # Its stored key cannot be read: ask again later; the reconciler
+            # ends these jobs if staff never fix the account.
+            Job.objects.filter(pk__in=[job.pk for job in unusable]).update(
+                next_poll_at=now + KEY_UNREADABLE_WAIT
+            )
+            jobs = [job for job in jobs if clients[job.pk] is not None]
+
+        def fetch(job):
+            return lifecycle.fetch_status(job, clients[job.pk])
+
+        for job, result in zip(jobs, pool.map(fetch, jobs), strict=True):
+            lifecycle.apply_status(job, result)
+    # Archiving is the archive_job task's work (a download can take minutes and
+    # must not hold up polling); the loop only takes over jobs whose task was
+    # lost or whose retry is due.
+    for pk in (
+        Job.objects.filter(state=JobState.ARCHIVING, state_changed_at__lte=now - ARCHIVE_HANDOFF)
+        .filter(Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now))
+        .values_list("pk", flat=True)[:BATCH]
+    ):
+        lifecycle.job_archive(pk)
+    close_old_connections()
+
+
+def seconds_until_due() -> float | None:
+    """Seconds until the next live job is due; None when no job is live."""
+    live = Job.objects.filter(
+        state__in=[JobState.QUEUED, JobState.PROCESSING, JobState.ARCHIVING, JobState.SUBMITTING]
+    )
+    agg = live.aggregate(next_due=Min("next_poll_at"))
+    if agg["next_due"] is None:
+        return None if not live.exists() else MAX_SLEEP
+    return (agg["next_due"] - timezone.now()).total_seconds()
+
+
+def _adapter(adapters: dict, slug: str):
+    """One adapter (and so one HTTP session) per provider for the whole loop."""
+    if slug not in adapters:
+        try:
+            adapters[slug] = registry.adapter_for(endpoint_for(slug))
+        except ProviderKeyUnreadable as exc:
+            log.error("not polling %s jobs: %s", slug, exc)
+            return None
+    return adapters[slug]
