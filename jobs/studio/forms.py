@@ -218,12 +218,13 @@ class NewJobForm(forms.Form):
     def _wire_controls(self) -> None:
         """htmx on the controls themselves (never on what their answers
         replace, so a quick second change is never lost): the provider asks
-        for the speaking order and the cost; the options ask for the cost."""
+        for the speaking order and the cost; the options ask for the cost.
+        The files stay out (static/js/studio/uploads.js): their staged ids
+        stand for them."""
         common = {
             "hx-trigger": "change",
             "hx-swap": "outerHTML",
             "hx-include": "#new-job-form",
-            "hx-params": "not " + ",".join(ALL_ROLES),
             "hx-sync": "#quote:replace",
         }
         self.fields["provider"].widget.attrs |= common | {
@@ -267,10 +268,6 @@ class NewJobForm(forms.Form):
         so that coming back to lipsync.studio shows the member's choice."""
         value = self["dialog_order"].value()
         return value if value in DialogOrder.values else ""
-
-    @property
-    def role_names(self) -> list[str]:
-        return list(ROLES[self.current_mode])
 
     def role_fields(self) -> list["RoleField"]:
         """The file fields of the current mode, with what is staged for each."""

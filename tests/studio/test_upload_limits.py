@@ -201,8 +201,8 @@ def test_the_refused_field_is_the_one_of_the_kind_of_job_in_the_upload_address(
     assert status == 413
     assert "New audio</label>" in page  # "Audio" in a talking photo
     assert field_error(page, "audio") == "This file is 30 MB; the limit is 2 MB."
-    # The next file chosen there goes with the dub's own fields.
-    assert "mode,provider,resolution,dialog_order,video_upload,audio_upload,mask_upload" in page
+    # The next file chosen there is sent as a dub's again.
+    assert 'hx-post="/studio/uploads/audio/?mode=video_dub"' in page
     assert body.read_bytes == 0
 
 
