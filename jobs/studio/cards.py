@@ -4,6 +4,7 @@ The browser animates progress bars and countdowns from the numbers here
 (start, expected duration, deadlines), so an open page needs a request only
 when a job really changes."""
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -18,6 +19,13 @@ from jobs.pipeline.retention import inputs_expire_at
 CHANGE_OVERLAP = timedelta(seconds=2)
 # Countdowns turn to the warning colour in their last stretch.
 WARN_WITHIN = timedelta(hours=6)
+
+# The line under a live job's bar while nothing ticks (see progress_at).
+STATUS_TEXT = {
+    JobState.QUEUED: "Waiting to be sent to the provider.",
+    JobState.SUBMITTING: "Sending to the provider…",
+    JobState.ARCHIVING: "Finished at the provider; saving the video…",
+}
 
 PILL = {
     JobState.QUEUED: "neutral",
@@ -65,12 +73,11 @@ class Card:
 def card_for(job: Job, *, now: datetime | None = None) -> Card:
     now = now or timezone.now()
     start = expected = None
+    label = ""
     if job.state == JobState.PROCESSING and job.submitted_at:
-        expected_td = expected_processing(job)
-        start = int(job.submitted_at.timestamp() * 1000)
-        expected = int(expected_td.total_seconds() * 1000)
-        done = (now - job.submitted_at) / expected_td if expected_td else 0
-        progress = 5 + int(min(done, 1.0) * 85)
+        start = _epoch_ms(job.submitted_at)
+        expected = int(expected_processing(job).total_seconds() * 1000)
+        progress, label = progress_at(start_ms=start, expected_ms=expected, now_ms=_epoch_ms(now))
     else:
         progress = {
             JobState.QUEUED: 0,
@@ -86,33 +93,43 @@ def card_for(job: Job, *, now: datetime | None = None) -> Card:
         progress_start=start,
         progress_expected=expected,
         countdowns=job_countdowns(job),
-        status_text=_status_text(job, now, start, expected),
+        status_text=label or STATUS_TEXT.get(job.state, ""),
         expired=_expired(job),
     )
 
 
-def _status_text(job: Job, now: datetime, start: int | None, expected: int | None) -> str:
-    """The line under the progress bar; the browser keeps the estimate ticking."""
-    if job.state == JobState.QUEUED:
-        return "Waiting to be sent to the provider."
-    if job.state == JobState.SUBMITTING:
-        return "Sending to the provider…"
-    if job.state == JobState.ARCHIVING:
-        return "Finished at the provider; saving the video…"
-    if job.state == JobState.PROCESSING and start is not None and expected is not None:
-        left = (start + expected) / 1000 - now.timestamp()
-        if left > 0:
-            return f"Rendering · about {_short(left)} left"
-        return "Rendering · taking longer than expected…"
-    return ""
+def _epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
 
 
-def _short(seconds: float) -> str:
-    seconds = max(1, round(seconds))
+def progress_at(*, start_ms: int, expected_ms: int, now_ms: int) -> tuple[int, str]:
+    """A rendering job's bar (percent) and the line under it, `now_ms` into a
+    provider's run that began at `start_ms` and should take `expected_ms`.
+    The page moves both every second with the same formula
+    (static/js/studio/progress.js, progressAt); a browser test compares them."""
+    span = max(expected_ms, 1)
+    done = min(1.0, max(0.0, (now_ms - start_ms) / span))
+    left = (start_ms + span - now_ms) / 1000
+    if left > 0:
+        label = f"Rendering · about {short_duration(left)} left"
+    else:
+        label = "Rendering · taking longer than expected…"
+    return 5 + math.floor(done * 85), label
+
+
+def short_duration(seconds: float) -> str:
+    """3.4 -> "3 s", 125 -> "2 min 05 s", 900 -> "15 min"."""
+    seconds = max(1, _round_half_up(seconds))
     if seconds < 60:
         return f"{seconds} s"
     minutes, rest = divmod(seconds, 60)
     return f"{minutes} min {rest:02d} s" if minutes < 10 else f"{minutes} min"
+
+
+def _round_half_up(value: float) -> int:
+    """As JavaScript's Math.round: a half goes up (Python's round() goes to even)."""
+    whole = math.floor(value)
+    return whole + 1 if value - whole >= 0.5 else whole
 
 
 def job_countdowns(job: Job) -> tuple[Countdown, ...]:
