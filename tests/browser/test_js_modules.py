@@ -10,6 +10,7 @@ Screenshots go to tests/artifacts/ (js-*.png)."""
 
 import random
 import re
+from pathlib import Path
 from urllib.parse import parse_qs
 
 import pytest
@@ -18,6 +19,7 @@ from playwright.sync_api import expect
 from jobs.accounts.api_keys import api_key_create
 from jobs.models import Job
 from jobs.studio.cards import progress_at, short_duration
+from jobs.studio.forms import ALL_ROLES
 from tests.browser_support import full_page_shot
 from tests.pipeline_support import run_until_terminal
 
@@ -258,3 +260,53 @@ def test_the_page_ticks_progress_with_the_servers_formula(live_server, page, sig
         label for (s, e, n), (_p, label) in zip(cases, server, strict=True) if s + e - n == 2_500
     ][:1]
     assert {percent for percent, _label in server} >= {5, 89, 90}
+
+
+# --- The modules as files -------------------------------------------------------
+
+JS = Path(__file__).resolve().parents[2] / "static" / "js"
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+ERROR_EVENTS = ("responseError", "sendError", "swapError", "targetError", "timeout", "onLoadError")
+
+
+def test_the_modules_import_nothing_and_leave_htmx_errors_alone():
+    """In production each module has a hashed name: one importing another by
+    its plain name would load a second copy, its listeners twice. No module
+    listens to htmx's error events or flips an answer in beforeSwap (htmx's
+    responseHandling decides what swaps), and one listens to afterRequest."""
+    modules = sorted(JS.rglob("*.js"))
+    assert {str(p.relative_to(JS)) for p in modules} >= set().union(*PAGES.values())
+    after_request = []
+    for path in modules:
+        text = path.read_text()
+        assert not re.search(r"^\s*import\b|\bimport\s*\(", text, re.M), path
+        for event in (*ERROR_EVENTS, "beforeSwap"):
+            assert f"htmx:{event}" not in text, (path, event)
+        after_request += [path.name] * text.count("htmx:afterRequest")
+    assert after_request == ["requests.js"]
+
+
+def test_every_module_a_template_names_exists():
+    named = set()
+    for template in TEMPLATES.rglob("*.html"):
+        named |= set(
+            re.findall(
+                r"""<script type="module" src="\{% static 'js/([^']+)' %\}">""",
+                template.read_text(),
+            )
+        )
+    assert named == set().union(*PAGES.values())
+    assert all((JS / name).is_file() for name in named)
+
+
+def test_no_hx_params_names_a_file_role(client, alice):
+    """Files are left out of the form's requests by studio/uploads.js, not by
+    lists of the roles in hx-params."""
+    client.force_login(alice)
+    for mode in ("dialog", "talking_photo", "video_dub"):
+        page = client.get(f"/?mode={mode}").content.decode()
+        params = re.findall(r'hx-params="([^"]*)"', page)
+        assert params, mode  # the mode links and the file inputs still say what they leave out
+        for value in params:
+            names = {name.strip() for name in value.removeprefix("not ").split(",")}
+            assert not names & (set(ALL_ROLES) | {f"{role}_upload" for role in ALL_ROLES}), value
