@@ -27,6 +27,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 BASE = {"ui/notices.js", "ui/menu.js", "ui/forms.js", "ui/requests.js"}
 PAGES = {
+    "sign-in": BASE,
     "studio": BASE
     | {"studio/uploads.js", "studio/progress.js", "studio/poller.js"}
     | {"ui/countdowns.js"},
@@ -102,6 +103,7 @@ def test_each_page_loads_its_own_modules_and_they_work(
 ):
     url = live_server.url
     page = watch.page
+    assert watch.visit(f"{url}/login/", "sign-in") == PAGES["sign-in"]
     sign_in(page, alice)
 
     assert watch.visit(f"{url}/", "studio") == PAGES["studio"]
