@@ -310,10 +310,15 @@ def test_the_ledger_changelist_query_count_does_not_grow(
 
     make(2)
     with CaptureQueriesContext(connection) as few:
-        staff_client.get(LEDGER)
+        assert staff_client.get(LEDGER).status_code == 200
     make(30)
     with django_assert_max_num_queries(len(few)):
-        staff_client.get(LEDGER)
+        response = staff_client.get(LEDGER)
+    # ...and those queries drew the page: every entry's row, with its member.
+    assert response.status_code == 200
+    assert len(response.context["cl"].result_list) == 32
+    html = response.content.decode()
+    assert html.count('<td class="field-member">') == 32
 
 
 # --- Members list -------------------------------------------------------------------
@@ -343,7 +348,10 @@ def test_the_member_list_query_count_does_not_grow_with_members(
     make(40)
     with django_assert_max_num_queries(len(few)):
         response = staff_client.get(USERS)
+    # ...and those queries drew the page: every member's row, with their credits.
+    assert response.status_code == 200
     assert len(response.context["cl"].result_list) == 43
+    assert response.content.decode().count('<td class="field-api_credits">7 / 0</td>') == 42
 
 
 def test_the_member_list_sorts_by_available_credits(staff_client, alice, bob):
