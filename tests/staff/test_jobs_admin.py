@@ -31,12 +31,6 @@ def change_url(job) -> str:
 
 
 @pytest.fixture
-def staff_client(client, staff):
-    client.force_login(staff)
-    return client
-
-
-@pytest.fixture
 def funded(alice, bob):
     grant(alice, 1000, local(3))
     grant(alice, 500, local(3), pool="api")
