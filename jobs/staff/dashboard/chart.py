@@ -14,7 +14,8 @@ from .period import day_label
 class DayValues(Protocol):
     """One day's figures per pool (the dashboard's DaySpend)."""
 
-    day: date
+    @property
+    def day(self) -> date: ...
 
     @property
     def total(self) -> int: ...
