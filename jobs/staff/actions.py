@@ -44,11 +44,11 @@ class StaffActionResult:
     entry: LedgerEntry | None = None  # the release or refund posted, if any
 
 
-def refund_key(job: Job) -> str:
+def job_refund_key(job: Job) -> str:
     return f"job:{job.pk}:refund"
 
 
-def release_key(job: Job) -> str:
+def job_release_key(job: Job) -> str:
     # The pipeline's own key: whoever releases first, it happens once.
     return f"job:{job.pk}:release"
 
@@ -95,12 +95,12 @@ def job_poll_by_staff(*, job: Job, by: AbstractBaseUser) -> bool:
 # --- Reads for the admin's confirmation page --------------------------------------------
 
 
-def refund_preview(job: Job, entries: list[LedgerEntry]) -> str:
+def job_refund_preview(job: Job, *, entries: list[LedgerEntry]) -> str:
     """What a refund of `job` would do, from its ledger entries (prefetched)."""
     by_kind: dict[str, list[LedgerEntry]] = {}
     for entry in entries:
         by_kind.setdefault(entry.kind, []).append(entry)
-    if any(e.idempotency_key == refund_key(job) for e in entries):
+    if any(e.idempotency_key == job_refund_key(job) for e in entries):
         return "Nothing: it was refunded already."
     holds = by_kind.get(EntryKind.HOLD, [])
     resolved = {e.hold_id for e in entries if e.is_resolution}
@@ -119,7 +119,7 @@ def refund_preview(job: Job, entries: list[LedgerEntry]) -> str:
     return f"Give back the {capture.amount:,} credits charged."
 
 
-def fail_preview(job: Job, entries: list[LedgerEntry]) -> str:
+def job_fail_preview(job: Job, *, entries: list[LedgerEntry]) -> str:
     """What failing `job` would do, from its ledger entries (prefetched)."""
     if job.state not in JobState.live():
         return f"Nothing: it has already ended ({job.get_state_display().lower()})."
@@ -150,7 +150,7 @@ def _locked(job: Job) -> Job:
     return Job.objects.select_for_update().get(pk=job.pk)
 
 
-def _fail_live(job: Job, *, by, reason: str, verb: str) -> StaffActionResult:
+def _fail_live(job: Job, *, by: AbstractBaseUser, reason: str, verb: str) -> StaffActionResult:
     now = timezone.now()
     moved = Job.objects.filter(pk=job.pk, state__in=JobState.live()).update(
         state=JobState.FAILED,
@@ -170,14 +170,14 @@ def _fail_live(job: Job, *, by, reason: str, verb: str) -> StaffActionResult:
     return StaffActionResult(job=job, message=f"failed{released}", entry=entry)
 
 
-def _release_open_hold(job: Job, *, by, reason: str) -> LedgerEntry | None:
+def _release_open_hold(job: Job, *, by: AbstractBaseUser, reason: str) -> LedgerEntry | None:
     hold = hold_of(job)
     if hold is None or hold.resolutions.exists():
         return None
-    return credits_release(hold=hold, key=release_key(job), reason=reason, by=by)
+    return credits_release(hold=hold, key=job_release_key(job), reason=reason, by=by)
 
 
-def _refund_failed(job: Job, *, by, reason: str) -> StaffActionResult:
+def _refund_failed(job: Job, *, by: AbstractBaseUser, reason: str) -> StaffActionResult:
     entry = _release_open_hold(job, by=by, reason=f"Job #{job.pk} refunded by staff: {reason}")
     if entry is None:
         raise StaffActionRefused(f"Job #{job.pk} failed and was never charged: nothing to refund.")
@@ -187,8 +187,8 @@ def _refund_failed(job: Job, *, by, reason: str) -> StaffActionResult:
     )
 
 
-def _refund_completed(job: Job, *, by, reason: str) -> StaffActionResult:
-    earlier = LedgerEntry.objects.filter(idempotency_key=refund_key(job)).first()
+def _refund_completed(job: Job, *, by: AbstractBaseUser, reason: str) -> StaffActionResult:
+    earlier = LedgerEntry.objects.filter(idempotency_key=job_refund_key(job)).first()
     if earlier is not None:
         raise StaffActionRefused(
             f"Job #{job.pk} was already refunded on {earlier.created_at:%Y-%m-%d %H:%M} "
@@ -206,7 +206,7 @@ def _refund_completed(job: Job, *, by, reason: str) -> StaffActionResult:
         user=job.owner,
         pool=capture.account.pool,
         amount=capture.amount,
-        key=refund_key(job),
+        key=job_refund_key(job),
         reason=f"Refund of job #{job.pk}: {reason}",
         by=by,
         job=job,
@@ -218,5 +218,5 @@ def _refund_completed(job: Job, *, by, reason: str) -> StaffActionResult:
     )
 
 
-def _log(job: Job, by, message: str) -> None:
+def _log(job: Job, by: AbstractBaseUser, message: str) -> None:
     LogEntry.objects.log_actions(by.pk, [job], CHANGE, change_message=message, single_object=True)

@@ -12,10 +12,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from jobs import tasks
 from jobs.credits.ledger import credits_balances, credits_grant
 from jobs.models import EntryKind, Job, JobState, LedgerEntry, Rate, Upload
 from jobs.pipeline import lifecycle
+from jobs.providers.sandbox import SandboxConfig, SandboxServer
 from jobs.staff import actions as staff_actions
 from jobs.staff.actions import StaffActionRefused, job_fail_by_staff, job_refund
 from tests.credits.test_ledger_concurrency import run_together
@@ -28,12 +28,6 @@ JOBS = reverse("admin:jobs_job_changelist")
 
 def change_url(job) -> str:
     return reverse("admin:jobs_job_change", args=[job.pk])
-
-
-@pytest.fixture
-def staff_client(client, staff):
-    client.force_login(staff)
-    return client
 
 
 @pytest.fixture
@@ -117,12 +111,17 @@ def test_the_list_takes_the_same_queries_for_many_jobs(staff_client, alice, bob,
     for _ in range(2):
         processing(alice)
     with CaptureQueriesContext(connection) as few:
-        staff_client.get(JOBS)
+        assert staff_client.get(JOBS).status_code == 200
     for _ in range(20):
         processing(bob)
     with CaptureQueriesContext(connection) as many:
-        staff_client.get(JOBS)
+        response = staff_client.get(JOBS)
     assert len(many) == len(few)
+    # ...and those queries drew the page: every job's row, with its state.
+    assert response.status_code == 200
+    assert len(response.context["cl"].result_list) == 22
+    html = response.content.decode()
+    assert html.count('<span class="job-state job-state-processing">Processing</span>') == 22
 
 
 def test_a_job_page_is_read_only_and_shows_its_ledger_and_actions(staff_client, alice, funded):
@@ -178,14 +177,37 @@ def test_poll_now_on_a_job_that_is_not_processing_does_nothing(
     assert any("nothing was sent" in m for m in page_messages(response))
 
 
-def test_the_poll_task_never_submits(alice, funded, monkeypatch):
-    """What "poll now" queues: the same task the webhooks use, which only
-    reads the provider's status."""
-    job = make_job(alice, state=JobState.QUEUED, created=local(0, 0))
-    submitted = []
-    monkeypatch.setattr(lifecycle, "job_submit", lambda job_id: submitted.append(job_id))
-    tasks.poll_job(job.pk)
-    assert submitted == [] and sent_once(job) == (0, "")
+@pytest.fixture
+def sandbox(settings, tmp_path):
+    """The sandbox provider on a real port, as every provider's endpoint."""
+    key = "sk_sandbox_staff_0123456789"
+    server = SandboxServer(SandboxConfig(api_key=key, storage_dir=tmp_path / "sandbox")).start()
+    settings.SANDBOX_URL, settings.SANDBOX_API_KEY = server.url, key
+    settings.JOYPIX_BASE_URL = settings.JOYPIX_API_KEY = ""
+    settings.LIPSYNC_STUDIO_BASE_URL = settings.LIPSYNC_STUDIO_API_KEY = ""
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_the_poll_task_never_submits(staff_client, alice, funded, sandbox, settings):
+    """What "poll now" queues is the task the webhooks use: it asks the
+    provider for the job's status and never sends the job, even when the
+    provider has forgotten it (the case where sending again would tempt)."""
+    settings.JOB_NOT_FOUND_POLLS, settings.JOB_NOT_FOUND_SECONDS = 1, 0
+    job = processing(alice)
+    before = sent_once(job)
+
+    act(staff_client, "poll_now", [job])  # tasks run inline in the tests
+
+    asked = [(c.method, c.path, c.status) for c in sandbox.calls]
+    assert asked == [("GET", "/v1/tasks/task-123", 404)]  # the poll reached the provider
+    assert sandbox.submissions == {}
+    assert sent_once(job) == before
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED and "no longer knows this job" in job.error
+    assert credits_balances(user=alice)["studio"].available == 1000
 
 
 def test_poll_now_from_the_job_page_is_a_post(staff_client, alice, funded, polls):

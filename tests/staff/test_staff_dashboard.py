@@ -14,8 +14,11 @@ from django.utils import timezone
 
 from jobs.credits.ledger import credits_adjust
 from jobs.models import JobState
-from jobs.staff import dashboard as figures
 from jobs.staff.actions import job_refund
+from jobs.staff.dashboard import figures
+from jobs.staff.dashboard.chart import nice_ceiling, spend_chart
+from jobs.staff.dashboard.ledger_csv import CSV_HEADER
+from jobs.staff.dashboard.period import Period, PeriodForm
 from tests.staff_support import at, grant, local, make_job
 
 pytestmark = pytest.mark.django_db
@@ -73,7 +76,7 @@ def by_member(d) -> dict:
 
 
 def test_credits_per_member_and_pool_over_the_last_thirty_days(team):
-    d = figures.dashboard(figures.Period.last())
+    d = figures.dashboard(Period.last())
 
     assert by_member(d) == {
         ("alice", "api"): (200, 0, 0, 20, 20),
@@ -86,7 +89,7 @@ def test_credits_per_member_and_pool_over_the_last_thirty_days(team):
 
 
 def test_spend_per_day_has_every_day_and_each_pool(team):
-    d = figures.dashboard(figures.Period.last())
+    d = figures.dashboard(Period.last())
 
     assert len(d.days) == 30
     assert d.days[-1].day == timezone.localdate()
@@ -106,7 +109,7 @@ def test_the_chart_draws_one_stacked_bar_per_pool_and_day_on_a_round_scale():
         figures.DaySpend(day=date(2025, 3, 2), by_pool={"studio": 0, "api": 0}),
         figures.DaySpend(day=date(2025, 3, 3), by_pool={"studio": 90, "api": 0}),
     ]
-    chart = figures.spend_chart(days, width=400, height=200)
+    chart = spend_chart(days, width=400, height=200)
 
     assert [t.value for t in chart.ticks] == [0, 25, 50, 75, 100]
     assert [(b.pool, b.value) for b in chart.bars] == [("studio", 30), ("api", 15), ("studio", 90)]
@@ -121,11 +124,11 @@ def test_the_chart_draws_one_stacked_bar_per_pool_and_day_on_a_round_scale():
     ("value", "top", "step"), [(0, 4, 1), (7, 8, 2), (95, 100, 25), (1234, 2000, 500)]
 )
 def test_the_axis_ends_on_a_round_number(value, top, step):
-    assert figures.nice_ceiling(value) == (top, step)
+    assert nice_ceiling(value) == (top, step)
 
 
 def test_jobs_per_provider_and_state(team):
-    d = figures.dashboard(figures.Period.last())
+    d = figures.dashboard(Period.last())
 
     assert {row.provider: row.by_state for row in d.jobs} == {
         "joypix": {"completed": 2, "failed": 2},
@@ -136,7 +139,7 @@ def test_jobs_per_provider_and_state(team):
 
 
 def test_failure_rate_and_average_times_per_provider(team):
-    d = figures.dashboard(figures.Period.last())
+    d = figures.dashboard(Period.last())
     stats = {s.provider: s for s in d.providers}
 
     joypix = stats["joypix"]
@@ -154,7 +157,7 @@ def test_failure_rate_and_average_times_per_provider(team):
 
 
 def test_open_holds_are_listed_with_their_jobs(team):
-    holds = figures.dashboard(figures.Period.last()).holds
+    holds = figures.dashboard(Period.last()).holds
 
     assert (holds.count, holds.total, holds.more) == (1, 60, 0)
     (hold,) = holds.entries
@@ -172,7 +175,7 @@ def test_open_holds_show_the_oldest_and_count_them_all(alice):
 
 def test_a_chosen_period_counts_only_its_own_days(team):
     start = timezone.localdate() - timedelta(days=40)
-    period = figures.Period(start=start, end=start + timedelta(days=5))
+    period = Period(start=start, end=start + timedelta(days=5))
     d = figures.dashboard(period)
 
     assert by_member(d) == {("bob", "studio"): (500, 0, 0, 30, 30)}
@@ -191,14 +194,14 @@ def test_days_are_the_sites_local_days(settings, alice):
     assert job.finished_at.astimezone(timezone.UTC).date() == timezone.localdate() - timedelta(
         days=1
     )
-    d = figures.dashboard(figures.Period.last())
+    d = figures.dashboard(Period.last())
     assert {day.day: day.total for day in d.days if day.total} == {
         timezone.localdate() - timedelta(days=2): 15
     }
 
 
 def test_an_empty_database_gives_zeros_not_errors(db):
-    d = figures.dashboard(figures.Period.last(7))
+    d = figures.dashboard(Period.last(7))
     assert (d.credits, d.jobs, d.providers, d.holds.count) == ([], [], [], 0)
     assert [t.value for t in d.chart.ticks] == [0, 1, 2, 3, 4]
     assert (d.failure_rate_text, d.busiest_day) == ("—", None)
@@ -219,7 +222,7 @@ def test_staff_see_the_dashboard_with_its_chart_and_tables(client, staff, team):
     assert html.count('class="bar-studio"') == 2 and html.count('class="bar-api"') == 1
     assert "33.3 %" in html and "15 min 00 s" in html
     assert reverse("admin:jobs_job_change", args=[team["f"].pk]) in html
-    assert f"{CSV}?{figures.Period.last().query()}".replace("&", "&amp;") in html
+    assert f"{CSV}?{Period.last().query()}".replace("&", "&amp;") in html
 
 
 def test_the_admin_index_links_to_the_dashboard(client, staff):
@@ -244,7 +247,7 @@ def test_a_period_that_ends_before_it_starts_is_explained_and_the_default_shown(
     response = client.get(DASHBOARD, {"start": today, "end": today - timedelta(days=3)})
 
     assert response.status_code == 200
-    assert response.context["d"].period == figures.Period.last()
+    assert response.context["d"].period == Period.last()
     html = response.content.decode()
     assert "The end comes before the start." in html
     assert 'aria-invalid="true" aria-describedby="id_end-error"' in html
@@ -252,7 +255,7 @@ def test_a_period_that_ends_before_it_starts_is_explained_and_the_default_shown(
 
 def test_a_period_longer_than_a_year_is_refused():
     today = timezone.localdate()
-    form = figures.PeriodForm({"start": today - timedelta(days=400), "end": today})
+    form = PeriodForm({"start": today - timedelta(days=400), "end": today})
     assert not form.is_valid() and "at most 366 days" in str(form.errors)
 
 
@@ -272,7 +275,7 @@ def test_the_dashboard_answers_in_a_fixed_number_of_queries(client, staff, team,
     assert response.context["d"].holds.count == 21
     assert len(many) == len(few) <= 12, "\n".join(q["sql"] for q in many)
     with CaptureQueriesContext(connection) as figures_only:
-        figures.dashboard(figures.Period.last())
+        figures.dashboard(Period.last())
     assert len(figures_only) == 6
 
 
@@ -298,7 +301,7 @@ def test_the_ledger_csv_has_a_header_and_the_periods_entries(client, staff, team
     assert response.streaming
     assert f'filename="ledger-{start:%Y-%m-%d}-to-' in response["Content-Disposition"]
     header, *rows = read_csv(response)
-    assert header == figures.CSV_HEADER
+    assert header == CSV_HEADER
     kinds = [(r[2], r[3], r[4], r[5]) for r in rows]
     # Oldest first: job a (5 days ago) ... the refund (yesterday) ... today's.
     assert kinds[:2] == [("alice", "studio", "hold", "30"), ("alice", "studio", "capture", "30")]
