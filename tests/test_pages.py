@@ -29,12 +29,6 @@ def balances_strip(response) -> str:
     return text(response, found.group(0))
 
 
-@pytest.fixture
-def alice_client(client, alice):
-    client.force_login(alice)
-    return client
-
-
 @pytest.mark.parametrize("name", MEMBER_PAGES)
 def test_anonymous_visitors_are_sent_to_sign_in(client, name):
     url = reverse(name)

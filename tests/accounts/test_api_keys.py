@@ -20,12 +20,6 @@ KEYS = reverse("api_keys")
 KEY_PATTERN = re.compile(r"sk_[a-z0-9]{8}_[A-Za-z0-9_-]{32,}")
 
 
-@pytest.fixture
-def alice_client(client, alice):
-    client.force_login(alice)
-    return client
-
-
 def form_token(client) -> str:
     html = client.get(KEYS).content.decode()
     return re.search(r'name="form_token" value="([^"]+)"', html).group(1)

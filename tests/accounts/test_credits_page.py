@@ -19,12 +19,6 @@ pytestmark = pytest.mark.django_db
 CREDITS = reverse("credits")
 
 
-@pytest.fixture
-def alice_client(client, alice):
-    client.force_login(alice)
-    return client
-
-
 def rows(response) -> list[str]:
     """The history table's rows, as words."""
     html = response.content.decode()

@@ -13,7 +13,8 @@ from jobs.credits.ledger import (
     credits_hold,
     credits_release,
 )
-from jobs.models import CreditAccount, EntryKind, Job, JobMode, JobState, LedgerEntry, Pool
+from jobs.models import CreditAccount, EntryKind, Job, JobState, LedgerEntry, Pool
+from tests.factories import make_job
 
 pytestmark = pytest.mark.django_db
 
@@ -28,15 +29,9 @@ def check_ledger() -> tuple[bool, str]:
     return True, out.getvalue()
 
 
-def make_job(owner, state=JobState.PROCESSING) -> Job:
-    return Job.objects.create(
-        owner=owner,
-        mode=JobMode.TALKING_PHOTO,
-        provider="sandbox",
-        provider_model="m",
-        resolution="480p",
-        state=state,
-    )
+def live_job(owner) -> Job:
+    """A processing job with no ledger entries yet: each test holds for it."""
+    return make_job(owner, state=JobState.PROCESSING, held=None)
 
 
 @pytest.fixture
@@ -47,11 +42,11 @@ def busy_ledger(alice, bob):
     credits_grant(user=bob, pool=Pool.STUDIO, amount=20, key="g3")
     credits_adjust(user=bob, pool=Pool.API, amount=12, key="a1", reason="Promotion")
     credits_adjust(user=bob, pool=Pool.API, amount=-2, key="a2", reason="Typo")
-    done = credits_hold(user=alice, pool=Pool.STUDIO, amount=30, key="h1", job=make_job(alice))
+    done = credits_hold(user=alice, pool=Pool.STUDIO, amount=30, key="h1", job=live_job(alice))
     credits_capture(hold=done, amount=15, key="c1")
-    failed = credits_hold(user=alice, pool=Pool.API, amount=10, key="h2", job=make_job(alice))
+    failed = credits_hold(user=alice, pool=Pool.API, amount=10, key="h2", job=live_job(alice))
     credits_release(hold=failed, key="r1")
-    credits_hold(user=bob, pool=Pool.STUDIO, amount=20, key="h3", job=make_job(bob))
+    credits_hold(user=bob, pool=Pool.STUDIO, amount=20, key="h3", job=live_job(bob))
 
 
 def test_a_clean_ledger_passes(busy_ledger):
@@ -104,7 +99,7 @@ def test_it_reports_an_open_hold_with_no_job(alice):
 
 def test_it_reports_an_open_hold_whose_job_has_finished(alice):
     credits_grant(user=alice, pool=Pool.STUDIO, amount=100, key="g")
-    job = make_job(alice)
+    job = live_job(alice)
     hold = credits_hold(user=alice, pool=Pool.STUDIO, amount=30, key="h", job=job)
     Job.objects.filter(pk=job.pk).update(state=JobState.FAILED)
     passed, output = check_ledger()
@@ -115,13 +110,13 @@ def test_it_reports_an_open_hold_whose_job_has_finished(alice):
 
 def test_a_live_job_keeps_its_hold_open_without_complaint(alice):
     credits_grant(user=alice, pool=Pool.STUDIO, amount=100, key="g")
-    credits_hold(user=alice, pool=Pool.STUDIO, amount=30, key="h", job=make_job(alice))
+    credits_hold(user=alice, pool=Pool.STUDIO, amount=30, key="h", job=live_job(alice))
     assert check_ledger()[0]
 
 
 def test_it_reports_a_capture_larger_than_its_hold(alice):
     credits_grant(user=alice, pool=Pool.STUDIO, amount=100, key="g")
-    hold = credits_hold(user=alice, pool=Pool.STUDIO, amount=30, key="h", job=make_job(alice))
+    hold = credits_hold(user=alice, pool=Pool.STUDIO, amount=30, key="h", job=live_job(alice))
     capture = credits_capture(hold=hold, amount=30, key="c")
     # Only a bug or a hand edit could do this; the service refuses it.
     LedgerEntry.objects.filter(pk=capture.pk).update(amount=45)
@@ -133,7 +128,7 @@ def test_it_reports_a_capture_larger_than_its_hold(alice):
 
 def test_it_reports_a_resolution_of_another_accounts_hold(alice, bob):
     credits_grant(user=alice, pool=Pool.STUDIO, amount=100, key="g")
-    hold = credits_hold(user=alice, pool=Pool.STUDIO, amount=30, key="h", job=make_job(alice))
+    hold = credits_hold(user=alice, pool=Pool.STUDIO, amount=30, key="h", job=live_job(alice))
     release = credits_release(hold=hold, key="r")
     bobs = CreditAccount.objects.create(user=bob, pool=Pool.STUDIO)
     LedgerEntry.objects.filter(pk=release.pk).update(account=bobs)

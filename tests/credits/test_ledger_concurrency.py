@@ -20,7 +20,8 @@ from jobs.credits.ledger import (
     credits_hold,
     credits_release,
 )
-from jobs.models import EntryKind, Job, JobMode, LedgerEntry, Pool, Resolution
+from jobs.models import EntryKind, Job, LedgerEntry, Pool
+from tests.factories import make_job
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -53,16 +54,8 @@ def run_together(count: int, work) -> list:
 
 
 def make_jobs(owner, count: int) -> list[Job]:
-    return [
-        Job.objects.create(
-            owner=owner,
-            mode=JobMode.TALKING_PHOTO,
-            provider="sandbox",
-            provider_model="m",
-            resolution=Resolution.P480,
-        )
-        for _ in range(count)
-    ]
+    """Queued jobs with no ledger entries yet: each test holds for them."""
+    return [make_job(owner, held=None) for _ in range(count)]
 
 
 def assert_ledger_ok() -> None:

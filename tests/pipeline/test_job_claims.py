@@ -37,12 +37,6 @@ THREADS = 10
 DIALOG_COST = 15  # JoyPix 480p: the longer clip (3 s) is one 5 s unit
 
 
-@pytest.fixture
-def media_root(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return Path(settings.MEDIA_ROOT)
-
-
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("claims")

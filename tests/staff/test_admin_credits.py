@@ -28,12 +28,6 @@ def member_url(member) -> str:
     return reverse("admin:auth_user_change", args=[member.pk])
 
 
-@pytest.fixture
-def staff_client(client, staff):
-    client.force_login(staff)
-    return client
-
-
 def open_form(client, url=None, member=None) -> str:
     """Render the credits form and return its one-time key."""
     response = client.get(url or credits_url(member))

@@ -19,7 +19,8 @@ from jobs.pipeline import lifecycle
 from jobs.staff import actions as staff_actions
 from jobs.staff.actions import StaffActionRefused, job_fail_by_staff, job_refund
 from tests.credits.test_ledger_concurrency import run_together
-from tests.staff_support import grant, local, make_job
+from tests.factories import make_job
+from tests.staff_support import grant, local
 
 pytestmark = pytest.mark.django_db
 
@@ -28,12 +29,6 @@ JOBS = reverse("admin:jobs_job_changelist")
 
 def change_url(job) -> str:
     return reverse("admin:jobs_job_change", args=[job.pk])
-
-
-@pytest.fixture
-def staff_client(client, staff):
-    client.force_login(staff)
-    return client
 
 
 @pytest.fixture

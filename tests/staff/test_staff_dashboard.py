@@ -16,7 +16,8 @@ from jobs.credits.ledger import credits_adjust
 from jobs.models import JobState
 from jobs.staff import dashboard as figures
 from jobs.staff.actions import job_refund
-from tests.staff_support import at, grant, local, make_job
+from tests.factories import at, make_job
+from tests.staff_support import grant, local
 
 pytestmark = pytest.mark.django_db
 
