@@ -148,6 +148,36 @@ def test_it_lists_every_problem_on_its_own_line(alice, bob):
     assert "2 problem(s) found" in output
 
 
-def test_entry_kinds_are_all_covered_by_the_recomputation():
-    # A new kind must be taught to check_ledger (and to jobs.ledger) first.
-    assert set(EntryKind.values) == {"grant", "adjust", "hold", "capture", "release"}
+def _one_more_credit(entry: LedgerEntry) -> None:
+    LedgerEntry.objects.filter(pk=entry.pk).update(amount=entry.amount + 1)
+
+
+def _resolving_another_entry(release: LedgerEntry) -> None:
+    other = LedgerEntry.objects.filter(account=release.account, kind=EntryKind.GRANT).first()
+    LedgerEntry.objects.filter(pk=release.pk).update(hold=other)
+
+
+# Per kind: which entry of busy_ledger to spoil, and how. A new kind fails the
+# test below until check_ledger (and this table) learn what a wrong one is.
+SPOILED = {
+    EntryKind.GRANT: ({}, _one_more_credit),
+    EntryKind.ADJUST: ({}, _one_more_credit),
+    EntryKind.HOLD: ({"resolutions__isnull": True}, _one_more_credit),  # an open one
+    EntryKind.CAPTURE: ({}, _one_more_credit),
+    EntryKind.RELEASE: ({}, _resolving_another_entry),  # its hold opens again
+}
+
+
+@pytest.mark.parametrize("kind", EntryKind.values)
+def test_entry_kinds_are_all_covered_by_the_recomputation(busy_ledger, kind):
+    assert set(LedgerEntry.objects.values_list("kind", flat=True)) == set(EntryKind.values)
+    assert check_ledger()[0], "the untouched ledger passes"
+    assert kind in SPOILED, f"check_ledger does not know what a wrong {kind} entry is"
+    where, spoil = SPOILED[kind]
+    entry = LedgerEntry.objects.filter(kind=kind, **where).select_related("account__user")[0]
+
+    spoil(entry)
+
+    passed, output = check_ledger()
+    assert not passed, f"a wrong {kind} entry went unnoticed"
+    assert f"Account #{entry.account_id} ({entry.account}): stored balance" in output
