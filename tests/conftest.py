@@ -98,6 +98,12 @@ def dialog_inputs(tmp_path_factory) -> dict[str, tuple[str, Path]]:
     }
 
 
+@pytest.fixture(scope="session")
+def eleven_minutes(tmp_path_factory) -> Path:
+    """An 11-minute clip: over the ten minutes any mode takes."""
+    return make_audio(tmp_path_factory.mktemp("long") / "long.mp3", 660, sample_rate=8000)
+
+
 # --- Browser tests (pytest-playwright) -------------------------------------------
 
 

@@ -1,6 +1,6 @@
 """Rows the tests need, made one way: jobs (bare, with their ledger, with
-stored files, or through job_create on real staged media) and ledger entries
-at a known moment.
+stored files, or through job_create on real staged media), staged uploads
+and ledger entries at a known moment.
 
 Imports the app's models and services only; fixtures live in tests/conftest.py.
 """
@@ -15,7 +15,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from jobs.credits.ledger import credits_capture, credits_hold, credits_release
-from jobs.models import Job, JobInput, JobState, LedgerEntry
+from jobs.models import Job, JobInput, JobState, LedgerEntry, Upload
 from jobs.pipeline import lifecycle
 from jobs.studio.uploads import upload_stage
 
@@ -38,6 +38,23 @@ def at(entry: LedgerEntry, when: datetime) -> LedgerEntry:
 def stored(name: str, size: int = 64) -> str:
     """A file of `size` bytes saved to the media storage; its stored name."""
     return default_storage.save(name, ContentFile(b"x" * size))
+
+
+def make_uploads(owner, durations: Mapping[str, tuple[str, float | None]]) -> dict[str, Upload]:
+    """Staged uploads as the form leaves them, role -> (kind, seconds), with no
+    file behind them: for quotes and holds, where nothing is sent."""
+    return {
+        role: Upload.objects.create(
+            owner=owner,
+            kind=kind,
+            file=f"uploads/{role}",
+            original_name=role,
+            content_type="application/octet-stream",
+            size=1,
+            duration=seconds,
+        )
+        for role, (kind, seconds) in durations.items()
+    }
 
 
 def make_job(

@@ -8,17 +8,11 @@ from django.urls import reverse
 
 from jobs.credits.ledger import credits_grant, credits_hold
 from tests.conftest import PASSWORD
+from tests.page_support import text
 
 pytestmark = pytest.mark.django_db
 
 MEMBER_PAGES = ["studio", "gallery", "credits", "api_keys", "password_change"]
-
-
-def text(response, html: str | None = None) -> str:
-    """The page's visible words, tags stripped and spaces collapsed."""
-    html = response.content.decode() if html is None else html
-    html = re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.S)
-    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
 
 
 def balances_strip(response) -> str:

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from jobs.accounts.api_keys import api_key_authenticate, api_key_create, api_key_revoke
 from jobs.models import ApiKey
-from tests.test_pages import text
+from tests.page_support import text
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ from jobs.credits.ledger import (
     credits_hold,
     credits_release,
 )
-from tests.test_pages import text
+from tests.page_support import text
 
 pytestmark = pytest.mark.django_db
 

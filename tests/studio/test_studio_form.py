@@ -37,11 +37,6 @@ def files(tmp_path_factory):
     }
 
 
-@pytest.fixture(scope="session")
-def eleven_minutes(tmp_path_factory):
-    return make_audio(tmp_path_factory.mktemp("long") / "long.mp3", 660, sample_rate=8000)
-
-
 def upload(client, role: str, path: Path, **extra):
     with open(path, "rb") as fh:
         data = {"mode": "dialog", role: SimpleUploadedFile(path.name, fh.read()), **extra}
