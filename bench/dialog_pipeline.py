@@ -51,9 +51,7 @@ A script, not a test: it asserts nothing about time; it prints what it saw.
 from __future__ import annotations
 
 import argparse
-import html
 import math
-import os
 import random
 import re
 import secrets
@@ -68,7 +66,6 @@ from dataclasses import dataclass, field
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import requests
 
@@ -76,11 +73,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # jobs, lipsync_site and tests.media_factory
 
 # Imported before Django is set up: neither needs settings.
+from bench.django_env import django_start  # noqa: E402
 from bench.machine import machine_info  # noqa: E402
 from jobs.providers.sandbox import SandboxConfig, SandboxServer  # noqa: E402
 from tests.media_factory import make_audio, make_image  # noqa: E402
 
-PAGE_INTERVAL = 2.0  # hx-trigger="every 2s" on #cards-poller
+PAGE_INTERVAL = 2.0  # static/js/studio.js asks for the cards every 2 s while polling
 PLAIN_INTERVAL = 5.0  # the plain client polls every 5 s from submission
 SCHEDULE_EVERY = 60.0  # the "Poll providers" schedule: minutes=1
 BROKER_POLL = 0.5  # Q_CLUSTER["poll"] of the ORM broker: a queued task waits up to this
@@ -228,37 +226,19 @@ def plan_jobs(args: argparse.Namespace, media_dir: Path) -> tuple[list[PlannedJo
 
 
 def configure_django(args, *, data_dir: Path, studio_url: str, sandbox: SandboxServer) -> None:
-    """The environment the settings read, then setup, migrate, collectstatic."""
-    for name in ("DATABASE_URL", "REDIS_URL", "MEDIA_ROOT", "TESTING"):
-        os.environ.pop(name, None)
-    os.environ.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "lipsync_site.settings",
-            "DATA_DIR": str(data_dir),
-            "DEBUG": "0",
-            "LOG_LEVEL": "WARNING",
-            "PUBLIC_BASE_URL": studio_url,
-            # No provider account: every provider goes to the sandbox.
-            "JOYPIX_BASE_URL": "",
-            "JOYPIX_API_KEY": "",
-            "LIPSYNC_STUDIO_BASE_URL": "",
-            "LIPSYNC_STUDIO_API_KEY": "",
-            "SANDBOX_URL": sandbox.url,
-            "SANDBOX_API_KEY": sandbox.config.api_key,
-            "SANDBOX_RTF": repr(args.rtf),
-            # The sandbox's output links are on 127.0.0.1 (see jobs/fetch.py).
-            "FETCH_ALLOW_LOOPBACK": "1",
-            "Q_SYNC": "1",
-        }
-    )
+    """Django on `data_dir`, pointed at the sandbox, tasks run inline."""
+    environ = {
+        "PUBLIC_BASE_URL": studio_url,
+        "SANDBOX_URL": sandbox.url,
+        "SANDBOX_API_KEY": sandbox.config.api_key,
+        "SANDBOX_RTF": repr(args.rtf),
+        # The sandbox's output links are on 127.0.0.1 (see jobs/net/fetch.py).
+        "FETCH_ALLOW_LOOPBACK": "1",
+        "Q_SYNC": "1",
+    }
     if args.loop_seconds is not None:
-        os.environ["POLL_LOOP_SECONDS"] = str(args.loop_seconds)
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0)
-    call_command("collectstatic", interactive=False, verbosity=0)
+        environ["POLL_LOOP_SECONDS"] = str(args.loop_seconds)
+    django_start(data_dir=data_dir, **environ)
 
 
 # --- Servers -------------------------------------------------------------------------------
@@ -421,53 +401,54 @@ class ScheduledCluster:
 ARTICLE = re.compile(r"<article\b[^>]*>", re.S)
 JOB_ID = re.compile(r'\bid="job-(\d+)"')
 CARD_STATE = re.compile(r'\bclass="[^"]*\bjob-card--([a-z_]+)\b')
+CREATED = re.compile(r'\bdata-created="(\d+)"')
 POLLER = re.compile(r'<div\b[^>]*\bid="cards-poller"[^>]*>', re.S)
-HX_GET = re.compile(r'\bhx-get="([^"]*)"')
+DATA = re.compile(r'\bdata-(since|polling)="([^"]*)"')
 
 
-def parse_cards(text: str) -> dict[int, str]:
-    """job pk -> state, for every job card in a page or an htmx answer."""
+def parse_cards(text: str) -> dict[int, tuple[str, int | None]]:
+    """job pk -> (state, created ms), for every job card in a page or an answer."""
     cards = {}
     for tag in ARTICLE.findall(text):
-        pk, state = JOB_ID.search(tag), CARD_STATE.search(tag)
+        pk, state, created = JOB_ID.search(tag), CARD_STATE.search(tag), CREATED.search(tag)
         if pk and state:
-            cards[int(pk.group(1))] = state.group(1)
+            cards[int(pk.group(1))] = (state.group(1), int(created.group(1)) if created else None)
     return cards
 
 
-def parse_since(text: str) -> str | None:
-    """The since= of #cards-poller's hx-get; None when the poller has none (stopped)."""
+def parse_poller(text: str) -> tuple[str, bool]:
+    """The Studio page's #cards-poller: its cursor (data-since) and whether it polls."""
     tag = POLLER.search(text)
-    hx_get = HX_GET.search(tag.group(0)) if tag else None
-    if hx_get is None:
-        return None
-    values = parse_qs(urlsplit(html.unescape(hx_get.group(1))).query).get("since")
-    return values[0] if values else None
+    if tag is None:
+        raise RuntimeError("the Studio page has no #cards-poller")
+    data = dict(DATA.findall(tag.group(0)))
+    return data["since"], data.get("polling") == "1"
 
 
 class StudioPage:
-    """The member's open Studio page, polling as htmx does.
+    """The member's open Studio page, polling as static/js/studio.js does.
 
-    The page is loaded (GET /) once the first job exists. #cards-poller then
-    asks GET /studio/cards/?since=<ms> 2 s after it was put in the page; every
-    answer swaps in a new #cards-poller (new since, new 2 s timer), so one
-    request follows the previous answer by 2 s. An answer with status 286, or
-    whose #cards-poller has no hx-get, stops the polling; making a job through
-    the page would re-arm it (since = now), which `rearm()` stands in for.
+    The page is loaded (GET /) once the first job exists. Its one
+    #cards-poller asks GET /studio/cards/?since=<cursor>&newest=&oldest= (the
+    creation times of the cards it holds) every 2 s while polling is on, one
+    request behind the other. An answer moves the cursor (X-Cards-Since) and
+    says whether to go on (X-Cards-Polling); making a job through the page asks
+    at once, which `rearm()` stands in for.
     """
 
     def __init__(self, base_url: str, session: requests.Session):
         self.base_url, self.session = base_url, session
         self.lock = threading.Lock()
-        self.since: str | None = None  # None: not polling
-        self.rearms = 0  # so a stop answer cannot undo a re-arm made meanwhile
-        self.armed = threading.Event()
+        self.since = ""
+        self.polling_on = False
+        self.asked = threading.Event()  # a job was made here: ask at once
         self.closing = threading.Event()
+        self.created: dict[int, int] = {}  # pk -> data-created of the cards on the page
         self.seen_completed: dict[int, float] = {}  # pk -> time.time() of first completed card
         self.last_state: dict[int, str] = {}
         self.requests = 0
         self.bytes = 0
-        self.stops = 0  # answers that stopped the polling (286, or no hx-get)
+        self.stops = 0  # answers that turned the polling off
         self.errors = 0
         self.thread = threading.Thread(target=self._run, name="studio-page", daemon=True)
 
@@ -475,28 +456,22 @@ class StudioPage:
         response = self.session.get(f"{self.base_url}/", timeout=30)
         response.raise_for_status()
         self._saw(response.text, time.time())
-        since = parse_since(response.text)
-        if since is None:
-            raise RuntimeError("the Studio page loaded without a polling #cards-poller")
-        self._arm(since)
+        since, polling = parse_poller(response.text)
+        if not polling:
+            raise RuntimeError("the Studio page loaded with its #cards-poller off")
+        with self.lock:
+            self.since, self.polling_on = since, True
         self.thread.start()
 
     def rearm(self) -> None:
-        """As the job-created answer does: polling on, since = now."""
-        with self.lock:
-            if self.since is None:
-                self.since = str(int(time.time() * 1000))
-                self.rearms += 1
-                self.armed.set()
-
-    def _arm(self, since: str) -> None:
-        with self.lock:
-            self.since = since
-            self.armed.set()
+        """As the job-created answer does: ask for the cards at once."""
+        self.asked.set()
 
     def _saw(self, text: str, at: float) -> None:
         with self.lock:
-            for pk, state in parse_cards(text).items():
+            for pk, (state, created) in parse_cards(text).items():
+                if created is not None:
+                    self.created[pk] = created
                 self.last_state[pk] = state
                 if state == "completed":
                     self.seen_completed.setdefault(pk, at)
@@ -506,46 +481,50 @@ class StudioPage:
             return set(self.seen_completed)
 
     def _run(self) -> None:
+        next_tick = time.monotonic() + PAGE_INTERVAL
         while not self.closing.is_set():
-            if not self.armed.wait(0.1):
-                continue
-            if self.closing.wait(PAGE_INTERVAL):  # the new poller element's 2 s timer
+            asked = self.asked.wait(max(0.0, next_tick - time.monotonic()))
+            if self.closing.is_set():
                 break
+            if not asked:
+                next_tick += PAGE_INTERVAL  # the page's 2 s interval ticks on regardless
+                if not self.polling:
+                    continue
+            self.asked.clear()
             with self.lock:
-                since, rearms = self.since, self.rearms
+                params = {"since": self.since}
+                if self.created:
+                    params["newest"] = max(self.created.values())
+                    params["oldest"] = min(self.created.values())
             try:
                 response = self.session.get(
-                    f"{self.base_url}/studio/cards/", params={"since": since}, timeout=30
+                    f"{self.base_url}/studio/cards/", params=params, timeout=30
                 )
             except requests.RequestException:
-                self.errors += 1  # htmx keeps its timer and asks again
+                self.errors += 1  # the cursor stays: the next ask repeats it
                 continue
             at = time.time()
             self.requests += 1
             self.bytes += len(response.content)
-            if response.status_code not in (200, 286):
+            if response.status_code != 200:
                 self.errors += 1
                 continue
             self._saw(response.text, at)
-            new_since = parse_since(response.text)
+            polling = response.headers.get("X-Cards-Polling") == "1"
             with self.lock:
-                if self.rearms != rearms:
-                    pass  # a job was made meanwhile: its answer re-armed the poller
-                elif response.status_code == 286 or new_since is None:
-                    self.since = None
-                    self.armed.clear()
+                self.since = response.headers.get("X-Cards-Since", self.since)
+                if self.polling_on and not polling:
                     self.stops += 1
-                else:
-                    self.since = new_since
+                self.polling_on = polling
 
     @property
     def polling(self) -> bool:
         with self.lock:
-            return self.since is not None
+            return self.polling_on
 
     def close(self) -> None:
         self.closing.set()
-        self.armed.set()
+        self.asked.set()
         if self.thread.is_alive():
             self.thread.join(timeout=35)
 

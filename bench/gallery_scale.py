@@ -65,7 +65,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import random
 import re
 import shlex
@@ -82,6 +81,7 @@ from urllib.parse import unquote, urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # jobs, lipsync_site
 
+from bench.django_env import django_start  # noqa: E402
 from bench.machine import machine_info  # noqa: E402
 
 # The fill's mix: (value, weight).
@@ -256,36 +256,13 @@ def pg_drop(url: str) -> None:
 
 
 def configure_django(args, *, data_dir: Path) -> float:
-    """The environment the settings read, then setup, migrate, collectstatic.
-    Returns the seconds migrate took."""
-    for name in ("DATABASE_URL", "REDIS_URL", "MEDIA_ROOT", "TESTING", "DEBUG"):
-        os.environ.pop(name, None)
-    os.environ.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "lipsync_site.settings",
-            "DATA_DIR": str(data_dir),
-            "DEBUG": "0",
-            "LOG_LEVEL": "WARNING",
-            # django.test.Client sends Host: testserver.
-            "ALLOWED_HOSTS": "testserver,127.0.0.1,localhost",
-            # No provider account: both providers are "sandbox", as on a fresh install.
-            "JOYPIX_BASE_URL": "",
-            "JOYPIX_API_KEY": "",
-            "LIPSYNC_STUDIO_BASE_URL": "",
-            "LIPSYNC_STUDIO_API_KEY": "",
-        }
+    """Django on `data_dir` (or --database-url); returns the seconds migrate took."""
+    return django_start(
+        data_dir=data_dir,
+        database_url=args.database_url,
+        # django.test.Client sends Host: testserver.
+        ALLOWED_HOSTS="testserver,127.0.0.1,localhost",
     )
-    if args.database_url:
-        os.environ["DATABASE_URL"] = args.database_url
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    started = time.perf_counter()
-    call_command("migrate", verbosity=0)
-    took = time.perf_counter() - started
-    call_command("collectstatic", interactive=False, verbosity=0)
-    return took
 
 
 # --- The fill -------------------------------------------------------------------------------

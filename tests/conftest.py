@@ -1,10 +1,14 @@
 """Shared fixtures: a team of two members (alice, bob) and one staff member,
-and Chromium settings for the browser tests."""
+test clients signed in as them, a media root of the test's own, and
+Chromium settings for the browser tests. Rows are made by tests/factories.py."""
 
 import os
 from pathlib import Path
 
 import pytest
+
+from jobs.credits.ledger import credits_grant
+from tests.media_factory import make_audio, make_image
 
 # Playwright's sync API runs an event loop in the test thread; Django's ORM
 # refuses to run beside one unless told this is deliberate.
@@ -52,6 +56,52 @@ def staff(django_user_model):
     return django_user_model.objects.create_superuser(
         "sam", "sam@example.com", PASSWORD, first_name="Sam"
     )
+
+
+@pytest.fixture
+def alice_client(client, alice):
+    """The test client, signed in as alice (who has no credits)."""
+    client.force_login(alice)
+    return client
+
+
+@pytest.fixture
+def funded_alice_client(alice_client, alice):
+    """alice_client, with 100 studio credits granted to alice."""
+    credits_grant(user=alice, pool="studio", amount=100, key="grant:alice")
+    return alice_client
+
+
+@pytest.fixture
+def staff_client(client, staff):
+    """The test client, signed in as the staff member."""
+    client.force_login(staff)
+    return client
+
+
+@pytest.fixture
+def media_root(settings, tmp_path) -> Path:
+    """Uploads, inputs and outputs go to this test's own folder."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+@pytest.fixture(scope="module")
+def dialog_inputs(tmp_path_factory) -> dict[str, tuple[str, Path]]:
+    """Real media for a dialog job, made once a module: role -> (kind, path);
+    the right clip (7 s) is the longer one."""
+    d = tmp_path_factory.mktemp("inputs")
+    return {
+        "image": ("image", make_image(d / "photo.png", 320, 240, fmt="png")),
+        "left_audio": ("audio", make_audio(d / "left.mp3", 2.0)),
+        "right_audio": ("audio", make_audio(d / "right.mp3", 7.0)),
+    }
+
+
+@pytest.fixture(scope="session")
+def eleven_minutes(tmp_path_factory) -> Path:
+    """An 11-minute clip: over the ten minutes any mode takes."""
+    return make_audio(tmp_path_factory.mktemp("long") / "long.mp3", 660, sample_rate=8000)
 
 
 # --- Browser tests (pytest-playwright) -------------------------------------------

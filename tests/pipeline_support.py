@@ -188,6 +188,18 @@ def wait_until(
         time.sleep(interval)
 
 
+def wait_for_sandbox_task_thread(sandbox: SandboxServer, task_id: str, *, timeout=10.0) -> None:
+    """Wait until the sandbox's thread for a task has ended. It sends the
+    task's webhooks itself, each waiting for the studio's answer, so by then
+    every webhook it would ever send has come and been answered: a check that
+    none came is not a race against a fixed sleep."""
+    name = f"sandbox-{task_id[:13]}"  # as SandboxServer names the thread
+    for thread in threading.enumerate():
+        if thread.name == name:
+            thread.join(timeout)
+            assert not thread.is_alive(), f"the sandbox still runs task {task_id}"
+
+
 def state_of(job: Job) -> str:
     return Job.objects.values_list("state", flat=True).get(pk=job.pk)
 

@@ -12,18 +12,12 @@ from django.utils import timezone
 
 from jobs.accounts.api_keys import api_key_authenticate, api_key_create, api_key_revoke
 from jobs.models import ApiKey
-from tests.test_pages import text
+from tests.page_support import text
 
 pytestmark = pytest.mark.django_db
 
 KEYS = reverse("api_keys")
 KEY_PATTERN = re.compile(r"sk_[a-z0-9]{8}_[A-Za-z0-9_-]{32,}")
-
-
-@pytest.fixture
-def alice_client(client, alice):
-    client.force_login(alice)
-    return client
 
 
 def form_token(client) -> str:

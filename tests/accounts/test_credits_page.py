@@ -12,17 +12,11 @@ from jobs.credits.ledger import (
     credits_hold,
     credits_release,
 )
-from tests.test_pages import text
+from tests.page_support import text
 
 pytestmark = pytest.mark.django_db
 
 CREDITS = reverse("credits")
-
-
-@pytest.fixture
-def alice_client(client, alice):
-    client.force_login(alice)
-    return client
 
 
 def rows(response) -> list[str]:

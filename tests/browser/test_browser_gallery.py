@@ -162,11 +162,20 @@ def test_a_member_filters_the_gallery_and_plays_a_video(
         timeout=15_000,
     )
     assert video.evaluate("v => v.muted") is False
-    page.mouse.move(5, 5)  # leaving the item does not stop a video played on purpose
-    page.wait_for_timeout(300)
-    assert video.evaluate("v => !v.paused")
+    # Leaving the item does not stop a video played on purpose: once the item
+    # has seen the mouse leave (the gallery's own listener runs first, on the
+    # way down), the video still plays on, its time moving past where it was.
+    media.evaluate(
+        "m => m.addEventListener('mouseleave', () => { m.dataset.left = '1'; }, {once: true})"
+    )
+    page.mouse.move(5, 5)
+    expect(media).to_have_attribute("data-left", "1")
+    left_at = video.evaluate("v => v.currentTime")
+    page.wait_for_function(
+        "([v, t]) => !v.paused && v.currentTime > t", arg=[video.element_handle(), left_at]
+    )
     video.hover()  # so the screenshot shows the controls
-    page.wait_for_timeout(200)
+    page.wait_for_function("v => v.matches(':hover')", arg=video.element_handle())
     full_page_shot(page, artifacts / "gallery-2-playing.png")
     filtered = page.url
 

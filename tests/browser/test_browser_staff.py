@@ -14,7 +14,8 @@ from playwright.sync_api import expect
 from jobs.credits.ledger import credits_adjust
 from jobs.models import Job, JobState
 from jobs.staff.actions import job_refund
-from tests.staff_support import at, grant, local, make_job
+from tests.factories import at, make_job
+from tests.staff_support import grant, local
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

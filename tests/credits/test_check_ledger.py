@@ -13,7 +13,8 @@ from jobs.credits.ledger import (
     credits_hold,
     credits_release,
 )
-from jobs.models import CreditAccount, EntryKind, Job, JobMode, JobState, LedgerEntry, Pool
+from jobs.models import CreditAccount, EntryKind, Job, JobState, LedgerEntry, Pool
+from tests.factories import make_job
 
 pytestmark = pytest.mark.django_db
 
@@ -28,15 +29,9 @@ def check_ledger() -> tuple[bool, str]:
     return True, out.getvalue()
 
 
-def make_job(owner, state=JobState.PROCESSING) -> Job:
-    return Job.objects.create(
-        owner=owner,
-        mode=JobMode.TALKING_PHOTO,
-        provider="sandbox",
-        provider_model="m",
-        resolution="480p",
-        state=state,
-    )
+def live_job(owner) -> Job:
+    """A processing job with no ledger entries yet: each test holds for it."""
+    return make_job(owner, state=JobState.PROCESSING, held=None)
 
 
 @pytest.fixture
@@ -47,11 +42,11 @@ def busy_ledger(alice, bob):
     credits_grant(user=bob, pool=Pool.STUDIO, amount=20, key="g3")
     credits_adjust(user=bob, pool=Pool.API, amount=12, key="a1", reason="Promotion")
     credits_adjust(user=bob, pool=Pool.API, amount=-2, key="a2", reason="Typo")
-    done = credits_hold(user=alice, pool=Pool.STUDIO, amount=30, key="h1", job=make_job(alice))
+    done = credits_hold(user=alice, pool=Pool.STUDIO, amount=30, key="h1", job=live_job(alice))
     credits_capture(hold=done, amount=15, key="c1")
-    failed = credits_hold(user=alice, pool=Pool.API, amount=10, key="h2", job=make_job(alice))
+    failed = credits_hold(user=alice, pool=Pool.API, amount=10, key="h2", job=live_job(alice))
     credits_release(hold=failed, key="r1")
-    credits_hold(user=bob, pool=Pool.STUDIO, amount=20, key="h3", job=make_job(bob))
+    credits_hold(user=bob, pool=Pool.STUDIO, amount=20, key="h3", job=live_job(bob))
 
 
 def test_a_clean_ledger_passes(busy_ledger):
@@ -104,7 +99,7 @@ def test_it_reports_an_open_hold_with_no_job(alice):
 
 def test_it_reports_an_open_hold_whose_job_has_finished(alice):
     credits_grant(user=alice, pool=Pool.STUDIO, amount=100, key="g")
-    job = make_job(alice)
+    job = live_job(alice)
     hold = credits_hold(user=alice, pool=Pool.STUDIO, amount=30, key="h", job=job)
     Job.objects.filter(pk=job.pk).update(state=JobState.FAILED)
     passed, output = check_ledger()
@@ -115,13 +110,13 @@ def test_it_reports_an_open_hold_whose_job_has_finished(alice):
 
 def test_a_live_job_keeps_its_hold_open_without_complaint(alice):
     credits_grant(user=alice, pool=Pool.STUDIO, amount=100, key="g")
-    credits_hold(user=alice, pool=Pool.STUDIO, amount=30, key="h", job=make_job(alice))
+    credits_hold(user=alice, pool=Pool.STUDIO, amount=30, key="h", job=live_job(alice))
     assert check_ledger()[0]
 
 
 def test_it_reports_a_capture_larger_than_its_hold(alice):
     credits_grant(user=alice, pool=Pool.STUDIO, amount=100, key="g")
-    hold = credits_hold(user=alice, pool=Pool.STUDIO, amount=30, key="h", job=make_job(alice))
+    hold = credits_hold(user=alice, pool=Pool.STUDIO, amount=30, key="h", job=live_job(alice))
     capture = credits_capture(hold=hold, amount=30, key="c")
     # Only a bug or a hand edit could do this; the service refuses it.
     LedgerEntry.objects.filter(pk=capture.pk).update(amount=45)
@@ -133,7 +128,7 @@ def test_it_reports_a_capture_larger_than_its_hold(alice):
 
 def test_it_reports_a_resolution_of_another_accounts_hold(alice, bob):
     credits_grant(user=alice, pool=Pool.STUDIO, amount=100, key="g")
-    hold = credits_hold(user=alice, pool=Pool.STUDIO, amount=30, key="h", job=make_job(alice))
+    hold = credits_hold(user=alice, pool=Pool.STUDIO, amount=30, key="h", job=live_job(alice))
     release = credits_release(hold=hold, key="r")
     bobs = CreditAccount.objects.create(user=bob, pool=Pool.STUDIO)
     LedgerEntry.objects.filter(pk=release.pk).update(account=bobs)
@@ -153,6 +148,36 @@ def test_it_lists_every_problem_on_its_own_line(alice, bob):
     assert "2 problem(s) found" in output
 
 
-def test_entry_kinds_are_all_covered_by_the_recomputation():
-    # A new kind must be taught to check_ledger (and to jobs.ledger) first.
-    assert set(EntryKind.values) == {"grant", "adjust", "hold", "capture", "release"}
+def _one_more_credit(entry: LedgerEntry) -> None:
+    LedgerEntry.objects.filter(pk=entry.pk).update(amount=entry.amount + 1)
+
+
+def _resolving_another_entry(release: LedgerEntry) -> None:
+    other = LedgerEntry.objects.filter(account=release.account, kind=EntryKind.GRANT).first()
+    LedgerEntry.objects.filter(pk=release.pk).update(hold=other)
+
+
+# Per kind: which entry of busy_ledger to spoil, and how. A new kind fails the
+# test below until check_ledger (and this table) learn what a wrong one is.
+SPOILED = {
+    EntryKind.GRANT: ({}, _one_more_credit),
+    EntryKind.ADJUST: ({}, _one_more_credit),
+    EntryKind.HOLD: ({"resolutions__isnull": True}, _one_more_credit),  # an open one
+    EntryKind.CAPTURE: ({}, _one_more_credit),
+    EntryKind.RELEASE: ({}, _resolving_another_entry),  # its hold opens again
+}
+
+
+@pytest.mark.parametrize("kind", EntryKind.values)
+def test_entry_kinds_are_all_covered_by_the_recomputation(busy_ledger, kind):
+    assert set(LedgerEntry.objects.values_list("kind", flat=True)) == set(EntryKind.values)
+    assert check_ledger()[0], "the untouched ledger passes"
+    assert kind in SPOILED, f"check_ledger does not know what a wrong {kind} entry is"
+    where, spoil = SPOILED[kind]
+    entry = LedgerEntry.objects.filter(kind=kind, **where).select_related("account__user")[0]
+
+    spoil(entry)
+
+    passed, output = check_ledger()
+    assert not passed, f"a wrong {kind} entry went unnoticed"
+    assert f"Account #{entry.account_id} ({entry.account}): stored balance" in output

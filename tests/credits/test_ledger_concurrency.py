@@ -4,12 +4,10 @@ Run on SQLite (the default; writers serialize through IMMEDIATE transactions)
 and on PostgreSQL (DATABASE_URL; the account row lock serializes them).
 """
 
-import threading
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
 
 from jobs.credits.ledger import (
     HoldAlreadyResolved,
@@ -20,49 +18,18 @@ from jobs.credits.ledger import (
     credits_hold,
     credits_release,
 )
-from jobs.models import EntryKind, Job, JobMode, LedgerEntry, Pool, Resolution
+from jobs.models import EntryKind, Job, LedgerEntry, Pool
+from tests.factories import make_job
+from tests.threads_support import run_together
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 THREADS = 50
 
 
-def run_together(count: int, work) -> list:
-    """Run work(i) in `count` threads released at once; returns each result or exception."""
-    barrier = threading.Barrier(count)
-    results: list = [None] * count
-
-    def worker(i: int) -> None:
-        try:
-            # Connect first, so the barrier releases threads that are ready to write.
-            connection.ensure_connection()
-            barrier.wait(timeout=60)
-            results[i] = work(i)
-        except Exception as exc:  # noqa: BLE001 - the test inspects it
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads), "a worker hung"
-    return results
-
-
 def make_jobs(owner, count: int) -> list[Job]:
-    return [
-        Job.objects.create(
-            owner=owner,
-            mode=JobMode.TALKING_PHOTO,
-            provider="sandbox",
-            provider_model="m",
-            resolution=Resolution.P480,
-        )
-        for _ in range(count)
-    ]
+    """Queued jobs with no ledger entries yet: each test holds for them."""
+    return [make_job(owner, held=None) for _ in range(count)]
 
 
 def assert_ledger_ok() -> None:

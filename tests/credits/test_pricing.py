@@ -11,6 +11,7 @@ from jobs.credits.ledger import credits_grant
 from jobs.credits.pricing import NoRate, billed_units, quote, terms_text
 from jobs.models import Job, JobState, Rate, Upload
 from jobs.pipeline import lifecycle
+from tests.factories import make_uploads
 
 
 @pytest.mark.parametrize(
@@ -164,18 +165,7 @@ def test_the_admin_lists_both_rates_with_their_minimum(client, staff):
 
 def staged_talking_photo(owner, seconds: float) -> dict[str, Upload]:
     """Staged uploads as the form leaves them (no files: nothing is sent here)."""
-    return {
-        role: Upload.objects.create(
-            owner=owner,
-            kind=kind,
-            file=f"uploads/{role}",
-            original_name=role,
-            content_type="application/octet-stream",
-            size=1,
-            duration=duration,
-        )
-        for role, kind, duration in [("image", "image", None), ("audio", "audio", seconds)]
-    }
+    return make_uploads(owner, {"image": ("image", None), "audio": ("audio", seconds)})
 
 
 def archive_measuring(monkeypatch, job: Job, seconds: float) -> Job:

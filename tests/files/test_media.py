@@ -21,11 +21,6 @@ from tests.media_factory import (
 NOT_AUDIO = "not an audio file we can read"
 
 
-@pytest.fixture(scope="session")
-def eleven_minutes(tmp_path_factory):
-    return make_audio(tmp_path_factory.mktemp("long") / "long.mp3", 660, sample_rate=8000)
-
-
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     """A 2-second H.264 + AAC MP4, 640x360 at 15 fps."""

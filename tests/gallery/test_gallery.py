@@ -62,12 +62,6 @@ def sources(tmp_path_factory) -> dict[str, Path]:
     }
 
 
-@pytest.fixture
-def media_root(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
-
-
 def store(path: Path, name: str) -> str:
     with open(path, "rb") as fh:
         return default_storage.save(name, File(fh))
@@ -170,12 +164,6 @@ def many_jobs(owner, count: int, **fields) -> list[Job]:
 
 def item_ids(html: str) -> list[int]:
     return [int(pk) for pk in re.findall(r'id="gallery-item-(\d+)"', html)]
-
-
-@pytest.fixture
-def alice_client(client, alice):
-    client.force_login(alice)
-    return client
 
 
 def client_for(user):

@@ -8,14 +8,12 @@ through the staged uploads' row locks). CI runs this file on both.
 """
 
 import re
-import threading
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -30,17 +28,12 @@ from jobs.studio.forms import new_form_token
 from jobs.studio.uploads import upload_stage, uploads_purge_stale
 from tests.media_factory import make_audio, make_image
 from tests.pipeline_support import _seed_rates, ledger_check
+from tests.threads_support import run_together
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 THREADS = 10
 DIALOG_COST = 15  # JoyPix 480p: the longer clip (3 s) is one 5 s unit
-
-
-@pytest.fixture
-def media_root(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return Path(settings.MEDIA_ROOT)
 
 
 @pytest.fixture(scope="module")
@@ -85,28 +78,18 @@ def form_data(staged: dict[str, Upload], **extra) -> dict:
 
 def post_together(user, data_for, count: int, *, htmx: bool = False) -> list:
     """POST /studio/jobs/ from `count` threads released at once, each with its
-    own signed-in client and connection. Returns each response (or exception)."""
-    barrier = threading.Barrier(count)
-    results: list = [None] * count
+    own signed-in client and connection. Returns each response."""
+    headers = {"HTTP_HX_REQUEST": "true"} if htmx else {}
 
-    def worker(i: int) -> None:
-        try:
-            client = Client(raise_request_exception=True)
-            client.force_login(user)
-            headers = {"HTTP_HX_REQUEST": "true"} if htmx else {}
-            barrier.wait(timeout=60)
-            results[i] = client.post(reverse("job_new"), data_for(i), **headers)
-        except Exception as exc:  # noqa: BLE001 - the test reports it
-            results[i] = exc
-        finally:
-            connection.close()
+    def signed_in(i: int) -> Client:
+        client = Client(raise_request_exception=True)
+        client.force_login(user)
+        return client
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a request hung"
+    def post(i: int, client: Client):
+        return client.post(reverse("job_new"), data_for(i), **headers)
+
+    results = run_together(count, post, prepare=signed_in)
     errors = [r for r in results if isinstance(r, Exception)]
     assert not errors, errors
     return results

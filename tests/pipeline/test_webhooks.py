@@ -10,6 +10,7 @@ from jobs.models import Job
 from jobs.pipeline import lifecycle
 from jobs.pipeline.webhooks import webhook_url
 from jobs.providers.base import SubmitRequest
+from tests.factories import make_job
 
 pytestmark = pytest.mark.django_db
 
@@ -24,14 +25,13 @@ def enqueued(monkeypatch):
 @pytest.fixture
 def job(alice, settings):
     settings.PUBLIC_BASE_URL = "https://studio.example"
-    return Job.objects.create(
-        owner=alice,
+    return make_job(
+        alice,
         mode="talking_photo",
         provider="lipsync_studio",
-        provider_model="lipsync-image",
-        resolution="480p",
         state="processing",
-        provider_task_id="task-1",
+        held=None,
+        task_id="task-1",
         submitted_at=timezone.now(),
         next_poll_at=timezone.now() + timedelta(seconds=90),
     )

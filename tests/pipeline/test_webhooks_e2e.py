@@ -27,6 +27,7 @@ from tests.pipeline_support import (
     record_lipsync_requests,
     run_until_terminal,
     state_of,
+    wait_for_sandbox_task_thread,
     wait_until,
 )
 
@@ -129,7 +130,7 @@ def test_a_lost_webhook_is_made_up_for_by_the_poll_loop(pipeline, webhooks_on):
     task = pipeline.sandbox.wait_for(job.provider_task_id, timeout=10)
     assert task.status == "completed" and task.webhook  # it was asked for, and never came
 
-    time.sleep(0.5)
+    wait_for_sandbox_task_thread(pipeline.sandbox, task.id)  # all it would send is sent
     assert state_of(job) == "processing"  # nothing happens without a webhook or a poll
     assert pipeline.sandbox.webhooks == []
     assert lipsync_poll_calls(pipeline) == []

@@ -423,7 +423,7 @@ def test_api_keys_filter_by_status(staff_client, alice, alices_key):
 def test_simultaneous_submissions_of_one_form_post_and_log_once(staff, alice):
     from django.test import Client
 
-    from tests.credits.test_ledger_concurrency import run_together
+    from tests.threads_support import run_together
 
     key = "0b7e5a52-8d8e-4f0c-9d57-2f1e3c0a9b11"
     clients = [Client() for _ in range(8)]

@@ -18,8 +18,9 @@ from jobs.pipeline import lifecycle
 from jobs.providers.sandbox import SandboxConfig, SandboxServer
 from jobs.staff import actions as staff_actions
 from jobs.staff.actions import StaffActionRefused, job_fail_by_staff, job_refund
-from tests.credits.test_ledger_concurrency import run_together
-from tests.staff_support import grant, local, make_job
+from tests.factories import make_job
+from tests.staff_support import grant, local
+from tests.threads_support import run_together
 
 pytestmark = pytest.mark.django_db
 

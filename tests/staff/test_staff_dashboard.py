@@ -19,7 +19,8 @@ from jobs.staff.dashboard import figures
 from jobs.staff.dashboard.chart import nice_ceiling, spend_chart
 from jobs.staff.dashboard.ledger_csv import CSV_HEADER
 from jobs.staff.dashboard.period import Period, PeriodForm
-from tests.staff_support import at, grant, local, make_job
+from tests.factories import at, make_job
+from tests.staff_support import grant, local
 
 pytestmark = pytest.mark.django_db
 

@@ -5,64 +5,24 @@ the card actions (cancel, try again, delete) with their credits."""
 import json
 import re
 from datetime import timedelta
+from functools import partial
 
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
 
 from jobs.credits.ledger import credits_adjust, credits_balances, credits_grant
 from jobs.models import Job, LedgerEntry
 from jobs.pipeline import lifecycle
-from jobs.studio.uploads import upload_stage
-from tests.media_factory import make_audio, make_image
+from tests.factories import make_job
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def media_root(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
-
-
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory):
-    d = tmp_path_factory.mktemp("inputs")
-    return {
-        "image": ("image", make_image(d / "photo.png", 320, 240, fmt="png")),
-        "left_audio": ("audio", make_audio(d / "left.mp3", 2.0)),
-        "right_audio": ("audio", make_audio(d / "right.mp3", 7.0)),
-    }
-
-
-@pytest.fixture
-def make_job(inputs, media_root):
-    """A real job as the form makes it (staged files, quote, hold)."""
-
-    def _make(owner, *, state="queued", **fields) -> Job:
-        files = {
-            role: upload_stage(
-                owner=owner,
-                kind=kind,
-                uploaded=SimpleUploadedFile(path.name, path.read_bytes()),
-            )
-            for role, (kind, path) in inputs.items()
-        }
-        job = lifecycle.job_create(
-            owner=owner, mode="dialog", provider="joypix", resolution="480p", files=files
-        )
-        Job.objects.filter(pk=job.pk).update(state=state, **fields)
-        return Job.objects.get(pk=job.pk)
-
-    return _make
-
-
-@pytest.fixture
-def alice_client(client, alice):
-    credits_grant(user=alice, pool="studio", amount=100, key="grant:alice")
-    client.force_login(alice)
-    return client
+def real_job(dialog_inputs, media_root):
+    """make_job on real media, staged and quoted as the Studio form does."""
+    return partial(make_job, inputs=dialog_inputs)
 
 
 def ms(moment) -> int:
@@ -77,21 +37,21 @@ def card_ids(html: str) -> list[int]:
 # --- the page ------------------------------------------------------------------------
 
 
-def test_a_member_sees_only_their_own_cards(alice_client, alice, bob, make_job):
-    mine = make_job(alice)
+def test_a_member_sees_only_their_own_cards(funded_alice_client, alice, bob, real_job):
+    mine = real_job(alice)
     credits_grant(user=bob, pool="studio", amount=100, key="grant:bob")
-    theirs = make_job(bob)
+    theirs = real_job(bob)
 
-    html = alice_client.get(reverse("studio")).content.decode()
+    html = funded_alice_client.get(reverse("studio")).content.decode()
 
     assert card_ids(html) == [mine.pk]
     assert theirs.pk not in card_ids(html)
 
 
-def test_a_live_card_shows_its_hold_and_the_page_polls(alice_client, alice, make_job):
-    job = make_job(alice, state="processing", submitted_at=timezone.now())
+def test_a_live_card_shows_its_hold_and_the_page_polls(funded_alice_client, alice, real_job):
+    job = real_job(alice, state="processing", submitted_at=timezone.now())
 
-    html = alice_client.get(reverse("studio")).content.decode()
+    html = funded_alice_client.get(reverse("studio")).content.decode()
 
     # 7 s (the longer clip) -> 2 units x 15 credits at 480p.
     assert "30 credits" in html and "$0.30" in html
@@ -101,17 +61,19 @@ def test_a_live_card_shows_its_hold_and_the_page_polls(alice_client, alice, make
     assert re.search(r'data-since="\d+" data-polling="1"', html)
 
 
-def test_with_nothing_live_the_page_does_not_poll(alice_client, alice, make_job):
-    make_job(alice, state="failed", error="The provider refused the photo.")
+def test_with_nothing_live_the_page_does_not_poll(funded_alice_client, alice, real_job):
+    real_job(alice, state="failed", error="The provider refused the photo.")
 
-    html = alice_client.get(reverse("studio")).content.decode()
+    html = funded_alice_client.get(reverse("studio")).content.decode()
 
     assert "The provider refused the photo." in html
     assert 'data-polling="0"' in html
 
 
-def test_a_completed_card_plays_the_video_and_offers_the_download(alice_client, alice, make_job):
-    job = make_job(
+def test_a_completed_card_plays_the_video_and_offers_the_download(
+    funded_alice_client, alice, real_job
+):
+    job = real_job(
         alice,
         state="completed",
         output="outputs/x.mp4",
@@ -119,28 +81,32 @@ def test_a_completed_card_plays_the_video_and_offers_the_download(alice_client, 
         finished_at=timezone.now(),
     )
 
-    html = alice_client.get(reverse("studio")).content.decode()
+    html = funded_alice_client.get(reverse("studio")).content.decode()
 
     assert f'<video controls preload="metadata" playsinline src="/jobs/{job.pk}/video.mp4"' in html
     assert f'href="/jobs/{job.pk}/video.mp4?download=1"' in html
     assert "Charged" in html and "30 credits" in html
 
 
-def test_an_archiving_card_counts_down_to_the_providers_deletion(alice_client, alice, make_job):
+def test_an_archiving_card_counts_down_to_the_providers_deletion(
+    funded_alice_client, alice, real_job
+):
     expires = timezone.now() + timedelta(hours=71)
-    make_job(alice, state="archiving", provider_expires_at=expires)
+    real_job(alice, state="archiving", provider_expires_at=expires)
 
-    html = alice_client.get(reverse("studio")).content.decode()
+    html = funded_alice_client.get(reverse("studio")).content.decode()
 
     assert "Provider deletes it in" in html
     assert f'data-countdown="{ms(expires)}"' in html
 
 
-def test_a_completed_card_counts_down_to_the_studios_own_retention(alice_client, alice, make_job):
+def test_a_completed_card_counts_down_to_the_studios_own_retention(
+    funded_alice_client, alice, real_job
+):
     until = timezone.now() + timedelta(days=30)
-    make_job(alice, state="completed", output="outputs/x.mp4", archive_expires_at=until)
+    real_job(alice, state="completed", output="outputs/x.mp4", archive_expires_at=until)
 
-    html = alice_client.get(reverse("studio")).content.decode()
+    html = funded_alice_client.get(reverse("studio")).content.decode()
 
     assert "Video deleted in" in html and f'data-countdown="{ms(until)}"' in html
 
@@ -154,9 +120,9 @@ def page_of(*jobs) -> dict:
     return {"newest": max(created), "oldest": min(created)}
 
 
-def test_an_update_carries_only_the_cards_that_changed(alice_client, alice, make_job):
-    quiet = make_job(alice, state="processing", submitted_at=timezone.now())
-    moving = make_job(alice, state="processing", submitted_at=timezone.now())
+def test_an_update_carries_only_the_cards_that_changed(funded_alice_client, alice, real_job):
+    quiet = real_job(alice, state="processing", submitted_at=timezone.now())
+    moving = real_job(alice, state="processing", submitted_at=timezone.now())
     Job.objects.filter(pk__in=[quiet.pk, moving.pk]).update(
         updated_at=timezone.now() - timedelta(minutes=5)
     )
@@ -164,7 +130,9 @@ def test_an_update_carries_only_the_cards_that_changed(alice_client, alice, make
     Job.objects.filter(pk=moving.pk).update(state="archiving", updated_at=timezone.now())
 
     before = ms(timezone.now())
-    response = alice_client.get(reverse("studio_cards"), {"since": since} | page_of(quiet, moving))
+    response = funded_alice_client.get(
+        reverse("studio_cards"), {"since": since} | page_of(quiet, moving)
+    )
 
     assert response.status_code == 200
     assert response["X-Cards-Polling"] == "1"  # jobs are still live: keep polling
@@ -175,17 +143,17 @@ def test_an_update_carries_only_the_cards_that_changed(alice_client, alice, make
     assert "afterbegin" not in html
 
 
-def test_a_job_newer_than_every_card_on_the_page_goes_first(alice_client, alice, make_job):
+def test_a_job_newer_than_every_card_on_the_page_goes_first(funded_alice_client, alice, real_job):
     """Made in another tab, by a script, or by this page's own form."""
-    shown = make_job(alice, state="processing", submitted_at=timezone.now())
+    shown = real_job(alice, state="processing", submitted_at=timezone.now())
     five_minutes_ago = timezone.now() - timedelta(minutes=5)
     Job.objects.filter(pk=shown.pk).update(created_at=five_minutes_ago, updated_at=five_minutes_ago)
     shown.refresh_from_db()
     since = ms(timezone.now())
-    first, second = make_job(alice), make_job(alice)
+    first, second = real_job(alice), real_job(alice)
     Job.objects.filter(pk=first.pk).update(created_at=timezone.now() - timedelta(seconds=1))
 
-    response = alice_client.get(reverse("studio_cards"), {"since": since} | page_of(shown))
+    response = funded_alice_client.get(reverse("studio_cards"), {"since": since} | page_of(shown))
 
     html = response.content.decode()
     before, wrapper, cards = html.partition('<div hx-swap-oob="afterbegin:#job-cards">')
@@ -194,31 +162,31 @@ def test_a_job_newer_than_every_card_on_the_page_goes_first(alice_client, alice,
     assert not re.search(r'<article [^>]*hx-swap-oob="true"', cards)
 
 
-def test_a_page_with_no_card_gets_every_changed_job_as_new(alice_client, alice, make_job):
-    job = make_job(alice)
+def test_a_page_with_no_card_gets_every_changed_job_as_new(funded_alice_client, alice, real_job):
+    job = real_job(alice)
 
-    response = alice_client.get(reverse("studio_cards"), {"since": 0})
+    response = funded_alice_client.get(reverse("studio_cards"), {"since": 0})
 
     html = response.content.decode()
     assert 'hx-swap-oob="afterbegin:#job-cards"' in html and card_ids(html) == [job.pk]
 
 
-def test_a_changed_job_older_than_the_page_is_not_sent(alice_client, alice, make_job):
+def test_a_changed_job_older_than_the_page_is_not_sent(funded_alice_client, alice, real_job):
     """A card beyond the page's 24, or one retention just touched, has no place
     on it: sending it would only be dropped (htmx: oobErrorNoTarget)."""
-    shown = make_job(alice, state="processing", submitted_at=timezone.now())
-    old = make_job(alice, state="completed", output="outputs/x.mp4", credits_charged=30)
+    shown = real_job(alice, state="processing", submitted_at=timezone.now())
+    old = real_job(alice, state="completed", output="outputs/x.mp4", credits_charged=30)
     Job.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=40))
 
-    response = alice_client.get(reverse("studio_cards"), {"since": 0} | page_of(shown))
+    response = funded_alice_client.get(reverse("studio_cards"), {"since": 0} | page_of(shown))
 
     assert card_ids(response.content.decode()) == [shown.pk]
 
 
-def test_the_last_update_says_to_stop_polling(alice_client, alice, make_job):
-    job = make_job(alice, state="completed", output="outputs/x.mp4", credits_charged=30)
+def test_the_last_update_says_to_stop_polling(funded_alice_client, alice, real_job):
+    job = real_job(alice, state="completed", output="outputs/x.mp4", credits_charged=30)
 
-    response = alice_client.get(
+    response = funded_alice_client.get(
         reverse("studio_cards"), {"since": ms(timezone.now()) - 60_000} | page_of(job)
     )
 
@@ -229,11 +197,11 @@ def test_the_last_update_says_to_stop_polling(alice_client, alice, make_job):
     assert 'id="balances"' in html  # the sidebar's credits follow the charge
 
 
-def test_another_members_changes_never_reach_my_page(alice_client, alice, bob, make_job):
+def test_another_members_changes_never_reach_my_page(funded_alice_client, alice, bob, real_job):
     credits_grant(user=bob, pool="studio", amount=100, key="grant:bob")
-    make_job(bob, state="processing", submitted_at=timezone.now())
+    real_job(bob, state="processing", submitted_at=timezone.now())
 
-    response = alice_client.get(reverse("studio_cards"), {"since": 0})
+    response = funded_alice_client.get(reverse("studio_cards"), {"since": 0})
 
     assert card_ids(response.content.decode()) == []
     assert response["X-Cards-Polling"] == "0"
@@ -242,18 +210,20 @@ def test_another_members_changes_never_reach_my_page(alice_client, alice, bob, m
 @pytest.mark.parametrize(
     "params", [{"since": "yesterday"}, {"since": 0, "newest": "x"}, {"since": 0, "oldest": ""}]
 )
-def test_an_update_without_a_time_is_refused(alice_client, params):
-    assert alice_client.get(reverse("studio_cards"), params).status_code == 400
+def test_an_update_without_a_time_is_refused(funded_alice_client, params):
+    assert funded_alice_client.get(reverse("studio_cards"), params).status_code == 400
 
 
 # --- actions ------------------------------------------------------------------------------
 
 
-def test_cancelling_a_queued_job_releases_its_hold(alice_client, alice, make_job):
-    job = make_job(alice)
+def test_cancelling_a_queued_job_releases_its_hold(funded_alice_client, alice, real_job):
+    job = real_job(alice)
     assert credits_balances(user=alice)["studio"].available == 70
 
-    response = alice_client.post(reverse("job_cancel", args=[job.pk]), HTTP_HX_REQUEST="true")
+    response = funded_alice_client.post(
+        reverse("job_cancel", args=[job.pk]), HTTP_HX_REQUEST="true"
+    )
 
     job.refresh_from_db()
     assert job.state == "failed" and "Cancelled" in job.error
@@ -264,10 +234,12 @@ def test_cancelling_a_queued_job_releases_its_hold(alice_client, alice, make_job
     )
 
 
-def test_a_job_already_sent_cannot_be_cancelled(alice_client, alice, make_job):
-    job = make_job(alice, state="processing", submitted_at=timezone.now())
+def test_a_job_already_sent_cannot_be_cancelled(funded_alice_client, alice, real_job):
+    job = real_job(alice, state="processing", submitted_at=timezone.now())
 
-    response = alice_client.post(reverse("job_cancel", args=[job.pk]), HTTP_HX_REQUEST="true")
+    response = funded_alice_client.post(
+        reverse("job_cancel", args=[job.pk]), HTTP_HX_REQUEST="true"
+    )
 
     assert "already been sent to the provider and cannot be cancelled" in response.content.decode()
     job.refresh_from_db()
@@ -275,12 +247,14 @@ def test_a_job_already_sent_cannot_be_cancelled(alice_client, alice, make_job):
     assert credits_balances(user=alice)["studio"].held == 30
 
 
-def test_trying_again_makes_one_new_job_held_anew(alice_client, alice, make_job, media_root):
-    failed = make_job(alice)
+def test_trying_again_makes_one_new_job_held_anew(funded_alice_client, alice, real_job, media_root):
+    failed = real_job(alice)
     lifecycle.job_fail(failed, "The provider could not find a face.")
     assert credits_balances(user=alice)["studio"].available == 100
 
-    response = alice_client.post(reverse("job_retry", args=[failed.pk]), HTTP_HX_REQUEST="true")
+    response = funded_alice_client.post(
+        reverse("job_retry", args=[failed.pk]), HTTP_HX_REQUEST="true"
+    )
 
     new = Job.objects.exclude(pk=failed.pk).get()
     assert (new.state, new.retried_from_id, new.credits_held) == ("queued", failed.pk, 30)
@@ -293,15 +267,15 @@ def test_trying_again_makes_one_new_job_held_anew(alice_client, alice, make_job,
         failed.inputs.values_list("file", flat=True)
     )
 
-    again = alice_client.post(reverse("job_retry", args=[failed.pk]), HTTP_HX_REQUEST="true")
+    again = funded_alice_client.post(reverse("job_retry", args=[failed.pk]), HTTP_HX_REQUEST="true")
     assert f"already tried again as job #{new.pk}" in again.content.decode()
     assert Job.objects.count() == 2
 
 
-def test_trying_again_without_credits_changes_nothing(client, bob, make_job, media_root):
+def test_trying_again_without_credits_changes_nothing(client, bob, real_job, media_root):
     credits_grant(user=bob, pool="studio", amount=30, key="grant:bob")
     client.force_login(bob)
-    failed = make_job(bob)
+    failed = real_job(bob)
     lifecycle.job_fail(failed, "failed")
     credits_adjust(user=bob, pool="studio", amount=-10, key="adj:bob", reason="test")  # 20 left
     files_before = sorted(p.name for p in media_root.rglob("*") if p.is_file())
@@ -314,42 +288,46 @@ def test_trying_again_without_credits_changes_nothing(client, bob, make_job, med
 
 
 def test_deleting_a_finished_job_removes_its_files_and_keeps_its_ledger(
-    alice_client, alice, make_job, media_root, django_capture_on_commit_callbacks
+    funded_alice_client, alice, real_job, media_root, django_capture_on_commit_callbacks
 ):
-    job = make_job(alice)
+    job = real_job(alice)
     lifecycle.job_fail(job, "failed")
     entries = LedgerEntry.objects.filter(job=job).count()
     files = [media_root / name for name in job.inputs.values_list("file", flat=True)]
     assert all(f.exists() for f in files)
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = alice_client.post(reverse("job_delete", args=[job.pk]), HTTP_HX_REQUEST="true")
+        response = funded_alice_client.post(
+            reverse("job_delete", args=[job.pk]), HTTP_HX_REQUEST="true"
+        )
 
     assert response.status_code == 200
     assert not any(f.exists() for f in files)
     assert LedgerEntry.objects.filter(job=job).count() == entries == 2  # hold + release
-    assert job.pk not in card_ids(alice_client.get(reverse("studio")).content.decode())
+    assert job.pk not in card_ids(funded_alice_client.get(reverse("studio")).content.decode())
 
 
-def test_a_live_job_cannot_be_deleted(alice_client, alice, make_job):
-    job = make_job(alice, state="processing", submitted_at=timezone.now())
+def test_a_live_job_cannot_be_deleted(funded_alice_client, alice, real_job):
+    job = real_job(alice, state="processing", submitted_at=timezone.now())
 
-    response = alice_client.post(reverse("job_delete", args=[job.pk]), HTTP_HX_REQUEST="true")
+    response = funded_alice_client.post(
+        reverse("job_delete", args=[job.pk]), HTTP_HX_REQUEST="true"
+    )
 
     assert "can be deleted once it has finished" in response.content.decode()
     assert Job.objects.get(pk=job.pk).deleted_at is None
 
 
 @pytest.mark.parametrize("action", ["job_cancel", "job_retry", "job_delete"])
-def test_nobody_acts_on_another_members_job(client, alice, bob, make_job, action):
+def test_nobody_acts_on_another_members_job(client, alice, bob, real_job, action):
     credits_grant(user=alice, pool="studio", amount=100, key="grant:alice")
-    job = make_job(alice)
+    job = real_job(alice)
     client.force_login(bob)
 
     assert client.post(reverse(action, args=[job.pk])).status_code == 404
     assert Job.objects.get(pk=job.pk).state == "queued"
 
 
-def test_actions_only_answer_posts(alice_client, alice, make_job):
-    job = make_job(alice)
-    assert alice_client.get(reverse("job_cancel", args=[job.pk])).status_code == 405
+def test_actions_only_answer_posts(funded_alice_client, alice, real_job):
+    job = real_job(alice)
+    assert funded_alice_client.get(reverse("job_cancel", args=[job.pk])).status_code == 405

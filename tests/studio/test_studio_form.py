@@ -24,12 +24,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def media_root(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    return settings.MEDIA_ROOT
-
-
-@pytest.fixture
 def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("inputs")
     whole = make_audio(d / "whole.mp3", 10.0)
@@ -41,18 +35,6 @@ def files(tmp_path_factory):
         "truncated": make_truncated(whole, d / "cut.mp3", whole.stat().st_size // 2),
         "bomb": make_image_bomb(d / "bomb.png"),
     }
-
-
-@pytest.fixture(scope="session")
-def eleven_minutes(tmp_path_factory):
-    return make_audio(tmp_path_factory.mktemp("long") / "long.mp3", 660, sample_rate=8000)
-
-
-@pytest.fixture
-def client_alice(client, alice):
-    client.force_login(alice)
-    credits_grant(user=alice, pool="studio", amount=100, key="test:alice:100")
-    return client
 
 
 def upload(client, role: str, path: Path, **extra):
@@ -80,8 +62,8 @@ def stored_files(root: Path) -> list[Path]:
 # --- one file at a time -----------------------------------------------------------------
 
 
-def test_a_good_photo_is_kept_and_described(client_alice, files, media_root):
-    response = upload(client_alice, "image", files["photo"])
+def test_a_good_photo_is_kept_and_described(funded_alice_client, files, media_root):
+    response = upload(funded_alice_client, "image", files["photo"])
 
     assert response.status_code == 200
     html = field_html(response, "image")
@@ -98,9 +80,9 @@ def test_a_good_photo_is_kept_and_described(client_alice, files, media_root):
     ],
 )
 def test_a_bad_file_gets_its_message_on_its_own_field_and_is_not_kept(
-    client_alice, files, media_root, role, key, message
+    funded_alice_client, files, media_root, role, key, message
 ):
-    response = upload(client_alice, role, files[key])
+    response = upload(funded_alice_client, role, files[key])
 
     assert response.status_code == 200
     html = field_html(response, role)
@@ -111,8 +93,10 @@ def test_a_bad_file_gets_its_message_on_its_own_field_and_is_not_kept(
     assert stored_files(media_root) == []
 
 
-def test_an_eleven_minute_clip_is_refused_with_its_length(client_alice, eleven_minutes, media_root):
-    response = upload(client_alice, "left_audio", eleven_minutes)
+def test_an_eleven_minute_clip_is_refused_with_its_length(
+    funded_alice_client, eleven_minutes, media_root
+):
+    response = upload(funded_alice_client, "left_audio", eleven_minutes)
 
     html = field_html(response, "left_audio")
     assert "11:00" in html and "10:00" in html
@@ -120,19 +104,19 @@ def test_an_eleven_minute_clip_is_refused_with_its_length(client_alice, eleven_m
     assert stored_files(media_root) == []
 
 
-def test_a_file_for_another_kind_of_job_is_refused(client_alice, files, media_root):
-    response = upload(client_alice, "video", files["photo"])
+def test_a_file_for_another_kind_of_job_is_refused(funded_alice_client, files, media_root):
+    response = upload(funded_alice_client, "video", files["photo"])
 
     assert response.status_code == 400
     assert not Upload.objects.exists()
 
 
-def test_the_exact_cost_comes_with_the_second_clip(client_alice, files, media_root):
-    left = staged_id(upload(client_alice, "left_audio", files["left"]), "left_audio")
-    first = upload(client_alice, "image", files["photo"])
+def test_the_exact_cost_comes_with_the_second_clip(funded_alice_client, files, media_root):
+    left = staged_id(upload(funded_alice_client, "left_audio", files["left"]), "left_audio")
+    first = upload(funded_alice_client, "image", files["photo"])
     assert "Add both audio clips to see the exact cost." in first.content.decode()
 
-    response = upload(client_alice, "right_audio", files["right"], left_audio_upload=left)
+    response = upload(funded_alice_client, "right_audio", files["right"], left_audio_upload=left)
 
     html = response.content.decode()
     assert 'id="quote" aria-live="polite" hx-swap-oob="true"' in html
@@ -142,9 +126,9 @@ def test_the_exact_cost_comes_with_the_second_clip(client_alice, files, media_ro
     assert "You have 100 credits available" in html
 
 
-def test_the_quote_follows_the_resolution(client_alice, files, media_root):
-    left = staged_id(upload(client_alice, "left_audio", files["left"]), "left_audio")
-    right = staged_id(upload(client_alice, "right_audio", files["right"]), "right_audio")
+def test_the_quote_follows_the_resolution(funded_alice_client, files, media_root):
+    left = staged_id(upload(funded_alice_client, "left_audio", files["left"]), "left_audio")
+    right = staged_id(upload(funded_alice_client, "right_audio", files["right"]), "right_audio")
     data = {
         "mode": "dialog",
         "provider": "joypix",
@@ -152,7 +136,7 @@ def test_the_quote_follows_the_resolution(client_alice, files, media_root):
         "right_audio_upload": right,
     }
 
-    at_720 = client_alice.post(reverse("studio_quote"), data | {"resolution": "720p"})
+    at_720 = funded_alice_client.post(reverse("studio_quote"), data | {"resolution": "720p"})
 
     assert "60 credits" in at_720.content.decode() and "$0.60" in at_720.content.decode()
 
@@ -196,12 +180,12 @@ def form_data(**extra) -> dict:
 
 
 def test_submitting_holds_the_credits_and_queues_the_job(
-    client_alice, alice, files, media_root, django_capture_on_commit_callbacks
+    funded_alice_client, alice, files, media_root, django_capture_on_commit_callbacks
 ):
-    staged = stage_all(client_alice, files)
+    staged = stage_all(funded_alice_client, files)
 
     with django_capture_on_commit_callbacks() as callbacks:
-        response = client_alice.post(
+        response = funded_alice_client.post(
             reverse("job_new"), form_data(**staged), HTTP_HX_REQUEST="true"
         )
 
@@ -248,12 +232,14 @@ def test_not_enough_credits_leaves_no_job_no_hold_and_keeps_the_files(
 
 
 def test_a_missing_file_is_named_on_its_field_and_the_others_and_options_stay(
-    client_alice, files, media_root
+    funded_alice_client, files, media_root
 ):
-    staged = stage_all(client_alice, files)
+    staged = stage_all(funded_alice_client, files)
     del staged["right_audio_upload"]
 
-    response = client_alice.post(reverse("job_new"), form_data(**staged), HTTP_HX_REQUEST="true")
+    response = funded_alice_client.post(
+        reverse("job_new"), form_data(**staged), HTTP_HX_REQUEST="true"
+    )
 
     html = response.content.decode()
     assert "Choose a file for “Right speaker&#x27;s audio”." in field_html(response, "right_audio")
@@ -264,7 +250,7 @@ def test_a_missing_file_is_named_on_its_field_and_the_others_and_options_stay(
 
 
 def test_without_javascript_the_whole_form_posts_its_files_and_a_bad_one_keeps_the_rest(
-    client_alice, files, media_root
+    funded_alice_client, files, media_root
 ):
     def attach(path):
         return SimpleUploadedFile(path.name, path.read_bytes())
@@ -274,7 +260,7 @@ def test_without_javascript_the_whole_form_posts_its_files_and_a_bad_one_keeps_t
         left_audio=attach(files["text"]),
         right_audio=attach(files["right"]),
     )
-    response = client_alice.post(reverse("job_new"), data)
+    response = funded_alice_client.post(reverse("job_new"), data)
 
     assert response.status_code == 400
     assert "not an audio file we can read" in field_html(response, "left_audio")
@@ -290,7 +276,7 @@ def test_without_javascript_the_whole_form_posts_its_files_and_a_bad_one_keeps_t
         image_upload=staged_id(response, "image"),
         right_audio_upload=staged_id(response, "right_audio"),
     )
-    response = client_alice.post(reverse("job_new"), data)
+    response = funded_alice_client.post(reverse("job_new"), data)
     assert response.status_code == 302
     assert Job.objects.get().credits_held == 30
 
@@ -309,10 +295,10 @@ def test_someone_elses_staged_upload_cannot_be_used(client, alice, bob, files, m
     assert not Job.objects.exists()
 
 
-def test_a_seed_out_of_range_is_refused_on_its_field(client_alice, files, media_root):
-    staged = stage_all(client_alice, files)
+def test_a_seed_out_of_range_is_refused_on_its_field(funded_alice_client, files, media_root):
+    staged = stage_all(funded_alice_client, files)
 
-    response = client_alice.post(
+    response = funded_alice_client.post(
         reverse("job_new"), form_data(seed="-5", **staged), HTTP_HX_REQUEST="true"
     )
 
@@ -324,12 +310,12 @@ def test_a_seed_out_of_range_is_refused_on_its_field(client_alice, files, media_
 
 
 def test_switching_to_a_talking_photo_keeps_the_photo_and_the_options(
-    client_alice, files, media_root
+    funded_alice_client, files, media_root
 ):
-    image = staged_id(upload(client_alice, "image", files["photo"]), "image")
-    left = staged_id(upload(client_alice, "left_audio", files["left"]), "left_audio")
+    image = staged_id(upload(funded_alice_client, "image", files["photo"]), "image")
+    left = staged_id(upload(funded_alice_client, "left_audio", files["left"]), "left_audio")
 
-    response = client_alice.get(
+    response = funded_alice_client.get(
         reverse("studio_form"),
         {"mode": "talking_photo", "image_upload": image, "left_audio_upload": left}
         | {"resolution": "720p", "prompt": "smiles", "seed": "7"},
@@ -346,14 +332,14 @@ def test_switching_to_a_talking_photo_keeps_the_photo_and_the_options(
     assert "joypix" not in html.split('name="provider"', 1)[1].split("</select>", 1)[0]
 
 
-def test_a_talking_photo_is_billed_on_its_one_clip(client_alice, alice, files, media_root):
-    image = staged_id(upload(client_alice, "image", files["photo"]), "image")
-    audio_response = upload(client_alice, "audio", files["right"], mode="talking_photo")
+def test_a_talking_photo_is_billed_on_its_one_clip(funded_alice_client, alice, files, media_root):
+    image = staged_id(upload(funded_alice_client, "image", files["photo"]), "image")
+    audio_response = upload(funded_alice_client, "audio", files["right"], mode="talking_photo")
     audio = staged_id(audio_response, "audio")
     # lipsync.studio at 480p: 6.1 s -> 7 whole seconds at 2 credits a second.
     assert "14 credits" in audio_response.content.decode()
 
-    response = client_alice.post(
+    response = funded_alice_client.post(
         reverse("job_new"),
         form_data(mode="talking_photo", provider="lipsync_studio", image_upload=image)
         | {"audio_upload": audio},
@@ -370,10 +356,10 @@ def test_a_talking_photo_is_billed_on_its_one_clip(client_alice, alice, files, m
     assert response.status_code == 200
 
 
-def test_a_mode_posted_with_another_modes_fields_is_refused(client_alice, files, media_root):
-    staged = stage_all(client_alice, files)
+def test_a_mode_posted_with_another_modes_fields_is_refused(funded_alice_client, files, media_root):
+    staged = stage_all(funded_alice_client, files)
 
-    response = client_alice.post(
+    response = funded_alice_client.post(
         reverse("job_new"),
         form_data(mode="talking_photo", provider="lipsync_studio", **staged),
         HTTP_HX_REQUEST="true",
@@ -384,11 +370,13 @@ def test_a_mode_posted_with_another_modes_fields_is_refused(client_alice, files,
     assert not Job.objects.exists()
 
 
-def test_joypix_does_not_make_talking_photos(client_alice, files, media_root):
-    image = staged_id(upload(client_alice, "image", files["photo"]), "image")
-    audio = staged_id(upload(client_alice, "audio", files["right"], mode="talking_photo"), "audio")
+def test_joypix_does_not_make_talking_photos(funded_alice_client, files, media_root):
+    image = staged_id(upload(funded_alice_client, "image", files["photo"]), "image")
+    audio = staged_id(
+        upload(funded_alice_client, "audio", files["right"], mode="talking_photo"), "audio"
+    )
 
-    response = client_alice.post(
+    response = funded_alice_client.post(
         reverse("job_new"),
         form_data(mode="talking_photo", provider="joypix", image_upload=image, audio_upload=audio),
         HTTP_HX_REQUEST="true",
@@ -406,17 +394,17 @@ def test_joypix_does_not_make_talking_photos(client_alice, files, media_root):
     ],
 )
 def test_a_dub_refuses_a_video_or_mask_that_does_not_decode(
-    client_alice, files, media_root, role, key, message
+    funded_alice_client, files, media_root, role, key, message
 ):
-    response = upload(client_alice, role, files[key], mode="video_dub")
+    response = upload(funded_alice_client, role, files[key], mode="video_dub")
 
     html = field_html(response, role)
     assert message in html.lower()
     assert not Upload.objects.exists() and stored_files(media_root) == []
 
 
-def test_a_dub_refuses_audio_over_ten_minutes(client_alice, eleven_minutes, media_root):
-    response = upload(client_alice, "audio", eleven_minutes, mode="video_dub")
+def test_a_dub_refuses_audio_over_ten_minutes(funded_alice_client, eleven_minutes, media_root):
+    response = upload(funded_alice_client, "audio", eleven_minutes, mode="video_dub")
 
     assert "11:00" in field_html(response, "audio")
     assert not Upload.objects.exists() and stored_files(media_root) == []
@@ -456,20 +444,20 @@ def lipsync_dialog(staged: dict, **extra) -> dict:
     ids=["meanwhile", "sequential"],
 )
 def test_a_lipsync_dialog_is_quoted_and_held_for_its_speaking_order(
-    client_alice, alice, files, media_root, order, credits, detail
+    funded_alice_client, alice, files, media_root, order, credits, detail
 ):
     """3.2 s and 6.1 s clips at 480p: at the same time the longer is billed
     (7 s), taking turns both (3.2 + 6.1 = 9.3 -> 10 s), at 2 credits a second."""
-    staged = stage_all(client_alice, files)
+    staged = stage_all(funded_alice_client, files)
 
-    quoted = client_alice.post(
+    quoted = funded_alice_client.post(
         reverse("studio_quote"), lipsync_dialog(staged, dialog_order=order)
     ).content.decode()
 
     assert f"{credits} credits" in quoted and f"${credits / 100:.2f}" in quoted
     assert f'<p class="quote-detail muted">{detail}</p>' in quoted
 
-    client_alice.post(
+    funded_alice_client.post(
         reverse("job_new"), lipsync_dialog(staged, dialog_order=order), HTTP_HX_REQUEST="true"
     )
 
@@ -482,27 +470,31 @@ def test_a_lipsync_dialog_is_quoted_and_held_for_its_speaking_order(
     assert (job.unit_seconds, job.min_seconds, job.credits_per_unit) == (1, 5, 2)
     assert credits_balances(user=alice)["studio"].available == 100 - credits
     # The card says how they speak.
-    card = client_alice.get(reverse("studio")).content.decode()
+    card = funded_alice_client.get(reverse("studio")).content.decode()
     label = "They take turns" if order == "sequential" else "They speak at the same time"
     assert f"<dt>Speakers</dt><dd>{label}</dd>" in card
 
 
-def test_a_short_clip_is_quoted_at_the_five_second_minimum(client_alice, tmp_path, media_root):
+def test_a_short_clip_is_quoted_at_the_five_second_minimum(
+    funded_alice_client, tmp_path, media_root
+):
     short = make_audio(tmp_path / "short.mp3", 3.0)
-    audio = upload(client_alice, "audio", short, mode="talking_photo", resolution="720p")
+    audio = upload(funded_alice_client, "audio", short, mode="talking_photo", resolution="720p")
 
     html = audio.content.decode()
     assert "20 credits" in html and "$0.20" in html
     assert "3.0 s of audio → 5 s billed (the 5 s minimum) at 4 credits per second." in html
 
 
-def test_the_order_control_is_offered_only_for_a_lipsync_dialog(client_alice, files, media_root):
+def test_the_order_control_is_offered_only_for_a_lipsync_dialog(
+    funded_alice_client, files, media_root
+):
     # A dialog opens on JoyPix, which takes no order.
-    page = client_alice.get(reverse("studio")).content.decode()
+    page = funded_alice_client.get(reverse("studio")).content.decode()
     assert '<div id="dialog-order"' in page and ORDER_CONTROL not in page
 
-    staged = stage_all(client_alice, files)
-    chose_lipsync = client_alice.post(
+    staged = stage_all(funded_alice_client, files)
+    chose_lipsync = funded_alice_client.post(
         reverse("studio_provider"), lipsync_dialog(staged), HTTP_HX_REQUEST="true"
     ).content.decode()
     assert "How do they speak?" in chose_lipsync
@@ -511,7 +503,7 @@ def test_the_order_control_is_offered_only_for_a_lipsync_dialog(client_alice, fi
     assert 'id="quote" aria-live="polite" hx-swap-oob="true"' in chose_lipsync
     assert "14 credits" in chose_lipsync
 
-    back_to_joypix = client_alice.post(
+    back_to_joypix = funded_alice_client.post(
         reverse("studio_provider"),
         form_data(dialog_order="sequential", **staged),
         HTTP_HX_REQUEST="true",
@@ -520,7 +512,7 @@ def test_the_order_control_is_offered_only_for_a_lipsync_dialog(client_alice, fi
     assert "30 credits" in back_to_joypix  # JoyPix: the longer clip, 2 x 5 s at 15
     # The choice waits, hidden, for lipsync.studio to be chosen again.
     assert '<input type="hidden" name="dialog_order" value="sequential">' in back_to_joypix
-    chose_lipsync_again = client_alice.post(
+    chose_lipsync_again = funded_alice_client.post(
         reverse("studio_provider"),
         lipsync_dialog(staged, dialog_order="sequential"),
         HTTP_HX_REQUEST="true",
@@ -529,22 +521,22 @@ def test_the_order_control_is_offered_only_for_a_lipsync_dialog(client_alice, fi
     assert "20 credits" in chose_lipsync_again
 
     # lipsync.studio's talking photos have one speaker.
-    talking = client_alice.get(
+    talking = funded_alice_client.get(
         reverse("studio_form"), {"mode": "talking_photo", "provider": "lipsync_studio"}
     ).content.decode()
     assert ORDER_CONTROL not in talking
 
 
-def test_the_chosen_order_survives_every_re_render(client_alice, files, media_root):
-    staged = stage_all(client_alice, files)
+def test_the_chosen_order_survives_every_re_render(funded_alice_client, files, media_root):
+    staged = stage_all(funded_alice_client, files)
     turns = lipsync_dialog(staged, dialog_order="sequential")
 
     # The provider's part re-rendered (e.g. lipsync.studio chosen again).
-    provider = client_alice.post(reverse("studio_provider"), turns, HTTP_HX_REQUEST="true")
+    provider = funded_alice_client.post(reverse("studio_provider"), turns, HTTP_HX_REQUEST="true")
     assert checked_order(provider.content.decode()) == "sequential"
     # A file chosen anew: its answer's cost is for the order on the page.
     again = upload(
-        client_alice,
+        funded_alice_client,
         "right_audio",
         files["right"],
         provider="lipsync_studio",
@@ -553,16 +545,18 @@ def test_the_chosen_order_survives_every_re_render(client_alice, files, media_ro
     ).content.decode()
     assert "20 credits" in again and "(both clips, one after the other)" in again
     # Switching the kind of video and back.
-    switched = client_alice.get(reverse("studio_form"), turns).content.decode()
+    switched = funded_alice_client.get(reverse("studio_form"), turns).content.decode()
     assert checked_order(switched) == "sequential"
     # A form sent back with an error keeps it.
-    refused = client_alice.post(
+    refused = funded_alice_client.post(
         reverse("job_new"), turns | {"seed": "-5"}, HTTP_HX_REQUEST="true"
     ).content.decode()
     assert "greater than or equal to -1" in refused
     assert checked_order(refused) == "sequential"
     # And the fresh form after a job is made.
-    made = client_alice.post(reverse("job_new"), turns, HTTP_HX_REQUEST="true").content.decode()
+    made = funded_alice_client.post(
+        reverse("job_new"), turns, HTTP_HX_REQUEST="true"
+    ).content.decode()
     assert Job.objects.get().dialog_order == "sequential"
     assert checked_order(made) == "sequential"
 
@@ -572,11 +566,11 @@ def test_the_chosen_order_survives_every_re_render(client_alice, files, media_ro
     [("together", True), ("", True), ("together", False)],
     ids=["unknown-htmx", "missing-htmx", "unknown-no-js"],
 )
-def test_a_lipsync_dialog_needs_a_known_order(client_alice, files, media_root, order, htmx):
-    staged = stage_all(client_alice, files)
+def test_a_lipsync_dialog_needs_a_known_order(funded_alice_client, files, media_root, order, htmx):
+    staged = stage_all(funded_alice_client, files)
     headers = {"HTTP_HX_REQUEST": "true"} if htmx else {}
 
-    response = client_alice.post(
+    response = funded_alice_client.post(
         reverse("job_new"), lipsync_dialog(staged, dialog_order=order), **headers
     )
 
@@ -592,10 +586,10 @@ def test_a_lipsync_dialog_needs_a_known_order(client_alice, files, media_root, o
         assert f'name="{role}" value="{pk}"' in html
 
 
-def test_joypix_takes_no_order_whatever_a_stale_page_sends(client_alice, files, media_root):
-    staged = stage_all(client_alice, files)
+def test_joypix_takes_no_order_whatever_a_stale_page_sends(funded_alice_client, files, media_root):
+    staged = stage_all(funded_alice_client, files)
 
-    client_alice.post(
+    funded_alice_client.post(
         reverse("job_new"), form_data(dialog_order="sequential", **staged), HTTP_HX_REQUEST="true"
     )
 
@@ -629,12 +623,12 @@ def raw_upload(client, role: str, filename: str, content: bytes):
 
 
 def test_a_long_file_name_is_kept_shortened_and_names_no_file_on_disk(
-    client_alice, files, media_root
+    funded_alice_client, files, media_root
 ):
     # 531 characters, 400 bytes of them an extension: too long for a name on disk.
     name = "two people " * 30 + "." + "é" * 200
 
-    response = raw_upload(client_alice, "image", name, files["photo"].read_bytes())
+    response = raw_upload(funded_alice_client, "image", name, files["photo"].read_bytes())
 
     assert response.status_code == 200
     upload = Upload.objects.get(pk=staged_id(response, "image"))
@@ -653,11 +647,11 @@ def test_a_long_file_name_is_kept_shortened_and_names_no_file_on_disk(
     ],
 )
 def test_a_kept_file_is_named_by_the_format_it_decoded_as_never_by_its_name(
-    client_alice, media_root, tmp_path, role, name, make, stored
+    funded_alice_client, media_root, tmp_path, role, name, make, stored
 ):
     content = make(tmp_path).read_bytes()
 
-    response = upload(client_alice, role, _named(tmp_path / "sent", name, content))
+    response = upload(funded_alice_client, role, _named(tmp_path / "sent", name, content))
 
     upload_row = Upload.objects.get(pk=staged_id(response, role))
     assert Path(upload_row.file.name).suffix == stored
@@ -676,20 +670,20 @@ def _named(folder: Path, name: str, content: bytes) -> Path:
 
 @pytest.mark.parametrize("raw", ["99999999999999999999999", "9223372036854775808", "²", "0"])
 def test_an_upload_id_that_cannot_be_one_is_treated_as_no_upload(
-    client_alice, files, media_root, raw
+    funded_alice_client, files, media_root, raw
 ):
     for url in (reverse("studio"), reverse("studio_form")):
-        response = client_alice.get(url, {"image_upload": raw})
+        response = funded_alice_client.get(url, {"image_upload": raw})
         assert response.status_code == 200
         assert 'name="image_upload"' not in response.content.decode()
 
-    response = client_alice.post(
+    response = funded_alice_client.post(
         reverse("studio_quote"), {"mode": "dialog", "left_audio_upload": raw}
     )
     assert "Add both audio clips to see the exact cost." in response.content.decode()
 
-    staged = stage_all(client_alice, files)
-    response = client_alice.post(
+    staged = stage_all(funded_alice_client, files)
+    response = funded_alice_client.post(
         reverse("job_new"), form_data(**staged | {"image_upload": raw}), HTTP_HX_REQUEST="true"
     )
     assert "Choose a file for “Photo”." in field_html(response, "image")
@@ -697,12 +691,12 @@ def test_an_upload_id_that_cannot_be_one_is_treated_as_no_upload(
 
 
 def test_a_form_sent_without_its_kind_of_video_says_so_above_the_form(
-    client_alice, files, media_root
+    funded_alice_client, files, media_root
 ):
-    data = form_data(**stage_all(client_alice, files))
+    data = form_data(**stage_all(funded_alice_client, files))
     del data["mode"]
 
-    response = client_alice.post(reverse("job_new"), data)
+    response = funded_alice_client.post(reverse("job_new"), data)
 
     assert response.status_code == 400
     errors = response.content.decode().split('id="new-job-errors"', 1)[1].split("</div>\n", 1)[0]
