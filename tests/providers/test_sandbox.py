@@ -204,6 +204,58 @@ def probe(path: Path) -> dict:
         }
 
 
+# --- routes ----------------------------------------------------------------------------
+
+JOYPIX_405 = {"code": 405, "message": "Method not allowed", "data": None}
+LIPSYNC_405 = {"error": "Method not allowed"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "with_key", "status", "allow", "body"),
+    [
+        ("GET", "/_sandbox/health", False, 200, None, {"ok": True}),
+        ("POST", "/_sandbox/health", False, 200, None, {"ok": True}),
+        # Control: the key first, then the method.
+        ("HEAD", "/_sandbox/faults", False, 401, None, ""),
+        ("HEAD", "/_sandbox/faults", True, 405, "GET, POST", ""),
+        ("POST", "/_sandbox/stats", True, 404, None, {"error": "Not found"}),
+        ("GET", "/_sandbox/nope", False, 401, None, {"error": "Unauthorized"}),
+        ("GET", "/_sandbox/nope", True, 404, None, {"error": "Not found"}),
+        ("POST", "/outputs/nope.mp4", False, 405, "GET, HEAD", "Method not allowed\n"),
+        ("GET", "/outputs/nope.mp4", False, 404, None, "Not found\n"),
+        # The providers: the method first, then the key; each in its own format.
+        ("GET", JOYPIX_SUBMIT, False, 405, "POST", JOYPIX_405),
+        ("POST", "/v1/tasks/abc", True, 405, "GET", JOYPIX_405),
+        (
+            "GET",
+            "/v1/tasks/",
+            True,
+            404,
+            None,
+            {"code": 404, "message": "Task not found", "data": None},
+        ),
+        ("GET", "/v1/nope", False, 404, None, {"code": 404, "message": "Not found", "data": None}),
+        ("POST", "/api/v1/jobs/abc", False, 405, "GET", LIPSYNC_405),
+        ("GET", "/api/v1/lipsync-image", True, 405, "POST", LIPSYNC_405),
+        ("POST", "/api/v1/lipsync-image", False, 401, None, {"error": "Unauthorized"}),
+        ("POST", "/api/v1/jobs", True, 404, None, {"error": "Not found"}),
+        ("GET", "/elsewhere", True, 404, None, "Not found\n"),
+    ],
+)
+def test_routes_answer_wrong_methods_keys_and_paths_in_each_format(
+    sandbox, method, path, with_key, status, allow, body
+):
+    response = requests.request(
+        method, sandbox.url + path, headers=AUTH if with_key else {}, timeout=5
+    )
+    assert (response.status_code, response.headers.get("Allow")) == (status, allow)
+    if isinstance(body, dict):
+        assert response.json() == body
+    else:
+        assert response.text == body
+    assert sandbox.calls[-1].path == path and sandbox.calls[-1].status == status
+
+
 # --- JoyPix ----------------------------------------------------------------------------
 
 

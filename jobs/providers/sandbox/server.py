@@ -6,7 +6,8 @@ contracts, fetching inputs by URL and rendering real MP4s.
         sandbox.faults.update({"submit_429": 2})
         sandbox.calls, sandbox.submissions, sandbox.tasks, sandbox.webhooks
 
-Routes (all but /outputs/ and /_sandbox/health need `Authorization: Bearer <api_key>`):
+Routes (ROUTES, at the end of this module; all but /outputs/ and
+/_sandbox/health need `Authorization: Bearer <api_key>`):
 
     POST /v1/lip-sync/motion-2-dialog      JoyPix submit
     GET  /v1/tasks/{task_id}               JoyPix status
@@ -38,6 +39,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -389,59 +391,65 @@ class SandboxServer:
     # --- routing -------------------------------------------------------------------------
 
     def _route(self, h: _Handler, path: str) -> None:
-        method = h.command
         body = h.read_body()  # always read, so a kept-alive connection stays in step
         if body is None:
             return
-        if path == "/_sandbox/health":
-            return h.send_json(200, {"ok": True})
-        if path.startswith("/_sandbox/"):
-            return self._control(h, method, path, body)
-        if path.startswith("/outputs/"):
-            if method not in ("GET", "HEAD"):
-                return h.send_bytes(
-                    405,
-                    b"Method not allowed\n",
-                    content_type="text/plain",
-                    headers={"Allow": "GET, HEAD"},
-                )
-            return self._serve_output(h, path.removeprefix("/outputs/"))
-        if path == c.JOYPIX_SUBMIT_PATH:
-            if method != "POST":
-                return self._not_allowed(h, c.JOYPIX, "POST")
-            return self._submit(h, path, c.JOYPIX, lambda: c.parse_joypix(body))
-        if path.startswith(c.JOYPIX_TASK_PREFIX):
-            if method != "GET":
-                return self._not_allowed(h, c.JOYPIX, "GET")
-            return self._status(h, c.JOYPIX, path.removeprefix(c.JOYPIX_TASK_PREFIX))
-        if path.startswith(c.LIPSYNC_JOB_PREFIX):
-            if method != "GET":
-                return self._not_allowed(h, c.LIPSYNC, "GET")
-            return self._status(h, c.LIPSYNC, path.removeprefix(c.LIPSYNC_JOB_PREFIX))
-        model = path.removeprefix(c.LIPSYNC_SUBMIT_PREFIX)
-        if path.startswith(c.LIPSYNC_SUBMIT_PREFIX) and model in c.LIPSYNC_MODELS:
-            if method != "POST":
-                return self._not_allowed(h, c.LIPSYNC, "POST")
-            return self._submit(h, path, c.LIPSYNC, lambda: c.parse_lipsync(model, body))
-        if path.startswith("/v1/"):
-            return self._error(h, c.JOYPIX, 404, "Not found")
-        if path.startswith("/api/"):
-            return self._error(h, c.LIPSYNC, 404, "Not found")
-        return h.send_bytes(404, b"Not found\n", content_type="text/plain")
+        for route in ROUTES:
+            match = route.pattern.fullmatch(path)
+            if match is None:
+                continue
+            if route.keyed and not h.authorized(self.config.api_key):
+                return self._unauthorized(h, c.LIPSYNC)
+            handler = route.handlers.get(h.command, route.handlers.get(ANY))
+            if handler is None:
+                return self._not_allowed(h, route.errors, ", ".join(route.handlers))
+            return handler(self, h, body, **match.groupdict())
+
+    # Small handlers the route table names; the larger ones follow below.
+
+    def _health(self, h: _Handler, body: bytes) -> None:
+        h.send_json(200, {"ok": True})
+
+    def _submit_joypix(self, h: _Handler, body: bytes) -> None:
+        self._submit(h, c.JOYPIX_SUBMIT_PATH, c.JOYPIX, lambda: c.parse_joypix(body))
+
+    def _submit_lipsync(self, h: _Handler, body: bytes, model: str) -> None:
+        path = c.LIPSYNC_SUBMIT_PREFIX + model
+        self._submit(h, path, c.LIPSYNC, lambda: c.parse_lipsync(model, body))
+
+    def _status_joypix(self, h: _Handler, body: bytes, task_id: str) -> None:
+        self._status(h, c.JOYPIX, task_id)
+
+    def _status_lipsync(self, h: _Handler, body: bytes, task_id: str) -> None:
+        self._status(h, c.LIPSYNC, task_id)
+
+    def _not_found_joypix(self, h: _Handler, body: bytes) -> None:
+        self._error(h, c.JOYPIX, 404, "Not found")
+
+    def _not_found_lipsync(self, h: _Handler, body: bytes) -> None:
+        self._error(h, c.LIPSYNC, 404, "Not found")
+
+    def _not_found(self, h: _Handler, body: bytes) -> None:
+        self._error(h, None, 404, "Not found")
 
     def _error(
         self,
         h: _Handler,
-        provider: str,
+        provider: str | None,
         status: int,
         message: str,
         headers: dict[str, str] | None = None,
     ) -> None:
+        """An error answer in the provider's format; plain text for provider None."""
         if provider == c.JOYPIX:
             return h.send_json(status, c.joypix_envelope(status, message), headers)
-        return h.send_json(status, c.lipsync_error(message), headers)
+        if provider == c.LIPSYNC:
+            return h.send_json(status, c.lipsync_error(message), headers)
+        return h.send_bytes(
+            status, f"{message}\n".encode(), content_type="text/plain", headers=headers
+        )
 
-    def _not_allowed(self, h: _Handler, provider: str, allow: str) -> None:
+    def _not_allowed(self, h: _Handler, provider: str | None, allow: str) -> None:
         return self._error(h, provider, 405, "Method not allowed", {"Allow": allow})
 
     def _unauthorized(self, h: _Handler, provider: str) -> None:
@@ -580,39 +588,38 @@ class SandboxServer:
 
     # --- control (for tests and benchmarks in another process) -----------------------------
 
-    def _control(self, h: _Handler, method: str, path: str, body: bytes) -> None:
-        if not h.authorized(self.config.api_key):
-            return self._unauthorized(h, c.LIPSYNC)
-        if path == "/_sandbox/faults":
-            if method == "POST":
-                try:
-                    values = c.parse_json_object(body) if body else {}
-                    clear = values.pop("clear", False)
-                    self.faults.update(values)  # validated first: all or nothing
-                except (c.BadRequest, ValueError) as exc:
-                    return h.send_json(400, {"error": str(exc)})
-                if clear:
-                    self.faults.clear()
-                    self.faults.update(values)
-                log.info("faults changed: %s", ", ".join(sorted(values)) or "cleared")
-            elif method != "GET":
-                return self._not_allowed(h, c.LIPSYNC, "GET, POST")
-            return h.send_json(200, self.faults.as_dict())
-        if path == "/_sandbox/stats" and method == "GET":
-            with self._lock:
-                by_status = Counter(task.status for task in self._tasks.values())
-                stats = {
-                    "submissions": dict(self._submissions),
-                    "calls": len(self._calls),
-                    "tasks": dict(by_status),
-                    "webhooks": len(self._webhooks),
-                }
-            return h.send_json(200, stats)
-        return self._error(h, c.LIPSYNC, 404, "Not found")
+    # Their routes ask for the key before anything else (ROUTES: keyed).
+
+    def _faults_show(self, h: _Handler, body: bytes) -> None:
+        h.send_json(200, self.faults.as_dict())
+
+    def _faults_change(self, h: _Handler, body: bytes) -> None:
+        try:
+            values = c.parse_json_object(body) if body else {}
+            clear = values.pop("clear", False)
+            self.faults.update(values)  # validated first: all or nothing
+        except (c.BadRequest, ValueError) as exc:
+            return h.send_json(400, {"error": str(exc)})
+        if clear:
+            self.faults.clear()
+            self.faults.update(values)
+        log.info("faults changed: %s", ", ".join(sorted(values)) or "cleared")
+        h.send_json(200, self.faults.as_dict())
+
+    def _stats(self, h: _Handler, body: bytes) -> None:
+        with self._lock:
+            by_status = Counter(task.status for task in self._tasks.values())
+            stats = {
+                "submissions": dict(self._submissions),
+                "calls": len(self._calls),
+                "tasks": dict(by_status),
+                "webhooks": len(self._webhooks),
+            }
+        h.send_json(200, stats)
 
     # --- outputs ---------------------------------------------------------------------------
 
-    def _serve_output(self, h: _Handler, name: str) -> None:
+    def _serve_output(self, h: _Handler, body: bytes, name: str) -> None:
         path = self.outputs_dir / name
         with self._lock:
             expires = self._outputs.get(name) if OUTPUT_NAME.match(name) else None
@@ -829,3 +836,71 @@ class SandboxServer:
             self._webhooks.append(
                 WebhookDelivery(task.id, body_data["status"], result, time.time())
             )
+
+
+# --- the route table ------------------------------------------------------------------------
+
+ANY = "*"  # a handler for any method not listed before it
+
+
+@dataclass(frozen=True)
+class Route:
+    """A path pattern (its named groups are the handler's arguments) and a handler
+    per method. A method without one is answered 405, with an Allow header, in the
+    `errors` provider's format (None: plain text). A keyed route asks for the key
+    before it looks at the method; the providers' routes do it in their handlers,
+    after the method, as the providers do."""
+
+    pattern: re.Pattern[str]
+    handlers: dict[str, Callable[..., None]]
+    errors: str | None = None
+    keyed: bool = False
+
+
+def _route(pattern: str, handlers: dict[str, Callable[..., None]], **options: Any) -> Route:
+    return Route(re.compile(pattern, re.DOTALL), handlers, **options)
+
+
+_MODELS = "|".join(re.escape(model) for model in c.LIPSYNC_MODELS)
+
+# The first route whose pattern matches the whole path answers.
+ROUTES: tuple[Route, ...] = (
+    _route("/_sandbox/health", {ANY: SandboxServer._health}),
+    _route(
+        "/_sandbox/faults",
+        {"GET": SandboxServer._faults_show, "POST": SandboxServer._faults_change},
+        errors=c.LIPSYNC,
+        keyed=True,
+    ),
+    _route(
+        "/_sandbox/stats",
+        {"GET": SandboxServer._stats, ANY: SandboxServer._not_found_lipsync},
+        keyed=True,
+    ),
+    _route("/_sandbox/.*", {ANY: SandboxServer._not_found_lipsync}, keyed=True),
+    _route(
+        "/outputs/(?P<name>.*)",
+        {"GET": SandboxServer._serve_output, "HEAD": SandboxServer._serve_output},
+    ),
+    _route(
+        re.escape(c.JOYPIX_SUBMIT_PATH), {"POST": SandboxServer._submit_joypix}, errors=c.JOYPIX
+    ),
+    _route(
+        re.escape(c.JOYPIX_TASK_PREFIX) + "(?P<task_id>.*)",
+        {"GET": SandboxServer._status_joypix},
+        errors=c.JOYPIX,
+    ),
+    _route(
+        re.escape(c.LIPSYNC_JOB_PREFIX) + "(?P<task_id>.*)",
+        {"GET": SandboxServer._status_lipsync},
+        errors=c.LIPSYNC,
+    ),
+    _route(
+        re.escape(c.LIPSYNC_SUBMIT_PREFIX) + f"(?P<model>{_MODELS})",
+        {"POST": SandboxServer._submit_lipsync},
+        errors=c.LIPSYNC,
+    ),
+    _route("/v1/.*", {ANY: SandboxServer._not_found_joypix}),
+    _route("/api/.*", {ANY: SandboxServer._not_found_lipsync}),
+    _route(".*", {ANY: SandboxServer._not_found}),
+)
