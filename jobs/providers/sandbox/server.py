@@ -441,16 +441,26 @@ class SandboxServer:
         headers: dict[str, str] | None = None,
     ) -> None:
         """An error answer in the provider's format; plain text for provider None."""
-        if provider == c.JOYPIX:
-            return h.send_json(status, c.joypix_envelope(status, message), headers)
-        if provider == c.LIPSYNC:
-            return h.send_json(status, c.lipsync_error(message), headers)
+        if provider is not None:
+            return h.send_json(status, c.error_answer(provider, status, message), headers)
         return h.send_bytes(
             status, f"{message}\n".encode(), content_type="text/plain", headers=headers
         )
 
     def _not_allowed(self, h: _Handler, provider: str | None, allow: str) -> None:
         return self._error(h, provider, 405, "Method not allowed", {"Allow": allow})
+
+    def _too_many(self, h: _Handler, provider: str) -> None:
+        headers = {"Retry-After": str(self.faults.retry_after)}
+        return self._error(h, provider, 429, "Too many requests", headers)
+
+    def _fault(self, h: _Handler, name: str) -> bool:
+        """Whether fault `name` applies to this request (one use consumed); if it
+        does, the request's Call records it."""
+        if not self.faults.take(name):
+            return False
+        h.fault = name
+        return True
 
     def _unauthorized(self, h: _Handler, provider: str) -> None:
         return self._error(h, provider, 401, "Unauthorized", {"WWW-Authenticate": "Bearer"})
@@ -475,46 +485,30 @@ class SandboxServer:
             self._submissions[path] += 1
         if not h.authorized(self.config.api_key):
             return self._unauthorized(h, provider)
-        faults = self.faults
         # Refusals: nothing is created.
-        if faults.take("submit_429"):
-            h.fault = "submit_429"
-            return self._error(
-                h, provider, 429, "Too many requests", {"Retry-After": str(faults.retry_after)}
-            )
-        if faults.take("submit_503"):
-            h.fault = "submit_503"
+        if self._fault(h, "submit_429"):
+            return self._too_many(h, provider)
+        if self._fault(h, "submit_503"):
             return self._error(h, provider, 503, "Service temporarily unavailable")
-        if faults.take("submit_502"):
-            h.fault = "submit_502"
+        if self._fault(h, "submit_502"):
             return self._gateway(h, 502, "Bad Gateway")
         try:
             submission: c.Submission = parse()
         except c.BadRequest as exc:
             return self._error(h, provider, 400, str(exc))
         task = self._create_task(submission)
-        if provider == c.JOYPIX:
-            answer = c.joypix_submitted(task.id)
-            no_id = c.joypix_envelope(0, "success", {})
-        else:
-            answer = c.lipsync_submitted(task.id)
-            no_id = {"status": "processing"}
+        answer, no_id = c.submitted(task)
         # The task exists from here on: every fault below leaves the outcome unknown.
-        if faults.take("submit_500"):
-            h.fault = "submit_500"
+        if self._fault(h, "submit_500"):
             return self._error(h, provider, 500, "Internal server error")
-        if faults.take("submit_504"):
-            h.fault = "submit_504"
+        if self._fault(h, "submit_504"):
             return self._gateway(h, 504, "Gateway Timeout")
-        if faults.take("submit_reset"):
-            h.fault = "submit_reset"
+        if self._fault(h, "submit_reset"):
             return h.reset()
-        if faults.take("submit_timeout"):
-            h.fault = "submit_timeout"
-            if self._stop.wait(faults.timeout_seconds):
+        if self._fault(h, "submit_timeout"):
+            if self._stop.wait(self.faults.timeout_seconds):
                 return h.reset()
-        if faults.take("submit_malformed"):
-            h.fault = "submit_malformed"
+        if self._fault(h, "submit_malformed"):
             return self._malformed(h, provider, answer, no_id)
         return h.send_json(200, answer)
 
@@ -557,32 +551,20 @@ class SandboxServer:
     def _status(self, h: _Handler, provider: str, task_id: str) -> None:
         if not h.authorized(self.config.api_key):
             return self._unauthorized(h, provider)
-        faults = self.faults
-        if faults.take("poll_429"):
-            h.fault = "poll_429"
-            return self._error(
-                h, provider, 429, "Too many requests", {"Retry-After": str(faults.retry_after)}
-            )
-        if faults.take("poll_500"):
-            h.fault = "poll_500"
+        if self._fault(h, "poll_429"):
+            return self._too_many(h, provider)
+        if self._fault(h, "poll_500"):
             return self._error(h, provider, 500, "Internal server error")
         with self._lock:
             task = self._tasks.get(task_id)
             if task is not None and task.provider == provider:
-                if provider == c.JOYPIX:
-                    answer = c.joypix_task(task, self.output_url(task))
-                    no_id = c.joypix_envelope(0, "success", {})
-                else:
-                    answer = c.lipsync_job(task, self.output_url(task))
-                    no_id = {"model": task.model, "output": None}
-        if task is not None and faults.take("poll_404"):
-            h.fault = "poll_404"
+                answer, no_id = c.task_answer(task, self.output_url(task))
+        if task is not None and self._fault(h, "poll_404"):
             task = None
         if task is None or task.provider != provider or task.forgotten:
             what = "Task" if provider == c.JOYPIX else "Job"
             return self._error(h, provider, 404, f"{what} not found")
-        if faults.take("poll_malformed"):
-            h.fault = "poll_malformed"
+        if self._fault(h, "poll_malformed"):
             return self._malformed(h, provider, answer, no_id)
         return h.send_json(200, answer)
 
@@ -632,9 +614,7 @@ class SandboxServer:
             handle = open(path, "rb")  # noqa: SIM115 (closed below)
         except FileNotFoundError:
             return h.send_bytes(404, b"Not found\n", content_type="text/plain")
-        slow = h.command != "HEAD" and self.config.faults.take("output_slow")
-        if slow:
-            h.fault = "output_slow"
+        slow = h.command != "HEAD" and self._fault(h, "output_slow")
         with handle:
             size = path.stat().st_size
             h.send_response(200)
