@@ -74,6 +74,10 @@ class Call:
     status: int | None  # None: no answer was sent (submit_reset)
     at: float  # time.time() when the answer was sent
     fault: str | None = None
+    # The request body as it arrived (b"" when there was none), and whether it
+    # came with the right key (None: the route did not ask).
+    body: bytes = field(default=b"", repr=False)
+    key_ok: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -148,6 +152,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         self.answered: int | None = None
         self.fault: str | None = None
+        self.body = b""
+        self.key_ok: bool | None = None
         self.recorded = False
         self.route_path = urlsplit(self.path).path
         try:
@@ -163,7 +169,15 @@ class _Handler(BaseHTTPRequestHandler):
         if not self.recorded:
             self.recorded = True
             self.server.sandbox._record(
-                Call(self.command, self.route_path, self.answered, time.time(), self.fault)
+                Call(
+                    self.command,
+                    self.route_path,
+                    self.answered,
+                    time.time(),
+                    self.fault,
+                    body=self.body,
+                    key_ok=self.key_ok,
+                )
             )
 
     # --- helpers for the routes ---
@@ -181,14 +195,16 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_bytes(413, b'{"error": "Request body too large"}')
             self.close_connection = True
             return None
-        return self.rfile.read(int(length))
+        self.body = self.rfile.read(int(length))
+        return self.body
 
     def authorized(self, api_key: str) -> bool:
         header = self.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(
+        self.key_ok = scheme.lower() == "bearer" and hmac.compare_digest(
             token.strip().encode(), api_key.encode()
         )
+        return self.key_ok
 
     def send_json(self, status: int, data: Any, headers: dict[str, str] | None = None) -> None:
         self.send_bytes(status, json.dumps(data).encode(), headers=headers)
@@ -242,7 +258,8 @@ class SandboxServer:
         self._submissions: Counter[str] = Counter()
         self._webhooks: list[WebhookDelivery] = []
         self._outputs: dict[str, float] = {}  # name -> expires at (time.time())
-        self._threads: set[threading.Thread] = set()
+        self._threads: set[threading.Thread] = set()  # the tasks at work
+        self._idle = threading.Condition(self._lock)  # notified as a task's work ends
         self._render_slots = threading.BoundedSemaphore(max(1, self.config.render_workers))
         self._httpd: _HTTPServer | None = None
         self._serve_thread: threading.Thread | None = None
@@ -383,6 +400,14 @@ class SandboxServer:
                 return task
             time.sleep(0.02)
         raise TimeoutError(f"task {task_id} did not reach {statuses}")
+
+    def wait_idle(self, timeout: float = 30.0) -> None:
+        """Wait (in tests) until no task is at work: each has completed or failed
+        with its webhooks sent, or stopped for good (never_finish). From then on
+        nothing changes until the next request."""
+        with self._idle:
+            if not self._idle.wait_for(lambda: not self._threads, timeout):
+                raise TimeoutError(f"{len(self._threads)} sandbox task(s) still at work")
 
     def _record(self, call: Call) -> None:
         with self._lock:
@@ -699,6 +724,7 @@ class SandboxServer:
             shutil.rmtree(workdir, ignore_errors=True)
             with self._lock:
                 self._threads.discard(threading.current_thread())
+                self._idle.notify_all()
 
     def _fetch_inputs(self, task: Task, workdir: Path) -> dict[str, tuple[str, Path]]:
         paths: dict[str, tuple[str, Path]] = {}
