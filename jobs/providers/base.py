@@ -188,7 +188,7 @@ def valid_task_id(value: Any) -> str | None:
 def valid_output_url(value: Any) -> str | None:
     """An http(s) link with a host, or None. Only its form: whether the studio
     may fetch it (public address, redirects) is decided when it is fetched,
-    by jobs.fetch."""
+    by jobs.net.fetch."""
     if (
         isinstance(value, str)
         and urlsplit(value).scheme in ("http", "https")
