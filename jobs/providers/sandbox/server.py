@@ -846,7 +846,7 @@ class SandboxServer:
 
 # --- the route table ------------------------------------------------------------------------
 
-ANY = "*"  # a handler for any method not listed before it
+ANY = "*"  # the key of a route's handler for every method it does not list
 
 
 @dataclass(frozen=True)
