@@ -75,6 +75,8 @@ sys.path.insert(0, str(ROOT))  # jobs, lipsync_site and tests.media_factory
 # Imported before Django is set up: neither needs settings.
 from bench.django_env import django_start  # noqa: E402
 from bench.machine import machine_info  # noqa: E402
+from jobs.providers.base import SubmitRequest  # noqa: E402
+from jobs.providers.joypix import JoyPixAdapter  # noqa: E402
 from jobs.providers.sandbox import SandboxConfig, SandboxServer  # noqa: E402
 from tests.media_factory import make_audio, make_image  # noqa: E402
 
@@ -769,7 +771,6 @@ def run_plain(args, plan, photo, *, media_dir: Path, api_key: str) -> RunResult:
     serve_in_thread(files, "plain-files")
     files_url = f"http://127.0.0.1:{files.server_address[1]}"
     sandbox = new_sandbox(args, api_key)
-    auth = {"Authorization": f"Bearer {api_key}"}
     outcome: dict[int, dict] = {}
 
     def client(job: PlannedJob, at: float) -> None:
@@ -777,31 +778,28 @@ def run_plain(args, plan, photo, *, media_dir: Path, api_key: str) -> RunResult:
         sleep_until(at)
         with requests.Session() as http:
             http.trust_env = False
-            answer = http.post(
-                f"{sandbox.url}{JOYPIX_SUBMIT}",
-                headers=auth,
-                json={
-                    "left_audio_url": f"{files_url}/{job.left.name}",
-                    "right_audio_url": f"{files_url}/{job.right.name}",
-                    "image_url": f"{files_url}/{photo.name}",
-                    "resolution": args.resolution,
-                    "seed": -1,
-                },
-                timeout=30,
-            ).json()
-            task_id = answer["data"]["task_id"]
+            # The studio's JoyPix adapter speaks the contract; the plain part is
+            # when it asks.
+            joypix = JoyPixAdapter(base_url=sandbox.url, api_key=api_key, session=http)
+            task_id = joypix.submit(
+                SubmitRequest(
+                    mode="dialog",
+                    resolution=args.resolution,
+                    left_audio_url=f"{files_url}/{job.left.name}",
+                    right_audio_url=f"{files_url}/{job.right.name}",
+                    image_url=f"{files_url}/{photo.name}",
+                )
+            )
             submitted = time.time()
             result = {"task_id": task_id}
             for k in range(1, 10_000):
                 sleep_until(submitted + k * PLAIN_INTERVAL)
-                data = http.get(
-                    f"{sandbox.url}{JOYPIX_STATUS}{task_id}", headers=auth, timeout=30
-                ).json()["data"]
-                if data["status"] == "completed":
+                status = joypix.status(task_id)
+                if status.state == "completed":
                     result["noticed"] = time.time()
-                    _video = http.get(data["video_url"], timeout=60).content  # the download
+                    _video = http.get(status.video_url, timeout=60).content  # the download
                     break
-                if data["status"] == "failed" or time.time() - submitted > args.timeout:
+                if status.state == "failed" or time.time() - submitted > args.timeout:
                     break
             outcome[job.index] = result
 

@@ -55,7 +55,7 @@ What runs, all in this process:
 Timed requests run without query capture (capturing costs time); the query
 counts come from --count-runs further requests under CaptureQueriesContext
 (min-max shown when they differ: a processing card's rate lookup,
-jobs.providers.endpoints.sandbox_rtf, is cached for 5 s per process, so a
+jobs.providers.routing.sandbox_rtf, is cached for 5 s per process, so a
 request now and then makes one query more).
 
 A script, not a test: it asserts nothing; it prints what it saw.
@@ -337,7 +337,7 @@ def make_users(args, rng: random.Random):
 def finished_job(rng, *, index: int, owner, finished: datetime, now: datetime, purge_days: int):
     """A completed or failed job, and its inputs' (role, has picture) list."""
     from jobs.models import Job
-    from jobs.providers import registry
+    from jobs.providers import catalogue
 
     mode = pick(rng, MIX["mode"])
     provider = pick(rng, MIX["dialog_provider"]) if mode == "dialog" else "lipsync_studio"
@@ -354,7 +354,7 @@ def finished_job(rng, *, index: int, owner, finished: datetime, now: datetime, p
         owner=owner,
         mode=mode,
         provider=provider,
-        provider_model=registry.model_for(provider, mode),
+        provider_model=catalogue.model_for(provider, mode),
         resolution=resolution,
         prompt=prompt_for(rng),
         seed=rng.choice((-1, -1, -1, rng.randrange(1, 2**31))),
@@ -402,7 +402,7 @@ def finished_job(rng, *, index: int, owner, finished: datetime, now: datetime, p
 def live_jobs(*, owner, now: datetime):
     """The measured member's jobs still under way: the newest ones."""
     from jobs.models import Job
-    from jobs.providers import registry
+    from jobs.providers import catalogue
 
     jobs = []
     plan = [
@@ -419,7 +419,7 @@ def live_jobs(*, owner, now: datetime):
             owner=owner,
             mode="talking_photo",
             provider="lipsync_studio",
-            provider_model=registry.model_for("lipsync_studio", "talking_photo"),
+            provider_model=catalogue.model_for("lipsync_studio", "talking_photo"),
             resolution="480p",
             prompt=f"speaks {SEARCH_WORD}, with cheerful expressions",
             state=state,

@@ -414,29 +414,15 @@ def lipsync_poll_calls(pipeline: Pipeline) -> list:
     return [c for c in pipeline.sandbox.calls if c.path.startswith(LIPSYNC_JOBS)]
 
 
-def record_lipsync_requests(monkeypatch) -> list[tuple[str, dict, str]]:
-    """(model, JSON body, Authorization header) of every lipsync.studio submission
-    the sandbox parses from now on, exactly as it arrived over HTTP."""
+def lipsync_requests(pipeline: Pipeline) -> list[tuple[str, dict, bool | None]]:
+    """(model, JSON body, whether the key was right) of every lipsync.studio
+    submission the sandbox received, exactly as it arrived over HTTP."""
     import json
 
-    from jobs.providers.sandbox import contracts, server
-
-    seen: list[tuple[str, dict, str]] = []
-    headers: list[str] = []
-    authorized, parse = server._Handler.authorized, contracts.parse_lipsync
-
-    def recording_authorized(handler, api_key):
-        if handler.command == "POST":
-            headers.append(handler.headers.get("Authorization", ""))
-        return authorized(handler, api_key)
-
-    def recording_parse(model, body):
-        seen.append((model, json.loads(body), headers[-1]))
-        return parse(model, body)
-
-    monkeypatch.setattr(server._Handler, "authorized", recording_authorized)
-    monkeypatch.setattr(contracts, "parse_lipsync", recording_parse)
-    return seen
+    return [
+        (c.path.removeprefix(LIPSYNC_SUBMIT), json.loads(c.body), c.key_ok)
+        for c in lipsync_submit_calls(pipeline)
+    ]
 
 
 @contextlib.contextmanager

@@ -32,7 +32,7 @@ from django.utils import timezone
 from jobs.files import media
 from jobs.models import InputRole, Job, JobInput, JobMode, JobState, Resolution, Upload
 from jobs.pipeline.selectors import jobs_visible_to
-from jobs.providers import registry
+from jobs.providers import catalogue
 from jobs.studio.uploads import upload_copy
 
 log = logging.getLogger("jobs.gallery.services")
@@ -103,7 +103,7 @@ class GalleryFilterForm(forms.Form):
             data = {name: data.get(name, "") for name in self.NAMES if data.get(name)}
         super().__init__(data, **kwargs)
         self.fields["mode"].choices = [("", "Any kind"), *JobMode.choices]
-        self.fields["provider"].choices = [("", "Any provider"), *registry.provider_choices()]
+        self.fields["provider"].choices = [("", "Any provider"), *catalogue.provider_choices()]
         self.fields["owner"].choices = [("", "Anyone"), *_owner_choices()]
         self.fields["resolution"].choices = [("", "Any"), *Resolution.choices]
 

@@ -2,20 +2,20 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from jobs.providers.registry import provider_choices
+from jobs.providers.catalogue import provider_choices
 
 
 class ProviderAccount(models.Model):
     """Where a provider's jobs go, and the key they go with.
 
-    The key is written once through jobs.provider_accounts: only its Fernet
+    The key is written once through jobs.providers.accounts: only its Fernet
     token (encrypted with PROVIDER_KEYS_SECRET) and its last four characters
     are stored, and nothing shows it back. The studio uses a provider's
     enabled account; at most one per provider is enabled, which the database
     enforces.
     """
 
-    # A callable, so a new adapter in the registry needs no migration.
+    # A callable, so a new provider in the catalogue needs no migration.
     provider = models.CharField(max_length=40, choices=provider_choices)
     name = models.CharField(max_length=100, help_text="Yours to choose, e.g. “Team account”.")
     base_url = models.URLField(

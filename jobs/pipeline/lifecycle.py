@@ -45,7 +45,7 @@ from jobs.models import (
     Upload,
 )
 from jobs.net.fetch import FetchError, UnsafeUrl, url_download
-from jobs.providers import registry
+from jobs.providers import catalogue
 from jobs.providers.accounts import ProviderKeyUnreadable
 from jobs.providers.base import SubmitRequest, TaskStatus
 from jobs.providers.http import (
@@ -54,7 +54,7 @@ from jobs.providers.http import (
     ProviderRefused,
     ProviderRejected,
 )
-from jobs.providers.routing import endpoint_for, sandbox_rtf
+from jobs.providers.routing import adapter_for, endpoint_for, sandbox_rtf
 from jobs.studio.uploads import upload_copy
 
 from .inputs import input_link
@@ -125,7 +125,7 @@ def dialog_order_for(*, provider: str, mode: str, order: str = "") -> str:
     """The speaking order a job keeps: blank unless its provider takes one for
     a dialog; then the order asked for, or DIALOG_ORDER_DEFAULT. ValueError
     for an order that does not exist."""
-    if mode != JobMode.DIALOG or not registry.takes_dialog_order(provider):
+    if mode != JobMode.DIALOG or not catalogue.takes_dialog_order(provider):
         return ""
     if order and order not in DialogOrder.values:
         raise ValueError(f"There is no dialog order {order!r}.")
@@ -133,7 +133,7 @@ def dialog_order_for(*, provider: str, mode: str, order: str = "") -> str:
 
 
 def job_quote(*, provider: str, mode: str, resolution: str, seconds: float) -> Quote:
-    model = registry.model_for(provider, mode)
+    model = catalogue.model_for(provider, mode)
     return quote(provider=provider, model=model, resolution=resolution, seconds=seconds)
 
 
@@ -173,7 +173,7 @@ def job_create(
                 form_token=form_token,
                 mode=mode,
                 provider=provider,
-                provider_model=registry.model_for(provider, mode),
+                provider_model=catalogue.model_for(provider, mode),
                 resolution=resolution,
                 prompt=prompt,
                 seed=seed,
@@ -284,7 +284,7 @@ def job_submit(job_id: int) -> None:
             "its key); the job was not sent, and its credits were released.",
         )
         return
-    adapter = registry.adapter_for(endpoint)
+    adapter = adapter_for(endpoint)
     try:
         task_id = adapter.submit(request)
     except ProviderRefused as exc:
@@ -344,7 +344,7 @@ def _submit_request(job: Job) -> SubmitRequest:
 
 
 def _webhook_url(job: Job) -> str | None:
-    supported = registry.adapter_class(job.provider).supports_webhooks
+    supported = catalogue.provider_facts(job.provider).supports_webhooks
     return webhook_url(job) if supported and webhooks_enabled() else None
 
 
@@ -383,7 +383,7 @@ def backoff(attempt: int, *, retry_after: float | None = None, cap: float = 60.0
 def expected_processing(job: Job) -> timedelta:
     rtf = sandbox_rtf(job.provider)
     if rtf is None:
-        rtf = registry.adapter_class(job.provider).rtf(job.resolution)
+        rtf = catalogue.provider_facts(job.provider).rtf(job.resolution)
     return timedelta(seconds=max(job.input_seconds, 1.0) * rtf)
 
 
@@ -428,7 +428,7 @@ def apply_status(job: Job, result: TaskStatus | ProviderError) -> None:
     if job.not_found_count:
         Job.objects.filter(pk=job.pk).update(not_found_count=0, not_found_since=None)
     if result.state == "completed":
-        ttl = registry.adapter_class(job.provider).output_ttl
+        ttl = catalogue.provider_facts(job.provider).output_ttl
         moved = Job.objects.filter(pk=job.pk, state=JobState.PROCESSING).update(
             state=JobState.ARCHIVING,
             state_changed_at=now,
@@ -508,7 +508,7 @@ def job_poll_now(job_id: int) -> None:
         return
     job = Job.objects.get(pk=job_id)  # as claimed: its lease is its next_poll_at
     try:
-        adapter = registry.adapter_for(endpoint_for(job.provider))
+        adapter = adapter_for(endpoint_for(job.provider))
     except ProviderKeyUnreadable as exc:
         log.error("job %s: not polled: %s", job.pk, exc)
         return  # it stays due; the reconciler ends it if the key is never fixed

@@ -13,9 +13,8 @@ from django.db.models import Min, Q
 from django.utils import timezone
 
 from jobs.models import Job, JobState
-from jobs.providers import registry
 from jobs.providers.accounts import ProviderKeyUnreadable
-from jobs.providers.routing import endpoint_for
+from jobs.providers.routing import adapter_for, endpoint_for
 
 from . import lifecycle
 from .leases import lease_acquire, lease_release
@@ -112,7 +111,7 @@ def _adapter(adapters: dict, slug: str):
     """One adapter (and so one HTTP session) per provider for the whole loop."""
     if slug not in adapters:
         try:
-            adapters[slug] = registry.adapter_for(endpoint_for(slug))
+            adapters[slug] = adapter_for(endpoint_for(slug))
         except ProviderKeyUnreadable as exc:
             log.error("not polling %s jobs: %s", slug, exc)
             return None

@@ -3,7 +3,7 @@
 A key is written once. It is stored as a Fernet token under
 PROVIDER_KEYS_SECRET (see settings) with its last four characters for
 display; nothing here returns it except provider_key_decrypt, whose only
-caller is providers.endpoints, which puts it in the Authorization header.
+caller is providers.routing, which puts it in the Authorization header.
 Nothing here logs a key or puts it in an exception, and the functions that
 hold one hide it from Django's error reports.
 """

@@ -1,18 +1,19 @@
-"""The small surface every provider adapter has. A new provider is one new
-module with one ProviderAdapter subclass, listed in registry.ADAPTERS."""
+"""The small surface every provider adapter has. A new provider is one entry
+in catalogue.py and one new module with one ProviderAdapter subclass, listed
+in adapters.ADAPTERS. No Django here."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any, ClassVar, Literal, Self
 from urllib.parse import quote, urlsplit
 
 import requests
 
-from .http import ProviderHttp, ProviderRejected
+from .catalogue import ProviderFacts
+from .http import ProviderHttp, ProviderMalformed, ProviderRejected
 
 Mode = Literal["dialog", "talking_photo", "video_dub"]
 Resolution = Literal["480p", "720p"]
@@ -49,6 +50,21 @@ class TaskStatus:
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
+@dataclass(frozen=True, kw_only=True)
+class TaskFields:
+    """How one provider's task object reads: its field names, its states in
+    ours, and the words its "malformed answer" messages use."""
+
+    id: str
+    status: str
+    output: str
+    error: str
+    states: Mapping[str, TaskState]
+    who: str  # "JoyPix"
+    noun: str  # "task", "job"
+    output_noun: str  # what a finished one lacks: "a video URL", "output"
+
+
 class UnsupportedRequest(ProviderRejected):
     """The request cannot be expressed for this provider; nothing was sent."""
 
@@ -56,14 +72,8 @@ class UnsupportedRequest(ProviderRejected):
 class ProviderAdapter(ABC):
     """One provider account, reached over one ProviderHttp."""
 
-    slug: ClassVar[str]
-    label: ClassVar[str]
-    modes: ClassVar[Mapping[str, str]]  # studio mode -> provider model name
-    supports_webhooks: ClassVar[bool] = False
-    # Whether a dialog can take turns or speak at once (the Studio then asks).
-    takes_dialog_order: ClassVar[bool] = False
-    output_ttl: ClassVar[timedelta]  # how long the provider keeps an output
-    rtf_by_resolution: ClassVar[Mapping[str, float]]  # seconds of work per second of video
+    # Its slug, label, models and other facts (catalogue.py).
+    facts: ClassVar[ProviderFacts]
 
     def __init__(
         self,
@@ -86,15 +96,11 @@ class ProviderAdapter(ABC):
         return f"<{type(self).__name__} {self.http.base_url}>"
 
     @classmethod
-    def rtf(cls, resolution: str) -> float:
-        return cls.rtf_by_resolution[resolution]
-
-    @classmethod
     def model_for(cls, mode: str) -> str:
-        try:
-            return cls.modes[mode]
-        except KeyError:
-            raise UnsupportedRequest(f"{cls.label} does not make {mode} videos.") from None
+        """The model for a studio mode; UnsupportedRequest before anything is sent."""
+        if mode not in cls.facts.models:
+            raise UnsupportedRequest(f"{cls.facts.label} does not make {mode} videos.")
+        return cls.facts.models[mode]
 
     @abstractmethod
     def submit(self, req: SubmitRequest) -> str:
@@ -117,20 +123,47 @@ class ProviderAdapter(ABC):
 
     # -- helpers for subclasses ------------------------------------------------
 
-    def _inputs(
-        self, req: SubmitRequest, names: Mapping[str, str], optional: frozenset[str] = frozenset()
-    ) -> dict[str, str]:
-        """{provider field: URL} for each SubmitRequest attribute in `names`;
-        a missing required one is the studio's bug, reported before sending."""
-        out = {}
-        for attr, provider_field in names.items():
-            value = getattr(req, attr)
-            if value:
-                out[provider_field] = value
-            elif attr not in optional:
-                what = attr.removesuffix("_url").replace("_", " ")
-                raise UnsupportedRequest(f"This {req.mode} job has no {what} to send.")
-        return out
+    def _task_status(
+        self, data: Mapping[str, Any], task_id: str, *, fields: TaskFields, raw: dict[str, Any]
+    ) -> TaskStatus:
+        """The TaskStatus in a provider's task object (`raw` is the whole answer),
+        or ProviderMalformed when it is about another task, has a status we do
+        not know, or is finished without a usable output link."""
+        echoed = data.get(fields.id)
+        if echoed is not None and str(echoed) != task_id:
+            raise ProviderMalformed(f"{fields.who} answered about another {fields.noun}")
+        status = data.get(fields.status)
+        state = fields.states.get(status) if isinstance(status, str) else None
+        if state is None:
+            raise ProviderMalformed(f"{fields.who} reported an unknown {fields.noun} status")
+        if state == "completed":
+            video_url = valid_output_url(data.get(fields.output))
+            if video_url is None:
+                raise ProviderMalformed(
+                    f"{fields.who} reported a finished {fields.noun} without {fields.output_noun}"
+                )
+            return TaskStatus(state="completed", video_url=video_url, raw=raw)
+        if state == "failed":
+            error = data.get(fields.error)
+            error = self.http.redact(error) if isinstance(error, str) else ""
+            return TaskStatus(state="failed", error=error, raw=raw)
+        return TaskStatus(state=state, raw=raw)
+
+
+def request_inputs(
+    req: SubmitRequest, names: Mapping[str, str], optional: frozenset[str] = frozenset()
+) -> dict[str, str]:
+    """{provider field: URL} for each SubmitRequest attribute in `names`;
+    a missing required one is the studio's bug, reported before sending."""
+    out = {}
+    for attr, provider_field in names.items():
+        value = getattr(req, attr)
+        if value:
+            out[provider_field] = value
+        elif attr not in optional:
+            what = attr.removesuffix("_url").replace("_", " ")
+            raise UnsupportedRequest(f"This {req.mode} job has no {what} to send.")
+    return out
 
 
 def task_path(template: str, task_id: str) -> str:
@@ -155,7 +188,7 @@ def valid_task_id(value: Any) -> str | None:
 def valid_output_url(value: Any) -> str | None:
     """An http(s) link with a host, or None. Only its form: whether the studio
     may fetch it (public address, redirects) is decided when it is fetched,
-    by jobs.fetch."""
+    by jobs.net.fetch."""
     if (
         isinstance(value, str)
         and urlsplit(value).scheme in ("http", "https")

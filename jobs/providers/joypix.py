@@ -3,16 +3,17 @@ one photo + a left and a right audio -> a conversation video."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
+from . import catalogue
 from .base import (
     ProviderAdapter,
     SubmitRequest,
+    TaskFields,
     TaskState,
     TaskStatus,
+    request_inputs,
     task_path,
-    valid_output_url,
     valid_task_id,
 )
 from .http import (
@@ -56,28 +57,39 @@ STATES: dict[str, TaskState] = {
     "completed": "completed",
     "failed": "failed",
 }
+TASK_FIELDS = TaskFields(
+    id=FIELDS["task_id"],
+    status=FIELDS["status"],
+    output=FIELDS["video_url"],
+    error=FIELDS["error"],
+    states=STATES,
+    who="JoyPix",
+    noun="task",
+    output_noun="a video URL",
+)
+
+
+def submit_body(req: SubmitRequest) -> dict[str, Any]:
+    """The JSON body of a Motion-2-Dialog submit, for `req` (a dialog): the one
+    place it is built, for the adapter and for anything else that must send
+    one (the sandbox's benchmark). UnsupportedRequest if an input is missing."""
+    body: dict[str, Any] = request_inputs(req, {attr: FIELDS[attr] for attr in INPUTS})
+    body[FIELDS["resolution"]] = req.resolution  # default is 480p; say it anyway
+    # prompt is optional without a default: leave it out rather than send "".
+    if req.prompt.strip():
+        body[FIELDS["prompt"]] = req.prompt
+    # seed's documented default is -1 (random), the studio's "provider picks":
+    # always sent, as in the page's example.
+    body[FIELDS["seed"]] = req.seed
+    return body
 
 
 class JoyPixAdapter(ProviderAdapter):
-    slug = "joypix"
-    label = "JoyPix Motion-2-Dialog"
-    modes = {"dialog": "motion-2-dialog"}
-    supports_webhooks = False  # the page offers polling only
-    output_ttl = timedelta(hours=72)  # "Generated videos are stored for 72 hours."
-    rtf_by_resolution = {"480p": 15.0, "720p": 25.0}  # "RTF for 480p is ~15 ... 720p ~25"
+    facts = catalogue.JOYPIX
 
     def submit(self, req: SubmitRequest) -> str:
         self.model_for(req.mode)
-        body: dict[str, Any] = self._inputs(req, {attr: FIELDS[attr] for attr in INPUTS})
-        body[FIELDS["resolution"]] = req.resolution  # default is 480p; say it anyway
-        # prompt is optional without a default: leave it out rather than send "".
-        if req.prompt.strip():
-            body[FIELDS["prompt"]] = req.prompt
-        # seed's documented default is -1 (random), the studio's "provider picks":
-        # always sent, as in the page's example.
-        body[FIELDS["seed"]] = req.seed
-
-        answer = self.http.submit(SUBMIT_PATH, body)
+        answer = self.http.submit(SUBMIT_PATH, submit_body(req))
         code = _code(answer)
         if code is None:
             raise ProviderOutcomeUnknown(f"JoyPix's answer had no status code; {NOT_SENT_AGAIN}")
@@ -99,23 +111,7 @@ class JoyPixAdapter(ProviderAdapter):
         data = answer.get(FIELDS["data"])
         if not isinstance(data, dict):
             raise ProviderMalformed("JoyPix's answer had no task data")
-        echoed = data.get(FIELDS["task_id"])
-        if echoed is not None and str(echoed) != task_id:
-            raise ProviderMalformed("JoyPix answered about another task")
-        status = data.get(FIELDS["status"])
-        state = STATES.get(status) if isinstance(status, str) else None
-        if state is None:
-            raise ProviderMalformed("JoyPix reported an unknown task status")
-        if state == "completed":
-            video_url = valid_output_url(data.get(FIELDS["video_url"]))
-            if video_url is None:
-                raise ProviderMalformed("JoyPix reported a finished task without a video URL")
-            return TaskStatus(state="completed", video_url=video_url, raw=answer)
-        if state == "failed":
-            error = data.get(FIELDS["error"])
-            error = self.http.redact(error) if isinstance(error, str) else ""
-            return TaskStatus(state="failed", error=error, raw=answer)
-        return TaskStatus(state=state, raw=answer)
+        return self._task_status(data, task_id, fields=TASK_FIELDS, raw=answer)
 
 
 def _code(answer: dict[str, Any]) -> int | None:

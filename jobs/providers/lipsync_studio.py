@@ -7,20 +7,21 @@ page's English edition (../shared/provider-facts.md)."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from typing import Any
 
+from . import catalogue
 from .base import (
     ProviderAdapter,
     SubmitRequest,
+    TaskFields,
     TaskState,
     TaskStatus,
     UnsupportedRequest,
+    request_inputs,
     task_path,
-    valid_output_url,
     valid_task_id,
 )
-from .http import NOT_SENT_AGAIN, ProviderMalformed, ProviderOutcomeUnknown
+from .http import NOT_SENT_AGAIN, ProviderOutcomeUnknown
 
 SUBMIT_PATH = "/api/v1/{model}"
 STATUS_PATH = "/api/v1/jobs/{task_id}"
@@ -40,18 +41,16 @@ FIELDS = {
     "error": "error",
 }
 
-# Per mode: the model (also the endpoint's name) and its inputs as
-# {SubmitRequest attribute: formState field}.
-MODELS: dict[str, tuple[str, dict[str, str]]] = {
-    "video_dub": (
-        "lipsync-video",
-        {"video_url": "video", "audio_url": "audio", "mask_url": "mask_image"},
-    ),
-    "talking_photo": ("lipsync-image", {"image_url": "image", "audio_url": "audio"}),
-    "dialog": (
-        "lipsync-image-multi",
-        {"image_url": "image", "left_audio_url": "left_audio", "right_audio_url": "right_audio"},
-    ),
+# Per mode, the inputs of its model (catalogue.LIPSYNC_STUDIO.models; the
+# model is also the endpoint's name) as {SubmitRequest attribute: formState field}.
+INPUTS: dict[str, dict[str, str]] = {
+    "video_dub": {"video_url": "video", "audio_url": "audio", "mask_url": "mask_image"},
+    "talking_photo": {"image_url": "image", "audio_url": "audio"},
+    "dialog": {
+        "image_url": "image",
+        "left_audio_url": "left_audio",
+        "right_audio_url": "right_audio",
+    },
 }
 OPTIONAL_INPUTS = frozenset({"mask_url"})
 
@@ -69,22 +68,24 @@ STATES: dict[str, TaskState] = {
     "completed": "completed",
     "failed": "failed",
 }
+TASK_FIELDS = TaskFields(
+    id=FIELDS["id"],
+    status=FIELDS["status"],
+    output=FIELDS["output"],
+    error=FIELDS["error"],
+    states=STATES,
+    who="lipsync.studio",
+    noun="job",
+    output_noun="output",
+)
 
 
 class LipsyncStudioAdapter(ProviderAdapter):
-    slug = "lipsync_studio"
-    label = "lipsync.studio"
-    modes = {mode: model for mode, (model, _inputs) in MODELS.items()}
-    supports_webhooks = True
-    takes_dialog_order = True
-    # The page states neither a speed nor a retention; assumed the same as
-    # JoyPix's (RTF ~15 at 480p, ~25 at 720p; outputs kept 72 h) until measured.
-    output_ttl = timedelta(hours=72)
-    rtf_by_resolution = {"480p": 15.0, "720p": 25.0}
+    facts = catalogue.LIPSYNC_STUDIO
 
     def submit(self, req: SubmitRequest) -> str:
         model = self.model_for(req.mode)
-        form: dict[str, Any] = self._inputs(req, MODELS[req.mode][1], OPTIONAL_INPUTS)
+        form: dict[str, Any] = request_inputs(req, INPUTS[req.mode], OPTIONAL_INPUTS)
         if req.mode == "dialog":
             if req.dialog_order not in DIALOG_ORDERS:
                 raise UnsupportedRequest("This dialog job has no speaking order to send.")
@@ -108,23 +109,7 @@ class LipsyncStudioAdapter(ProviderAdapter):
 
     def status(self, task_id: str) -> TaskStatus:
         answer = self.http.get(task_path(STATUS_PATH, task_id))
-        echoed = answer.get(FIELDS["id"])
-        if echoed is not None and str(echoed) != task_id:
-            raise ProviderMalformed("lipsync.studio answered about another job")
-        status = answer.get(FIELDS["status"])
-        state = STATES.get(status) if isinstance(status, str) else None
-        if state is None:
-            raise ProviderMalformed("lipsync.studio reported an unknown job status")
-        if state == "completed":
-            video_url = valid_output_url(answer.get(FIELDS["output"]))
-            if video_url is None:
-                raise ProviderMalformed("lipsync.studio reported a finished job without output")
-            return TaskStatus(state="completed", video_url=video_url, raw=answer)
-        if state == "failed":
-            error = answer.get(FIELDS["error"])
-            error = self.http.redact(error) if isinstance(error, str) else ""
-            return TaskStatus(state="failed", error=error, raw=answer)
-        return TaskStatus(state=state, raw=answer)
+        return self._task_status(answer, task_id, fields=TASK_FIELDS, raw=answer)
 
     @staticmethod
     def parse_webhook(body: bytes) -> str | None:

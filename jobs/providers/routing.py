@@ -1,15 +1,23 @@
 """Where each provider is reached: its enabled account from the admin, else a
-real account from the environment, else the sandbox. Keys never leave this
-object except in the Authorization header (the repr hides them)."""
+real account from the environment, else the sandbox; and an adapter built for
+that endpoint. Keys never leave the Endpoint except in the Authorization header
+(the repr hides them).
+
+The Django-aware side of jobs.providers, with accounts.py: it reads settings
+and ProviderAccount (jobs.models); the adapters it builds import no Django.
+"""
 
 import time
 from dataclasses import dataclass, field
 
+import requests
 from django.conf import settings
 
 from jobs.models import ProviderAccount
 
 from .accounts import provider_key_decrypt
+from .adapters import get_adapter
+from .base import ProviderAdapter
 
 # slug -> (base URL setting, API key setting)
 _ENV = {
@@ -64,6 +72,18 @@ def endpoint_for(slug: str) -> Endpoint:
         is_sandbox=True,
         rtf_override=settings.SANDBOX_RTF,
         source="sandbox",
+    )
+
+
+def adapter_for(endpoint: Endpoint, *, session: requests.Session | None = None) -> ProviderAdapter:
+    """An adapter for a configured endpoint, with the timeouts from settings."""
+    return get_adapter(
+        endpoint.slug,
+        base_url=endpoint.base_url,
+        api_key=endpoint.api_key,
+        session=session,
+        connect_timeout=getattr(settings, "PROVIDER_CONNECT_TIMEOUT", 5),
+        read_timeout=getattr(settings, "PROVIDER_READ_TIMEOUT", 30),
     )
 
 

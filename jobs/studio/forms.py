@@ -19,7 +19,7 @@ from jobs.pipeline.lifecycle import (
     billed_seconds,
     dialog_order_for,
 )
-from jobs.providers import registry
+from jobs.providers import catalogue
 from jobs.templatetags.studio_tags import duration
 
 from .uploads import upload_stage
@@ -65,9 +65,9 @@ def providers_for(mode: str) -> list[tuple[str, str]]:
     """Providers that make `mode` and have a price for it: a provider without
     a price cannot be quoted, so it is not offered."""
     priced = set(Rate.objects.values_list("provider", "model").distinct())
-    choices = registry.provider_choices()
-    making = [(s, label) for s, label in choices if mode in registry.modes_of(s)]
-    offered = [(s, label) for s, label in making if (s, registry.model_for(s, mode)) in priced]
+    choices = catalogue.provider_choices()
+    making = [(s, label) for s, label in choices if mode in catalogue.modes_of(s)]
+    offered = [(s, label) for s, label in making if (s, catalogue.model_for(s, mode)) in priced]
     # With no price at all, still name the providers; the quote says what is missing.
     return offered or making
 
@@ -176,7 +176,7 @@ class NewJobForm(forms.Form):
     # One per rendered form: a second post of the same form finds the job the
     # first one made (lifecycle.StagedUploadsGone) instead of making another.
     form_token = forms.RegexField(regex=r"^[0-9a-f]{32}$", required=False, widget=forms.HiddenInput)
-    # Asked only for a dialog whose provider takes it (registry.takes_dialog_order).
+    # Asked only for a dialog whose provider takes it (catalogue.takes_dialog_order).
     dialog_order = forms.ChoiceField(
         label="How do they speak?",
         choices=DialogOrder.choices,
@@ -304,10 +304,10 @@ class NewJobForm(forms.Form):
         if mode is None:
             return cleaned
         provider = cleaned.get("provider")
-        if provider and mode not in registry.modes_of(provider):
+        if provider and mode not in catalogue.modes_of(provider):
             self.add_error(
                 "provider",
-                f"{registry.label_of(provider)} does not make "
+                f"{catalogue.label_of(provider)} does not make "
                 f"{JobMode(mode).label.lower()} videos.",
             )
         if provider and dialog_order_for(provider=provider, mode=mode):
@@ -408,7 +408,7 @@ def form_quote(form: NewJobForm) -> QuoteView:
     try:
         q = quote(
             provider=provider,
-            model=registry.model_for(provider, mode),
+            model=catalogue.model_for(provider, mode),
             resolution=resolution,
             seconds=seconds,
         )

@@ -18,7 +18,7 @@ from jobs.files import media
 from jobs.models import Job, JobMode
 from jobs.pipeline import lifecycle
 from jobs.pipeline.selectors import job_for_owner
-from jobs.providers.registry import label_of
+from jobs.providers.catalogue import label_of
 from jobs.providers.routing import provider_sources
 
 from .cards import card_for, cards_changed_since, cards_for_page, has_live_jobs, studio_jobs

@@ -9,7 +9,7 @@ from jobs.accounts.api_keys import api_key_display
 from jobs.credits.pricing import terms_text
 from jobs.files.media import format_duration
 from jobs.models import EntryKind
-from jobs.providers import registry
+from jobs.providers import catalogue
 from jobs.studio.cards import PILL, job_countdowns
 
 register = template.Library()
@@ -121,7 +121,7 @@ def job_tone(job) -> str:
 @register.filter
 def provider_label(slug: str) -> str:
     try:
-        return registry.label_of(slug)
+        return catalogue.label_of(slug)
     except KeyError:
         return slug
 

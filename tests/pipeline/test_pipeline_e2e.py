@@ -13,8 +13,7 @@ from jobs import tasks
 from jobs.credits.ledger import InsufficientCredits, credits_grant
 from jobs.models import EntryKind, Job, Pool, Upload
 from jobs.pipeline import lifecycle, poller
-from jobs.providers import registry
-from jobs.providers.routing import endpoint_for
+from jobs.providers.routing import adapter_for, endpoint_for
 from jobs.providers.sandbox import RESOLUTIONS
 from tests.pipeline_support import (
     GRANT,
@@ -150,7 +149,7 @@ def test_a_second_run_of_each_task_does_nothing(pipeline, alice, monkeypatch):
     # Poll (as the loop does, without its own archiving) until the provider is
     # done; the archive task is queued, not run.
     def poll_once():
-        adapter = registry.adapter_for(endpoint_for("joypix"))
+        adapter = adapter_for(endpoint_for("joypix"))
         with adapter:
             for claimed in lifecycle.claim_due_polls(limit=10):
                 lifecycle.apply_status(claimed, lifecycle.fetch_status(claimed, adapter))

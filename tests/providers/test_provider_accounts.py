@@ -15,14 +15,18 @@ from django.db import IntegrityError, connection, transaction
 from django.urls import reverse
 
 from jobs.models import ProviderAccount
-from jobs.providers import registry
 from jobs.providers.accounts import (
     ProviderKeyUnreadable,
     provider_account_save,
     provider_key_decrypt,
 )
 from jobs.providers.http import ProviderError
-from jobs.providers.routing import endpoint_for, provider_sources, sandbox_needed
+from jobs.providers.routing import (
+    adapter_for,
+    endpoint_for,
+    provider_sources,
+    sandbox_needed,
+)
 from lipsync_site import settings as site_settings
 from tests.fetch_support import PUBLIC_IP
 
@@ -509,7 +513,7 @@ def test_the_key_never_reaches_logs_pages_or_errors(
     endpoint = endpoint_for("joypix")
     assert endpoint.api_key == NEW_KEY
     errors = []
-    with registry.adapter_for(endpoint) as adapter:
+    with adapter_for(endpoint) as adapter:
         try:
             adapter.status("task-1")
         except ProviderError as error:

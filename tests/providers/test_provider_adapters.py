@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from jobs.providers import registry
+from jobs.providers import adapters, catalogue
 from jobs.providers.base import ProviderAdapter, SubmitRequest, TaskStatus, UnsupportedRequest
 from jobs.providers.http import (
     ProviderError,
@@ -78,39 +78,54 @@ def joypix_task(**data) -> Reply:
     )
 
 
-# --- The registry and the adapters' facts ------------------------------------------------
+# --- The catalogue and the adapters -------------------------------------------------------
 
 
-def test_the_registry_lists_both_adapters_with_their_facts():
-    assert registry.ADAPTERS == (JoyPixAdapter, LipsyncStudioAdapter)
-    assert registry.provider_choices() == [
+def test_the_catalogue_lists_both_providers_with_their_facts():
+    assert catalogue.provider_choices() == [
         ("joypix", "JoyPix Motion-2-Dialog"),
         ("lipsync_studio", "lipsync.studio"),
     ]
-    assert JoyPixAdapter.modes == {"dialog": "motion-2-dialog"}
-    assert LipsyncStudioAdapter.modes == {
+    assert dict(catalogue.JOYPIX.models) == {"dialog": "motion-2-dialog"}
+    assert dict(catalogue.LIPSYNC_STUDIO.models) == {
         "dialog": "lipsync-image-multi",
         "talking_photo": "lipsync-image",
         "video_dub": "lipsync-video",
     }
-    assert registry.model_for("lipsync_studio", "video_dub") == "lipsync-video"
-    assert registry.modes_of("joypix") == ("dialog",)
-    for cls in registry.ADAPTERS:
-        assert (cls.rtf("480p"), cls.rtf("720p")) == (15.0, 25.0)
-        assert cls.output_ttl == timedelta(hours=72)
-    assert (JoyPixAdapter.supports_webhooks, LipsyncStudioAdapter.supports_webhooks) == (
+    assert catalogue.model_for("lipsync_studio", "video_dub") == "lipsync-video"
+    assert catalogue.modes_of("joypix") == ("dialog",)
+    with pytest.raises(catalogue.NotOffered, match="JoyPix Motion-2-Dialog does not make"):
+        catalogue.model_for("joypix", "talking_photo")
+    for facts in catalogue.PROVIDERS:
+        assert (facts.rtf("480p"), facts.rtf("720p")) == (15.0, 25.0)
+        assert facts.output_ttl == timedelta(hours=72)
+    assert (catalogue.JOYPIX.supports_webhooks, catalogue.LIPSYNC_STUDIO.supports_webhooks) == (
+        False,
+        True,
+    )
+    assert (
+        catalogue.takes_dialog_order("joypix"),
+        catalogue.takes_dialog_order("lipsync_studio"),
+    ) == (
         False,
         True,
     )
 
 
+def test_every_provider_in_the_catalogue_has_its_adapter():
+    assert adapters.ADAPTERS == (JoyPixAdapter, LipsyncStudioAdapter)
+    assert [cls.facts for cls in adapters.ADAPTERS] == list(catalogue.PROVIDERS)
+    for facts in catalogue.PROVIDERS:
+        assert adapters.adapter_class(facts.slug).facts is facts
+
+
 def test_get_adapter_builds_one_for_a_slug(server):
-    a = registry.get_adapter("lipsync_studio", base_url=server.url, api_key=KEY)
+    a = adapters.get_adapter("lipsync_studio", base_url=server.url, api_key=KEY)
     assert isinstance(a, LipsyncStudioAdapter)
     assert KEY not in repr(a)
     a.close()
     with pytest.raises(KeyError):
-        registry.adapter_class("nope")
+        adapters.adapter_class("nope")
 
 
 def test_a_mode_the_provider_lacks_is_refused_before_sending(server):

@@ -204,6 +204,58 @@ def probe(path: Path) -> dict:
         }
 
 
+# --- routes ----------------------------------------------------------------------------
+
+JOYPIX_405 = {"code": 405, "message": "Method not allowed", "data": None}
+LIPSYNC_405 = {"error": "Method not allowed"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "with_key", "status", "allow", "body"),
+    [
+        ("GET", "/_sandbox/health", False, 200, None, {"ok": True}),
+        ("POST", "/_sandbox/health", False, 200, None, {"ok": True}),
+        # Control: the key first, then the method.
+        ("HEAD", "/_sandbox/faults", False, 401, None, ""),
+        ("HEAD", "/_sandbox/faults", True, 405, "GET, POST", ""),
+        ("POST", "/_sandbox/stats", True, 404, None, {"error": "Not found"}),
+        ("GET", "/_sandbox/nope", False, 401, None, {"error": "Unauthorized"}),
+        ("GET", "/_sandbox/nope", True, 404, None, {"error": "Not found"}),
+        ("POST", "/outputs/nope.mp4", False, 405, "GET, HEAD", "Method not allowed\n"),
+        ("GET", "/outputs/nope.mp4", False, 404, None, "Not found\n"),
+        # The providers: the method first, then the key; each in its own format.
+        ("GET", JOYPIX_SUBMIT, False, 405, "POST", JOYPIX_405),
+        ("POST", "/v1/tasks/abc", True, 405, "GET", JOYPIX_405),
+        (
+            "GET",
+            "/v1/tasks/",
+            True,
+            404,
+            None,
+            {"code": 404, "message": "Task not found", "data": None},
+        ),
+        ("GET", "/v1/nope", False, 404, None, {"code": 404, "message": "Not found", "data": None}),
+        ("POST", "/api/v1/jobs/abc", False, 405, "GET", LIPSYNC_405),
+        ("GET", "/api/v1/lipsync-image", True, 405, "POST", LIPSYNC_405),
+        ("POST", "/api/v1/lipsync-image", False, 401, None, {"error": "Unauthorized"}),
+        ("POST", "/api/v1/jobs", True, 404, None, {"error": "Not found"}),
+        ("GET", "/elsewhere", True, 404, None, "Not found\n"),
+    ],
+)
+def test_routes_answer_wrong_methods_keys_and_paths_in_each_format(
+    sandbox, method, path, with_key, status, allow, body
+):
+    response = requests.request(
+        method, sandbox.url + path, headers=AUTH if with_key else {}, timeout=5
+    )
+    assert (response.status_code, response.headers.get("Allow")) == (status, allow)
+    if isinstance(body, dict):
+        assert response.json() == body
+    else:
+        assert response.text == body
+    assert sandbox.calls[-1].path == path and sandbox.calls[-1].status == status
+
+
 # --- JoyPix ----------------------------------------------------------------------------
 
 
@@ -241,6 +293,26 @@ def test_joypix_defaults_to_480p(sandbox, files, tmp_path):
     assert probe(download(answer["video_url"], tmp_path / "out.mp4"))["size"] == (854, 480)
 
 
+def test_calls_keep_each_request_body_and_whether_its_key_was_right(sandbox, files):
+    task_id = submit_joypix(sandbox, files, seed=7)
+    joypix_task(sandbox, task_id)
+    submit, status = sandbox.calls
+    assert (submit.method, submit.status, submit.key_ok) == ("POST", 200, True)
+    assert json.loads(submit.body) == dialog_body(files, seed=7)
+    assert (status.method, status.body, status.key_ok) == ("GET", b"", True)
+    requests.get(f"{sandbox.url}/_sandbox/health", timeout=5)
+    assert sandbox.calls[-1].key_ok is None  # the route asks for no key
+
+
+def test_wait_idle_waits_until_every_task_is_done(make_sandbox, files):
+    sandbox = make_sandbox(start_delay=0.5)
+    task_id = submit_joypix(sandbox, files)
+    with pytest.raises(TimeoutError, match="1 sandbox task"):
+        sandbox.wait_idle(timeout=0.05)
+    sandbox.wait_idle()
+    assert sandbox.tasks[task_id].status == "completed"
+
+
 def test_joypix_task_status_starts_at_submitted(make_sandbox, files):
     sandbox = make_sandbox(start_delay=5)
     task_id = submit_joypix(sandbox, files)
@@ -257,6 +329,9 @@ def test_joypix_refuses_a_missing_or_wrong_key(sandbox, files, headers):
     assert response.status_code == 401
     assert response.json() == {"code": 401, "message": "Unauthorized", "data": None}
     assert sandbox.tasks == {}
+    [call] = sandbox.calls
+    assert (call.status, call.key_ok) == (401, False)
+    assert json.loads(call.body) == dialog_body(files)
     assert (
         requests.get(f"{sandbox.url}/v1/tasks/task_x", headers=headers, timeout=5).status_code
         == 401
@@ -701,10 +776,10 @@ def test_task_fail_ends_failed_with_the_message(sandbox, files):
 def test_never_finish_stays_processing(sandbox, files):
     sandbox.faults.update({"never_finish": 1})
     task_id = submit_joypix(sandbox, files)
-    poll(lambda: joypix_task(sandbox, task_id), done=("processing",))
-    time.sleep(0.6)  # three times the processing delay
+    other = submit_joypix(sandbox, files)  # only that one task
+    sandbox.wait_idle()  # both tasks' work has ended: nothing more will change
     assert joypix_task(sandbox, task_id)["status"] == "processing"
-    assert submit_joypix(sandbox, files) != task_id  # only that one task
+    assert joypix_task(sandbox, other)["status"] == "completed"
 
 
 # --- webhooks (lipsync.studio) ------------------------------------------------------------
@@ -740,7 +815,7 @@ def test_webhook_posts_the_documented_body_on_completion(sandbox, files, receive
     assert body["status"] == "completed" and body["model"] == "lipsync-image"
     assert set(body) == {"id", "model", "status", "output", "error", "executionTime", "timings"}
     assert requests.get(body["output"], timeout=5).status_code == 200
-    time.sleep(0.2)
+    sandbox.wait_idle()  # the task's work is over, its webhooks sent
     assert len(receiver.received) == 1
 
 
@@ -762,9 +837,12 @@ def test_webhook_on_failure(sandbox, files, receiver):
 def test_webhook_never(sandbox, files, receiver):
     sandbox.faults.update({"webhook_never": 1})
     job_id = _submit_with_webhook(sandbox, files, receiver)
-    assert sandbox.wait_for(job_id).status == "completed"
-    time.sleep(0.3)
-    assert receiver.received == []
+    sandbox.wait_idle()  # the task's work is over: a webhook would have been sent
+    assert sandbox.tasks[job_id].status == "completed"
+    assert receiver.received == [] and sandbox.webhooks == []
+    # The next job's webhook does arrive.
+    _submit_with_webhook(sandbox, files, receiver)
+    _wait_received(receiver, 1)
 
 
 def test_webhook_twice(sandbox, files, receiver):
@@ -772,11 +850,9 @@ def test_webhook_twice(sandbox, files, receiver):
     _submit_with_webhook(sandbox, files, receiver)
     _wait_received(receiver, 2)
     assert receiver.received[0][1] == receiver.received[1][1]
-    # The sandbox records a delivery once the receiver's answer is read.
-    deadline = time.monotonic() + 5
-    while len(sandbox.webhooks) < 2 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    sandbox.wait_idle()  # the sandbox records a delivery once the receiver's answer is read
     assert [d.result for d in sandbox.webhooks] == [200, 200]
+    assert len(receiver.received) == 2
 
 
 def test_webhook_early_announces_an_output_that_does_not_exist_yet(make_sandbox, files, receiver):
@@ -817,10 +893,8 @@ def test_webhook_does_not_follow_redirects(sandbox, files, receiver):
                 "formState": {"image": files["photo.png"], "audio": files["voice.m4a"]},
             },
         )
-        sandbox.wait_for(response.json()["id"])
-        deadline = time.monotonic() + 5
-        while not sandbox.webhooks and time.monotonic() < deadline:
-            time.sleep(0.02)
+        sandbox.wait_idle()  # the task's work is over, its webhook sent
+        assert sandbox.tasks[response.json()["id"]].status == "completed"
         assert [d.result for d in sandbox.webhooks] == [307]
         assert receiver.received == []
     finally:
@@ -840,7 +914,8 @@ def test_output_expires_after_its_ttl(make_sandbox, files):
     assert head.status_code == 200 and int(head.headers["Content-Length"]) > 0
     file = sandbox.outputs_dir / url.rsplit("/", 1)[1]
     assert file.exists()
-    time.sleep(1.2)
+    expires = sandbox.tasks[task_id].completed_at + 0.8  # completion + output_ttl_seconds
+    time.sleep(max(0.0, expires - time.time()) + 0.05)  # until just past it
     assert requests.get(url, timeout=5).status_code == 404
     assert not file.exists()
 

@@ -4,7 +4,7 @@ lipsync.studio that renders real MP4s. Ctrl-C (or SIGTERM) stops it cleanly.
 Defaults come from the environment, through settings: SANDBOX_PORT,
 SANDBOX_API_KEY (never printed or logged), SANDBOX_RTF; and SANDBOX_FAULTS, a
 JSON object of faults, e.g. '{"submit_429": 2, "poll_500": 1}' (see
-jobs/sandbox/config.py). Faults can also be changed while it runs:
+jobs/providers/sandbox/config.py). Faults can also be changed while it runs:
 
     curl -H "Authorization: Bearer $SANDBOX_API_KEY" -d '{"task_fail": 1}' \\
          http://127.0.0.1:8010/_sandbox/faults

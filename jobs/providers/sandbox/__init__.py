@@ -1,6 +1,14 @@
 """The sandbox provider: a local stand-in for JoyPix and lipsync.studio that
 speaks both contracts over HTTP, fetches its inputs by URL and renders real
-MP4s (H.264 + AAC). No Django needed; `manage.py sandbox` runs it.
+MP4s (H.264 + AAC); `manage.py sandbox` runs it.
+
+config.py (settings, faults), contracts.py (paths, request checks, answers),
+server.py (the HTTP server and its route table), render.py, transport.py
+(fetching inputs, posting webhooks), benchmark.py (a timing script).
+
+It imports no Django and nothing else from jobs, so that it stays an
+independent reading of the providers' pages (tests/test_imports.py checks);
+only benchmark.py, a client of it, uses the JoyPix adapter.
 
     from . import SandboxConfig, SandboxServer
 

@@ -1,12 +1,13 @@
 """Print how fast the sandbox renders, so timing claims come from a script.
 
-    .venv/bin/python -m jobs.sandbox.benchmark [--seconds 10] [--repeat 3]
+    .venv/bin/python -m jobs.providers.sandbox.benchmark [--seconds 10] [--repeat 3]
 
 1. Render only: each mode (talking photo, dialog, dub) at 480p and 720p,
    from files on disk (decode + render + encode), best and median of N runs.
 2. End to end over HTTP: a JoyPix dialog submitted to a SandboxServer with
-   rtf=0 and min_delay=0, inputs fetched from a local file server, polled
-   until completed and the MP4 downloaded.
+   rtf=0 and min_delay=0 by the studio's JoyPix adapter (a client of the
+   sandbox, as the studio is), inputs fetched from a local file server,
+   polled until completed and the MP4 downloaded.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from pathlib import Path
 import av
 import requests
 from PIL import Image
+
+from jobs.providers.base import SubmitRequest
+from jobs.providers.joypix import JoyPixAdapter
 
 from .config import SandboxConfig
 from .render import decode_audio, load_image, render_dub, render_photo
@@ -123,31 +127,25 @@ def main() -> None:
         threading.Thread(target=files.serve_forever, daemon=True).start()
         base = f"http://127.0.0.1:{files.server_address[1]}"
         config = SandboxConfig(rtf=0, min_delay=0)
-        with SandboxServer(config) as sandbox:
-            auth = {"Authorization": f"Bearer {config.api_key}"}
+        request = SubmitRequest(
+            mode="dialog",
+            resolution="720p",
+            left_audio_url=f"{base}/left.wav",
+            right_audio_url=f"{base}/right.wav",
+            image_url=f"{base}/photo.jpg",
+        )
+        with (
+            SandboxServer(config) as sandbox,
+            JoyPixAdapter(base_url=sandbox.url, api_key=config.api_key, read_timeout=10) as joypix,
+        ):
             runs = []
             for _ in range(args.repeat):
                 started = time.perf_counter()
-                task_id = requests.post(
-                    f"{sandbox.url}/v1/lip-sync/motion-2-dialog",
-                    headers=auth,
-                    json={
-                        "left_audio_url": f"{base}/left.wav",
-                        "right_audio_url": f"{base}/right.wav",
-                        "image_url": f"{base}/photo.jpg",
-                        "resolution": "720p",
-                    },
-                    timeout=10,
-                ).json()["data"]["task_id"]
-                while True:
-                    data = requests.get(
-                        f"{sandbox.url}/v1/tasks/{task_id}", headers=auth, timeout=10
-                    ).json()["data"]
-                    if data["status"] in ("completed", "failed"):
-                        break
+                task_id = joypix.submit(request)
+                while (status := joypix.status(task_id)).state not in ("completed", "failed"):
                     time.sleep(0.01)
-                assert data["status"] == "completed", data["error"]
-                size = len(requests.get(data["video_url"], timeout=30).content)
+                assert status.state == "completed", status.error
+                size = len(requests.get(status.video_url, timeout=30).content)
                 runs.append(time.perf_counter() - started)
             print(
                 f"End to end over HTTP (JoyPix dialog, 720p, rtf 0): best {min(runs):.3f} s, "

@@ -179,6 +179,29 @@ def _order(form: dict[str, Any]) -> str:
 # --- Answers ----------------------------------------------------------------------------
 
 
+def error_answer(provider: str, status: int, message: str) -> dict[str, Any]:
+    """An error's body, as `provider` words it."""
+    if provider == JOYPIX:
+        return joypix_envelope(status, message)
+    return lipsync_error(message)
+
+
+def submitted(task: Task) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The answer to the submit that created `task`, and the same answer without
+    the task's id (the submit_malformed fault's "no_id")."""
+    if task.provider == JOYPIX:
+        return joypix_submitted(task.id), joypix_envelope(0, "success", {})
+    return lipsync_submitted(task.id), {"status": "processing"}
+
+
+def task_answer(task: Task, output_url: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A status request's answer about `task`, and the same without its id (the
+    poll_malformed fault's "no_id")."""
+    if task.provider == JOYPIX:
+        return joypix_task(task, output_url), joypix_envelope(0, "success", {})
+    return lipsync_job(task, output_url), {"model": task.model, "output": None}
+
+
 def joypix_envelope(code: int, message: str, data: Any = None) -> dict[str, Any]:
     return {"code": code, "message": message, "data": data}
 

@@ -6,7 +6,8 @@ contracts, fetching inputs by URL and rendering real MP4s.
         sandbox.faults.update({"submit_429": 2})
         sandbox.calls, sandbox.submissions, sandbox.tasks, sandbox.webhooks
 
-Routes (all but /outputs/ and /_sandbox/health need `Authorization: Bearer <api_key>`):
+Routes (ROUTES, at the end of this module; all but /outputs/ and
+/_sandbox/health need `Authorization: Bearer <api_key>`):
 
     POST /v1/lip-sync/motion-2-dialog      JoyPix submit
     GET  /v1/tasks/{task_id}               JoyPix status
@@ -38,6 +39,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -72,6 +74,10 @@ class Call:
     status: int | None  # None: no answer was sent (submit_reset)
     at: float  # time.time() when the answer was sent
     fault: str | None = None
+    # The request body as it arrived (b"" when there was none), and whether it
+    # came with the right key (None: the route did not ask).
+    body: bytes = field(default=b"", repr=False)
+    key_ok: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -146,6 +152,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         self.answered: int | None = None
         self.fault: str | None = None
+        self.body = b""
+        self.key_ok: bool | None = None
         self.recorded = False
         self.route_path = urlsplit(self.path).path
         try:
@@ -161,7 +169,15 @@ class _Handler(BaseHTTPRequestHandler):
         if not self.recorded:
             self.recorded = True
             self.server.sandbox._record(
-                Call(self.command, self.route_path, self.answered, time.time(), self.fault)
+                Call(
+                    self.command,
+                    self.route_path,
+                    self.answered,
+                    time.time(),
+                    self.fault,
+                    body=self.body,
+                    key_ok=self.key_ok,
+                )
             )
 
     # --- helpers for the routes ---
@@ -179,14 +195,16 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_bytes(413, b'{"error": "Request body too large"}')
             self.close_connection = True
             return None
-        return self.rfile.read(int(length))
+        self.body = self.rfile.read(int(length))
+        return self.body
 
     def authorized(self, api_key: str) -> bool:
         header = self.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(
+        self.key_ok = scheme.lower() == "bearer" and hmac.compare_digest(
             token.strip().encode(), api_key.encode()
         )
+        return self.key_ok
 
     def send_json(self, status: int, data: Any, headers: dict[str, str] | None = None) -> None:
         self.send_bytes(status, json.dumps(data).encode(), headers=headers)
@@ -240,7 +258,8 @@ class SandboxServer:
         self._submissions: Counter[str] = Counter()
         self._webhooks: list[WebhookDelivery] = []
         self._outputs: dict[str, float] = {}  # name -> expires at (time.time())
-        self._threads: set[threading.Thread] = set()
+        self._threads: set[threading.Thread] = set()  # the tasks at work
+        self._idle = threading.Condition(self._lock)  # notified as a task's work ends
         self._render_slots = threading.BoundedSemaphore(max(1, self.config.render_workers))
         self._httpd: _HTTPServer | None = None
         self._serve_thread: threading.Thread | None = None
@@ -382,6 +401,14 @@ class SandboxServer:
             time.sleep(0.02)
         raise TimeoutError(f"task {task_id} did not reach {statuses}")
 
+    def wait_idle(self, timeout: float = 30.0) -> None:
+        """Wait (in tests) until no task is at work: each has completed or failed
+        with its webhooks sent, or stopped for good (never_finish). From then on
+        nothing changes until the next request."""
+        with self._idle:
+            if not self._idle.wait_for(lambda: not self._threads, timeout):
+                raise TimeoutError(f"{len(self._threads)} sandbox task(s) still at work")
+
     def _record(self, call: Call) -> None:
         with self._lock:
             self._calls.append(call)
@@ -389,60 +416,76 @@ class SandboxServer:
     # --- routing -------------------------------------------------------------------------
 
     def _route(self, h: _Handler, path: str) -> None:
-        method = h.command
         body = h.read_body()  # always read, so a kept-alive connection stays in step
         if body is None:
             return
-        if path == "/_sandbox/health":
-            return h.send_json(200, {"ok": True})
-        if path.startswith("/_sandbox/"):
-            return self._control(h, method, path, body)
-        if path.startswith("/outputs/"):
-            if method not in ("GET", "HEAD"):
-                return h.send_bytes(
-                    405,
-                    b"Method not allowed\n",
-                    content_type="text/plain",
-                    headers={"Allow": "GET, HEAD"},
-                )
-            return self._serve_output(h, path.removeprefix("/outputs/"))
-        if path == c.JOYPIX_SUBMIT_PATH:
-            if method != "POST":
-                return self._not_allowed(h, c.JOYPIX, "POST")
-            return self._submit(h, path, c.JOYPIX, lambda: c.parse_joypix(body))
-        if path.startswith(c.JOYPIX_TASK_PREFIX):
-            if method != "GET":
-                return self._not_allowed(h, c.JOYPIX, "GET")
-            return self._status(h, c.JOYPIX, path.removeprefix(c.JOYPIX_TASK_PREFIX))
-        if path.startswith(c.LIPSYNC_JOB_PREFIX):
-            if method != "GET":
-                return self._not_allowed(h, c.LIPSYNC, "GET")
-            return self._status(h, c.LIPSYNC, path.removeprefix(c.LIPSYNC_JOB_PREFIX))
-        model = path.removeprefix(c.LIPSYNC_SUBMIT_PREFIX)
-        if path.startswith(c.LIPSYNC_SUBMIT_PREFIX) and model in c.LIPSYNC_MODELS:
-            if method != "POST":
-                return self._not_allowed(h, c.LIPSYNC, "POST")
-            return self._submit(h, path, c.LIPSYNC, lambda: c.parse_lipsync(model, body))
-        if path.startswith("/v1/"):
-            return self._error(h, c.JOYPIX, 404, "Not found")
-        if path.startswith("/api/"):
-            return self._error(h, c.LIPSYNC, 404, "Not found")
-        return h.send_bytes(404, b"Not found\n", content_type="text/plain")
+        for route in ROUTES:
+            match = route.pattern.fullmatch(path)
+            if match is None:
+                continue
+            if route.keyed and not h.authorized(self.config.api_key):
+                return self._unauthorized(h, c.LIPSYNC)
+            handler = route.handlers.get(h.command, route.handlers.get(ANY))
+            if handler is None:
+                return self._not_allowed(h, route.errors, ", ".join(route.handlers))
+            return handler(self, h, body, **match.groupdict())
+
+    # Small handlers the route table names; the larger ones follow below.
+
+    def _health(self, h: _Handler, body: bytes) -> None:
+        h.send_json(200, {"ok": True})
+
+    def _submit_joypix(self, h: _Handler, body: bytes) -> None:
+        self._submit(h, c.JOYPIX_SUBMIT_PATH, c.JOYPIX, lambda: c.parse_joypix(body))
+
+    def _submit_lipsync(self, h: _Handler, body: bytes, model: str) -> None:
+        path = c.LIPSYNC_SUBMIT_PREFIX + model
+        self._submit(h, path, c.LIPSYNC, lambda: c.parse_lipsync(model, body))
+
+    def _status_joypix(self, h: _Handler, body: bytes, task_id: str) -> None:
+        self._status(h, c.JOYPIX, task_id)
+
+    def _status_lipsync(self, h: _Handler, body: bytes, task_id: str) -> None:
+        self._status(h, c.LIPSYNC, task_id)
+
+    def _not_found_joypix(self, h: _Handler, body: bytes) -> None:
+        self._error(h, c.JOYPIX, 404, "Not found")
+
+    def _not_found_lipsync(self, h: _Handler, body: bytes) -> None:
+        self._error(h, c.LIPSYNC, 404, "Not found")
+
+    def _not_found(self, h: _Handler, body: bytes) -> None:
+        self._error(h, None, 404, "Not found")
 
     def _error(
         self,
         h: _Handler,
-        provider: str,
+        provider: str | None,
         status: int,
         message: str,
         headers: dict[str, str] | None = None,
     ) -> None:
-        if provider == c.JOYPIX:
-            return h.send_json(status, c.joypix_envelope(status, message), headers)
-        return h.send_json(status, c.lipsync_error(message), headers)
+        """An error answer in the provider's format; plain text for provider None."""
+        if provider is not None:
+            return h.send_json(status, c.error_answer(provider, status, message), headers)
+        return h.send_bytes(
+            status, f"{message}\n".encode(), content_type="text/plain", headers=headers
+        )
 
-    def _not_allowed(self, h: _Handler, provider: str, allow: str) -> None:
+    def _not_allowed(self, h: _Handler, provider: str | None, allow: str) -> None:
         return self._error(h, provider, 405, "Method not allowed", {"Allow": allow})
+
+    def _too_many(self, h: _Handler, provider: str) -> None:
+        headers = {"Retry-After": str(self.faults.retry_after)}
+        return self._error(h, provider, 429, "Too many requests", headers)
+
+    def _fault(self, h: _Handler, name: str) -> bool:
+        """Whether fault `name` applies to this request (one use consumed); if it
+        does, the request's Call records it."""
+        if not self.faults.take(name):
+            return False
+        h.fault = name
+        return True
 
     def _unauthorized(self, h: _Handler, provider: str) -> None:
         return self._error(h, provider, 401, "Unauthorized", {"WWW-Authenticate": "Bearer"})
@@ -467,46 +510,30 @@ class SandboxServer:
             self._submissions[path] += 1
         if not h.authorized(self.config.api_key):
             return self._unauthorized(h, provider)
-        faults = self.faults
         # Refusals: nothing is created.
-        if faults.take("submit_429"):
-            h.fault = "submit_429"
-            return self._error(
-                h, provider, 429, "Too many requests", {"Retry-After": str(faults.retry_after)}
-            )
-        if faults.take("submit_503"):
-            h.fault = "submit_503"
+        if self._fault(h, "submit_429"):
+            return self._too_many(h, provider)
+        if self._fault(h, "submit_503"):
             return self._error(h, provider, 503, "Service temporarily unavailable")
-        if faults.take("submit_502"):
-            h.fault = "submit_502"
+        if self._fault(h, "submit_502"):
             return self._gateway(h, 502, "Bad Gateway")
         try:
             submission: c.Submission = parse()
         except c.BadRequest as exc:
             return self._error(h, provider, 400, str(exc))
         task = self._create_task(submission)
-        if provider == c.JOYPIX:
-            answer = c.joypix_submitted(task.id)
-            no_id = c.joypix_envelope(0, "success", {})
-        else:
-            answer = c.lipsync_submitted(task.id)
-            no_id = {"status": "processing"}
+        answer, no_id = c.submitted(task)
         # The task exists from here on: every fault below leaves the outcome unknown.
-        if faults.take("submit_500"):
-            h.fault = "submit_500"
+        if self._fault(h, "submit_500"):
             return self._error(h, provider, 500, "Internal server error")
-        if faults.take("submit_504"):
-            h.fault = "submit_504"
+        if self._fault(h, "submit_504"):
             return self._gateway(h, 504, "Gateway Timeout")
-        if faults.take("submit_reset"):
-            h.fault = "submit_reset"
+        if self._fault(h, "submit_reset"):
             return h.reset()
-        if faults.take("submit_timeout"):
-            h.fault = "submit_timeout"
-            if self._stop.wait(faults.timeout_seconds):
+        if self._fault(h, "submit_timeout"):
+            if self._stop.wait(self.faults.timeout_seconds):
                 return h.reset()
-        if faults.take("submit_malformed"):
-            h.fault = "submit_malformed"
+        if self._fault(h, "submit_malformed"):
             return self._malformed(h, provider, answer, no_id)
         return h.send_json(200, answer)
 
@@ -549,70 +576,57 @@ class SandboxServer:
     def _status(self, h: _Handler, provider: str, task_id: str) -> None:
         if not h.authorized(self.config.api_key):
             return self._unauthorized(h, provider)
-        faults = self.faults
-        if faults.take("poll_429"):
-            h.fault = "poll_429"
-            return self._error(
-                h, provider, 429, "Too many requests", {"Retry-After": str(faults.retry_after)}
-            )
-        if faults.take("poll_500"):
-            h.fault = "poll_500"
+        if self._fault(h, "poll_429"):
+            return self._too_many(h, provider)
+        if self._fault(h, "poll_500"):
             return self._error(h, provider, 500, "Internal server error")
         with self._lock:
             task = self._tasks.get(task_id)
             if task is not None and task.provider == provider:
-                if provider == c.JOYPIX:
-                    answer = c.joypix_task(task, self.output_url(task))
-                    no_id = c.joypix_envelope(0, "success", {})
-                else:
-                    answer = c.lipsync_job(task, self.output_url(task))
-                    no_id = {"model": task.model, "output": None}
-        if task is not None and faults.take("poll_404"):
-            h.fault = "poll_404"
+                answer, no_id = c.task_answer(task, self.output_url(task))
+        if task is not None and self._fault(h, "poll_404"):
             task = None
         if task is None or task.provider != provider or task.forgotten:
             what = "Task" if provider == c.JOYPIX else "Job"
             return self._error(h, provider, 404, f"{what} not found")
-        if faults.take("poll_malformed"):
-            h.fault = "poll_malformed"
+        if self._fault(h, "poll_malformed"):
             return self._malformed(h, provider, answer, no_id)
         return h.send_json(200, answer)
 
     # --- control (for tests and benchmarks in another process) -----------------------------
 
-    def _control(self, h: _Handler, method: str, path: str, body: bytes) -> None:
-        if not h.authorized(self.config.api_key):
-            return self._unauthorized(h, c.LIPSYNC)
-        if path == "/_sandbox/faults":
-            if method == "POST":
-                try:
-                    values = c.parse_json_object(body) if body else {}
-                    clear = values.pop("clear", False)
-                    self.faults.update(values)  # validated first: all or nothing
-                except (c.BadRequest, ValueError) as exc:
-                    return h.send_json(400, {"error": str(exc)})
-                if clear:
-                    self.faults.clear()
-                    self.faults.update(values)
-                log.info("faults changed: %s", ", ".join(sorted(values)) or "cleared")
-            elif method != "GET":
-                return self._not_allowed(h, c.LIPSYNC, "GET, POST")
-            return h.send_json(200, self.faults.as_dict())
-        if path == "/_sandbox/stats" and method == "GET":
-            with self._lock:
-                by_status = Counter(task.status for task in self._tasks.values())
-                stats = {
-                    "submissions": dict(self._submissions),
-                    "calls": len(self._calls),
-                    "tasks": dict(by_status),
-                    "webhooks": len(self._webhooks),
-                }
-            return h.send_json(200, stats)
-        return self._error(h, c.LIPSYNC, 404, "Not found")
+    # Their routes ask for the key before anything else (ROUTES: keyed).
+
+    def _faults_show(self, h: _Handler, body: bytes) -> None:
+        h.send_json(200, self.faults.as_dict())
+
+    def _faults_change(self, h: _Handler, body: bytes) -> None:
+        try:
+            values = c.parse_json_object(body) if body else {}
+            clear = values.pop("clear", False)
+            self.faults.update(values)  # validated first: all or nothing
+        except (c.BadRequest, ValueError) as exc:
+            return h.send_json(400, {"error": str(exc)})
+        if clear:
+            self.faults.clear()
+            self.faults.update(values)
+        log.info("faults changed: %s", ", ".join(sorted(values)) or "cleared")
+        h.send_json(200, self.faults.as_dict())
+
+    def _stats(self, h: _Handler, body: bytes) -> None:
+        with self._lock:
+            by_status = Counter(task.status for task in self._tasks.values())
+            stats = {
+                "submissions": dict(self._submissions),
+                "calls": len(self._calls),
+                "tasks": dict(by_status),
+                "webhooks": len(self._webhooks),
+            }
+        h.send_json(200, stats)
 
     # --- outputs ---------------------------------------------------------------------------
 
-    def _serve_output(self, h: _Handler, name: str) -> None:
+    def _serve_output(self, h: _Handler, body: bytes, name: str) -> None:
         path = self.outputs_dir / name
         with self._lock:
             expires = self._outputs.get(name) if OUTPUT_NAME.match(name) else None
@@ -625,9 +639,7 @@ class SandboxServer:
             handle = open(path, "rb")  # noqa: SIM115 (closed below)
         except FileNotFoundError:
             return h.send_bytes(404, b"Not found\n", content_type="text/plain")
-        slow = h.command != "HEAD" and self.config.faults.take("output_slow")
-        if slow:
-            h.fault = "output_slow"
+        slow = h.command != "HEAD" and self._fault(h, "output_slow")
         with handle:
             size = path.stat().st_size
             h.send_response(200)
@@ -712,6 +724,7 @@ class SandboxServer:
             shutil.rmtree(workdir, ignore_errors=True)
             with self._lock:
                 self._threads.discard(threading.current_thread())
+                self._idle.notify_all()
 
     def _fetch_inputs(self, task: Task, workdir: Path) -> dict[str, tuple[str, Path]]:
         paths: dict[str, tuple[str, Path]] = {}
@@ -829,3 +842,71 @@ class SandboxServer:
             self._webhooks.append(
                 WebhookDelivery(task.id, body_data["status"], result, time.time())
             )
+
+
+# --- the route table ------------------------------------------------------------------------
+
+ANY = "*"  # the key of a route's handler for every method it does not list
+
+
+@dataclass(frozen=True)
+class Route:
+    """A path pattern (its named groups are the handler's arguments) and a handler
+    per method. A method without one is answered 405, with an Allow header, in the
+    `errors` provider's format (None: plain text). A keyed route asks for the key
+    before it looks at the method; the providers' routes do it in their handlers,
+    after the method, as the providers do."""
+
+    pattern: re.Pattern[str]
+    handlers: dict[str, Callable[..., None]]
+    errors: str | None = None
+    keyed: bool = False
+
+
+def _route(pattern: str, handlers: dict[str, Callable[..., None]], **options: Any) -> Route:
+    return Route(re.compile(pattern, re.DOTALL), handlers, **options)
+
+
+_MODELS = "|".join(re.escape(model) for model in c.LIPSYNC_MODELS)
+
+# The first route whose pattern matches the whole path answers.
+ROUTES: tuple[Route, ...] = (
+    _route("/_sandbox/health", {ANY: SandboxServer._health}),
+    _route(
+        "/_sandbox/faults",
+        {"GET": SandboxServer._faults_show, "POST": SandboxServer._faults_change},
+        errors=c.LIPSYNC,
+        keyed=True,
+    ),
+    _route(
+        "/_sandbox/stats",
+        {"GET": SandboxServer._stats, ANY: SandboxServer._not_found_lipsync},
+        keyed=True,
+    ),
+    _route("/_sandbox/.*", {ANY: SandboxServer._not_found_lipsync}, keyed=True),
+    _route(
+        "/outputs/(?P<name>.*)",
+        {"GET": SandboxServer._serve_output, "HEAD": SandboxServer._serve_output},
+    ),
+    _route(
+        re.escape(c.JOYPIX_SUBMIT_PATH), {"POST": SandboxServer._submit_joypix}, errors=c.JOYPIX
+    ),
+    _route(
+        re.escape(c.JOYPIX_TASK_PREFIX) + "(?P<task_id>.*)",
+        {"GET": SandboxServer._status_joypix},
+        errors=c.JOYPIX,
+    ),
+    _route(
+        re.escape(c.LIPSYNC_JOB_PREFIX) + "(?P<task_id>.*)",
+        {"GET": SandboxServer._status_lipsync},
+        errors=c.LIPSYNC,
+    ),
+    _route(
+        re.escape(c.LIPSYNC_SUBMIT_PREFIX) + f"(?P<model>{_MODELS})",
+        {"POST": SandboxServer._submit_lipsync},
+        errors=c.LIPSYNC,
+    ),
+    _route("/v1/.*", {ANY: SandboxServer._not_found_joypix}),
+    _route("/api/.*", {ANY: SandboxServer._not_found_lipsync}),
+    _route(".*", {ANY: SandboxServer._not_found}),
+)
