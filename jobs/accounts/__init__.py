@@ -1,0 +1,5 @@
+"""A member's own account: personal API keys (create, revoke, authenticate),
+the credits and keys pages, the paused sign-in page and login throttling.
+
+May import jobs.models and credits; the api imports api_keys to authenticate.
+"""
