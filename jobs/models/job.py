@@ -1,5 +1,3 @@
-from datetime import timedelta
-
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -171,9 +169,6 @@ class Job(models.Model):
     @property
     def usd_held(self):
         return self.usd_per_unit * self.units
-
-    def expected_processing(self, rtf: float) -> timedelta:
-        return timedelta(seconds=max(self.input_seconds, 1.0) * rtf)
 
 
 class InputRole(models.TextChoices):

@@ -27,7 +27,7 @@ from jobs.pipeline import lifecycle
     ],
 )
 def test_it_bills_per_started_five_seconds(seconds, units):
-    assert billed_units(seconds, 5) == units
+    assert billed_units(seconds, unit_seconds=5) == units
 
 
 @pytest.mark.django_db
@@ -109,7 +109,7 @@ def test_joypix_has_no_minimum_beyond_its_one_unit():
     ],
 )
 def test_units_are_started_units_never_under_the_minimum(seconds, unit, minimum, units):
-    assert billed_units(seconds, unit, minimum) == units
+    assert billed_units(seconds, unit_seconds=unit, min_seconds=minimum) == units
 
 
 @pytest.mark.parametrize(

@@ -373,7 +373,7 @@ def test_a_staff_decision_stands_against_the_pipeline(staff, alice, funded, monk
     for job in (archiving, queued):
         job_fail_by_staff(job=job, by=staff, reason="Stop")
 
-    monkeypatch.setattr(lifecycle, "_download", lambda *a: pytest.fail("downloaded"))
+    monkeypatch.setattr(lifecycle, "_download", lambda *a, **k: pytest.fail("downloaded"))
     lifecycle.job_archive(archiving.pk)
     lifecycle.job_submit(queued.pk)
 
@@ -513,7 +513,7 @@ def test_staff_and_the_pipeline_failing_one_job_release_its_hold_once(staff, ali
 
     def work(i):
         if i % 2:
-            return lifecycle.job_fail(job, "The provider reported a failure.")
+            return lifecycle.job_fail(job, message="The provider reported a failure.")
         return job_fail_by_staff(job=job, by=staff, reason="Outage")
 
     results = run_together(8, work)

@@ -277,7 +277,7 @@ def test_a_job_already_sent_cannot_be_cancelled(alice_client, alice, make_job):
 
 def test_trying_again_makes_one_new_job_held_anew(alice_client, alice, make_job, media_root):
     failed = make_job(alice)
-    lifecycle.job_fail(failed, "The provider could not find a face.")
+    lifecycle.job_fail(failed, message="The provider could not find a face.")
     assert credits_balances(user=alice)["studio"].available == 100
 
     response = alice_client.post(reverse("job_retry", args=[failed.pk]), HTTP_HX_REQUEST="true")
@@ -302,7 +302,7 @@ def test_trying_again_without_credits_changes_nothing(client, bob, make_job, med
     credits_grant(user=bob, pool="studio", amount=30, key="grant:bob")
     client.force_login(bob)
     failed = make_job(bob)
-    lifecycle.job_fail(failed, "failed")
+    lifecycle.job_fail(failed, message="failed")
     credits_adjust(user=bob, pool="studio", amount=-10, key="adj:bob", reason="test")  # 20 left
     files_before = sorted(p.name for p in media_root.rglob("*") if p.is_file())
 
@@ -317,7 +317,7 @@ def test_deleting_a_finished_job_removes_its_files_and_keeps_its_ledger(
     alice_client, alice, make_job, media_root, django_capture_on_commit_callbacks
 ):
     job = make_job(alice)
-    lifecycle.job_fail(job, "failed")
+    lifecycle.job_fail(job, message="failed")
     entries = LedgerEntry.objects.filter(job=job).count()
     files = [media_root / name for name in job.inputs.values_list("file", flat=True)]
     assert all(f.exists() for f in files)
