@@ -62,6 +62,12 @@ def make_job(
         credits_held=held,
         provider_task_id=task_id or (f"task-{owner.pk}-{created.timestamp()}" if sent else ""),
         submit_attempts=(1 if sent else 0) if submit_attempts is None else submit_attempts,
+        # As the pipeline leaves it (the database checks): an ended job has
+        # finished_at, an archiving one its output's address.
+        finished_at=created + (finished_after or timedelta())
+        if state in JobState.terminal()
+        else None,
+        output_url="https://cdn.example/out.mp4" if state == JobState.ARCHIVING else "",
     )
     hold = at(
         credits_hold(user=owner, pool=pool, amount=held, key=f"job:{job.pk}:hold", job=job),

@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 
@@ -122,8 +123,52 @@ class Job(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["owner", "form_token"],
-                condition=~models.Q(form_token=""),
+                condition=~Q(form_token=""),
                 name="one_job_per_form_token",
+            ),
+            # The state machine's invariants, so no write (a bug, a shell, the
+            # admin) can leave a job the pipeline would mishandle.
+            models.CheckConstraint(condition=Q(state__in=JobState.values), name="job_state_known"),
+            models.CheckConstraint(condition=Q(mode__in=JobMode.values), name="job_mode_known"),
+            models.CheckConstraint(
+                condition=Q(resolution__in=Resolution.values), name="job_resolution_known"
+            ),
+            models.CheckConstraint(
+                condition=Q(dialog_order__in=["", *DialogOrder.values]),
+                name="job_dialog_order_known",
+            ),
+            # A capture never exceeds its hold; the job's copies say the same.
+            models.CheckConstraint(
+                condition=Q(credits_charged__isnull=True)
+                | Q(credits_charged__lte=models.F("credits_held")),
+                name="job_charged_within_held",
+            ),
+            # Only archiving charges, in the update that completes the job.
+            models.CheckConstraint(
+                condition=Q(credits_charged__isnull=True) | Q(state=JobState.COMPLETED),
+                name="job_charged_only_when_completed",
+            ),
+            # Ended jobs have finished_at and live ones do not: retention and
+            # the gallery go by it, and would purge a live job's inputs.
+            models.CheckConstraint(
+                condition=Q(state__in=JobState.terminal(), finished_at__isnull=False)
+                | Q(state__in=JobState.live(), finished_at__isnull=True),
+                name="job_finished_iff_ended",
+            ),
+            # Polling asks the provider about this task.
+            models.CheckConstraint(
+                condition=~Q(state=JobState.PROCESSING) | ~Q(provider_task_id=""),
+                name="job_processing_has_task",
+            ),
+            # Archiving downloads this address.
+            models.CheckConstraint(
+                condition=~Q(state=JobState.ARCHIVING) | ~Q(output_url=""),
+                name="job_archiving_has_output_url",
+            ),
+            # Only a finished job is deleted (its files go; a live job needs them).
+            models.CheckConstraint(
+                condition=Q(deleted_at__isnull=True) | Q(state__in=JobState.terminal()),
+                name="job_deleted_only_when_ended",
             ),
         ]
         indexes = [
@@ -138,12 +183,12 @@ class Job(models.Model):
             models.Index(
                 fields=["state", "-finished_at", "-id"],
                 name="job_gallery_state_recent",
-                condition=models.Q(state="completed", deleted_at__isnull=True),
+                condition=Q(state="completed", deleted_at__isnull=True),
             ),
             models.Index(
                 fields=["owner", "state", "-finished_at", "-id"],
                 name="job_gallery_owner_state",
-                condition=models.Q(state="completed", deleted_at__isnull=True),
+                condition=Q(state="completed", deleted_at__isnull=True),
             ),
             # Prompt search on PostgreSQL: a trigram index, made in migration
             # 0009 (PostgreSQL only, so it is not declared here).
@@ -151,7 +196,7 @@ class Job(models.Model):
             models.Index(
                 fields=["finished_at"],
                 name="job_retention_due",
-                condition=models.Q(finished_at__isnull=False, output_purged_at__isnull=True),
+                condition=Q(finished_at__isnull=False, output_purged_at__isnull=True),
             ),
         ]
 

@@ -255,7 +255,9 @@ def test_a_shared_job_is_there_for_every_member_with_its_inputs(media_root, sour
 def test_unfinished_and_deleted_jobs_are_not_in_the_gallery(alice_client, alice):
     done = finished_job(alice)
     running = finished_job(alice)
-    Job.objects.filter(pk=running.pk).update(state=JobState.PROCESSING)
+    Job.objects.filter(pk=running.pk).update(
+        state=JobState.PROCESSING, provider_task_id="t-1", finished_at=None, credits_charged=None
+    )
     gone = finished_job(alice)
     Job.objects.filter(pk=gone.pk).update(deleted_at=T0)
 
@@ -303,7 +305,7 @@ def test_only_the_owner_can_switch_sharing(alice_client, alice, bob, staff):
 def test_a_completed_card_has_the_switch_and_others_do_not(alice_client, alice):
     done = finished_job(alice)
     failed = finished_job(alice)
-    Job.objects.filter(pk=failed.pk).update(state=JobState.FAILED)
+    Job.objects.filter(pk=failed.pk).update(state=JobState.FAILED, credits_charged=None)
 
     html = alice_client.get(reverse("studio")).content.decode()
 

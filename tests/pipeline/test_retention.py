@@ -40,6 +40,7 @@ def make_job(owner, *, ended_days_ago: float | None, state="completed", output_e
         provider_model="motion-2-dialog",
         resolution="480p",
         state=state,
+        provider_task_id="task-1",
         finished_at=None if ended_days_ago is None else now - timedelta(days=ended_days_ago),
         output=stored("outputs/out.mp4") if state == "completed" else "",
         poster=stored("posters/p.webp") if state == "completed" else "",
