@@ -3,6 +3,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from .media import StoredMedia, UploadKind
+
 
 class JobMode(models.TextChoices):
     DIALOG = "dialog", "Dialog"
@@ -225,19 +227,26 @@ class InputRole(models.TextChoices):
     MASK = "mask", "Mask"
 
 
-class JobInput(models.Model):
+# The roles whose still stands for the job: the photo, or a dub's video (a
+# mask is an image too, but never the job's picture).
+PICTURE_ROLES = (InputRole.IMAGE, InputRole.VIDEO)
+
+
+class JobInputQuerySet(models.QuerySet):
+    def with_picture(self) -> "JobInputQuerySet":
+        """The database's side of StoredMedia.has_picture for inputs."""
+        return self.filter(role__in=PICTURE_ROLES).exclude(thumbnail="")
+
+
+class JobInput(StoredMedia):
     """An uploaded file a job sends to its provider, checked by decoding."""
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="inputs")
     role = models.CharField(max_length=20, choices=InputRole.choices)
+    # Blank once deleted or purged by retention (the row stays for the record).
     file = models.FileField(upload_to="inputs/%Y/%m/", blank=True)
-    original_name = models.CharField(max_length=255)
-    content_type = models.CharField(max_length=100)
-    size = models.PositiveBigIntegerField()
-    duration = models.FloatField(null=True, blank=True)
-    width = models.PositiveIntegerField(null=True, blank=True)
-    height = models.PositiveIntegerField(null=True, blank=True)
-    thumbnail = models.FileField(upload_to="thumbs/%Y/%m/", blank=True)
+
+    objects = JobInputQuerySet.as_manager()
 
     class Meta:
         constraints = [
@@ -251,7 +260,11 @@ class JobInput(models.Model):
     def kind(self) -> str:
         """The upload kind this role takes: image, audio or video."""
         if self.role in (InputRole.IMAGE, InputRole.MASK):
-            return "image"
+            return UploadKind.IMAGE
         if self.role == InputRole.VIDEO:
-            return "video"
-        return "audio"
+            return UploadKind.VIDEO
+        return UploadKind.AUDIO
+
+    @property
+    def is_picture(self) -> bool:
+        return self.role in PICTURE_ROLES

@@ -43,6 +43,7 @@ from jobs.models import (
     LedgerEntry,
     Pool,
     Upload,
+    media_facts,
 )
 from jobs.net.fetch import FetchError, UnsafeUrl, url_download
 from jobs.providers import registry
@@ -193,12 +194,7 @@ def job_create(
                     role=role,
                     file=upload.file.name,
                     thumbnail=upload.thumbnail.name,
-                    original_name=upload.original_name,
-                    content_type=upload.content_type,
-                    size=upload.size,
-                    duration=upload.duration,
-                    width=upload.width,
-                    height=upload.height,
+                    **media_facts(upload),
                 )
             credits_hold(
                 user=owner,

@@ -43,7 +43,7 @@ def job_video(request, pk: int):
 def job_thumbnail(request, pk: int):
     job = job_for_viewer(request.user, pk)
     # The photo, or for a dub the video's frame (never the optional mask).
-    image = job.inputs.filter(role__in=["image", "video"]).exclude(thumbnail="").first()
+    image = job.inputs.with_picture().first()
     if image is None:
         raise Http404("This job has no thumbnail.")
     response = ranged_file_response(
@@ -61,7 +61,7 @@ def job_poster(request, pk: int):
     job = job_for_viewer(request.user, pk)
     name = job.poster.name if job.poster else ""
     if not name:
-        image = job.inputs.filter(role__in=["image", "video"]).exclude(thumbnail="").first()
+        image = job.inputs.with_picture().first()
         name = image.thumbnail.name if image else ""
     if not name:
         raise Http404("This job has no poster.")
