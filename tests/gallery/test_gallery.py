@@ -25,6 +25,7 @@ from jobs.gallery import services as gallery
 from jobs.models import Job, JobInput, JobState, Upload
 from jobs.pipeline import lifecycle
 from jobs.studio.uploads import upload_stage
+from tests.fetch_support import LoopbackServer
 from tests.media_factory import make_audio, make_image, make_video
 
 pytestmark = pytest.mark.django_db
@@ -645,8 +646,11 @@ def test_a_video_that_yields_no_poster_is_logged_not_raised(
 
 
 @pytest.fixture
-def archiving_job(media_root, sources, alice, monkeypatch):
-    """A job that the provider has finished: archiving fetches our MP4."""
+def archiving_job(media_root, sources, alice, settings, serve):
+    """A job that the provider has finished: archiving fetches our MP4 from
+    a loopback server standing in for the provider's storage."""
+    settings.FETCH_ALLOW_LOOPBACK = True
+    provider = serve(LoopbackServer.body(sources["video"].read_bytes()))
     credits_grant(user=alice, pool="studio", amount=100, key="grant:alice")
     files = {
         role: upload_stage(
@@ -664,12 +668,7 @@ def archiving_job(media_root, sources, alice, monkeypatch):
         owner=alice, mode="dialog", provider="joypix", resolution="480p", files=files
     )
     Job.objects.filter(pk=job.pk).update(
-        state=JobState.ARCHIVING, output_url="https://provider.example/out.mp4"
-    )
-    monkeypatch.setattr(
-        lifecycle,
-        "_download",
-        lambda url, path, **_: path.write_bytes(sources["video"].read_bytes()),
+        state=JobState.ARCHIVING, output_url=f"{provider.url}/out.mp4"
     )
     return job
 

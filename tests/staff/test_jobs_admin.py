@@ -19,6 +19,7 @@ from jobs.pipeline import lifecycle
 from jobs.staff import actions as staff_actions
 from jobs.staff.actions import StaffActionRefused, job_fail_by_staff, job_refund
 from tests.credits.test_ledger_concurrency import run_together
+from tests.fetch_support import LoopbackServer
 from tests.staff_support import grant, local, make_job
 
 pytestmark = pytest.mark.django_db
@@ -417,9 +418,12 @@ def test_members_cannot_reach_the_jobs_admin(client, alice):
 
 
 def test_a_later_rate_change_does_not_reprice_a_jobs_settlement(
-    staff_client, alice, settings, tmp_path, monkeypatch
+    staff_client, alice, settings, tmp_path, monkeypatch, serve
 ):
     settings.MEDIA_ROOT = tmp_path / "media"
+    # The provider's output, downloaded for real from a loopback server.
+    settings.FETCH_ALLOW_LOOPBACK = True
+    provider = serve(LoopbackServer.body(b"mp4 bytes"))
     # The seeded price (seeded again here: a transactional test run earlier flushes it).
     Rate.objects.get_or_create(
         provider="joypix",
@@ -476,9 +480,8 @@ def test_a_later_rate_change_does_not_reprice_a_jobs_settlement(
 
     # The job finishes afterwards: it is settled at the rate it was quoted.
     Job.objects.filter(pk=job.pk).update(
-        state=JobState.ARCHIVING, output_url="http://provider.invalid/out.mp4"
+        state=JobState.ARCHIVING, output_url=f"{provider.url}/out.mp4"
     )
-    monkeypatch.setattr(lifecycle, "_download", lambda url, path, **_: path.write_bytes(b"mp4"))
     monkeypatch.setattr(
         lifecycle.media,
         "probe_output_video",
