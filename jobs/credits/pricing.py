@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from jobs.models import Rate
+from jobs.models import Job, Rate
 
 
 class NoRate(LookupError):
@@ -97,7 +97,7 @@ def quote(*, provider: str, model: str, resolution: str, seconds: float) -> Quot
     )
 
 
-def settle_amount(*, job, output_seconds: float) -> int:
+def settle_amount(*, job: Job, output_seconds: float) -> int:
     """The charge for a finished job: its output's measured duration on the
     terms it was quoted (unit, minimum, rate), never more than what was held."""
     units = billed_units(output_seconds, unit_seconds=job.unit_seconds, min_seconds=job.min_seconds)

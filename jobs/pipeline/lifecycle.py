@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
@@ -218,7 +219,7 @@ def job_create(
     return job
 
 
-def _uploads_claim(*, owner, files: dict[str, Upload], form_token: str) -> None:
+def _uploads_claim(*, owner: AbstractBaseUser, files: dict[str, Upload], form_token: str) -> None:
     """Lock the staged uploads, check they are all still there, and delete the
     staging rows (their files pass to the job). A transaction that finds one
     missing lost it to another job: it raises and holds nothing."""
@@ -284,7 +285,7 @@ def job_submit(job_id: int) -> None:
     try:
         task_id = adapter.submit(request)
     except ProviderRefused as exc:
-        _submit_refused(job, exc)
+        _submit_refused(job, exc=exc)
         return
     except ProviderRejected as exc:
         job_fail(job, message=f"The provider refused this job: {exc}")
@@ -344,7 +345,7 @@ def _webhook_url(job: Job) -> str | None:
     return webhook_url(job) if supported and webhooks_enabled() else None
 
 
-def _submit_refused(job: Job, exc: ProviderRefused) -> None:
+def _submit_refused(job: Job, *, exc: ProviderRefused) -> None:
     """The request certainly did not start a job: try again later, a few times."""
     attempts = job.submit_attempts
     if attempts >= settings.JOB_MAX_SUBMIT_ATTEMPTS:

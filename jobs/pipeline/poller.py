@@ -15,7 +15,8 @@ from django.utils import timezone
 from jobs.models import Job, JobState
 from jobs.providers import registry
 from jobs.providers.accounts import ProviderKeyUnreadable
-from jobs.providers.base import ProviderAdapter
+from jobs.providers.base import ProviderAdapter, TaskStatus
+from jobs.providers.http import ProviderError
 from jobs.providers.routing import endpoint_for
 
 from . import lifecycle
@@ -81,7 +82,7 @@ def run_round(adapters: dict[str, ProviderAdapter], *, pool: ThreadPoolExecutor)
             )
             jobs = [job for job in jobs if clients[job.pk] is not None]
 
-        def fetch(job):
+        def fetch(job: Job) -> TaskStatus | ProviderError:
             return lifecycle.job_status_fetch(job, adapter=clients[job.pk])
 
         for job, result in zip(jobs, pool.map(fetch, jobs), strict=True):
