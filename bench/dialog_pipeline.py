@@ -660,9 +660,9 @@ def run_studio(args, plan, photo, *, studio_url: str, sandbox: SandboxServer) ->
         transaction.on_commit(lambda: archived_at.setdefault(hold.job_id, time.time()))
         return entry
 
-    def slow_download(url, path):
+    def slow_download(url, **kwargs):
         time.sleep(args.download_delay)
-        real_download(url, path)
+        real_download(url, **kwargs)
 
     lifecycle.credits_capture = timed_capture
     if args.download_delay:

@@ -25,7 +25,7 @@ def poll_due() -> int:
 
 
 def reconcile() -> dict[str, int]:
-    counts = lifecycle.reconcile()
+    counts = lifecycle.jobs_reconcile()
     # Files a member uploaded but never turned into a job go after a day.
     counts["staged_uploads_purged"] = uploads_purge_stale()
     return counts

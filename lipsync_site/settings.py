@@ -7,7 +7,6 @@ REDIS_URL switches the django-q2 broker and the cache to Redis.
 
 import base64
 import secrets
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,7 +21,6 @@ from .env import env_bool, env_float, env_int, env_list, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "var"))).resolve()
-TESTING = "pytest" in sys.modules or env_bool("TESTING", False)
 
 DEBUG = env_bool("DEBUG", False)
 
@@ -135,9 +133,6 @@ else:
                     "PRAGMA foreign_keys=ON;"
                 ),
             },
-            # A file, not memory, so tests with several connections or threads
-            # see one database, as the real processes do.
-            "TEST": {"NAME": DATA_DIR / "test-db.sqlite3"},
         }
     }
 
@@ -166,8 +161,8 @@ Q_CLUSTER = {
     "catch_up": False,
     "save_limit": 1000,
     "label": "Task queue",
-    # Tests run tasks inline; the poll loop is then driven by the tests.
-    "sync": env_bool("Q_SYNC", TESTING),
+    # Every task inline, in the caller's thread (benches; tests/settings.py).
+    "sync": env_bool("Q_SYNC", False),
 }
 if Q_CLUSTER["retry"] <= Q_CLUSTER["timeout"]:
     raise ImproperlyConfigured("Q_RETRY must be larger than Q_TIMEOUT")
@@ -230,7 +225,7 @@ STORAGES = {
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
-            if DEBUG or TESTING
+            if DEBUG
             else "whitenoise.storage.CompressedManifestStaticFilesStorage"
         )
     },

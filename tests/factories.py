@@ -108,6 +108,9 @@ def make_job(
         submit_attempts=(1 if sent else 0) if submit_attempts is None else submit_attempts,
         output=stored("outputs/out.mp4") if completed_with_files else "",
         poster=stored("posters/p.webp") if completed_with_files else "",
+        **_as_left(
+            state, finished_at=fields.get("finished_at", created + (finished_after or timedelta()))
+        ),
     )
     if files:
         for role in DIALOG_ROLES:
@@ -154,5 +157,17 @@ def _job_through_the_form(owner, inputs, *, state: str, **fields) -> Job:
     job = lifecycle.job_create(
         owner=owner, mode="dialog", provider="joypix", resolution="480p", files=staged
     )
-    Job.objects.filter(pk=job.pk).update(state=state, **fields)
+    as_left = _as_left(state, finished_at=timezone.now()) | {
+        "provider_task_id": "" if state == JobState.QUEUED else "task-1"
+    }
+    Job.objects.filter(pk=job.pk).update(state=state, **(as_left | fields))
     return Job.objects.get(pk=job.pk)
+
+
+def _as_left(state: str, *, finished_at: datetime | None) -> dict:
+    """The fields the database requires of a job in `state` (migration 0013):
+    an ended job has finished_at, an archiving one its output's address."""
+    return {
+        "finished_at": finished_at if state in JobState.terminal() else None,
+        "output_url": "https://cdn.example/out.mp4" if state == JobState.ARCHIVING else "",
+    }

@@ -7,7 +7,7 @@ for the `pipeline` fixture by name.
 
 Tasks run inline (Q_CLUSTER["sync"]): job_create's on-commit submit happens in
 the test's own thread, and kick_poller() does nothing, so the tests call
-poller.poll_due() and lifecycle.reconcile() as the cluster's schedules would.
+poller.poll_due() and lifecycle.jobs_reconcile() as the cluster's schedules would.
 """
 
 from __future__ import annotations
@@ -210,7 +210,7 @@ def run_until_terminal(job: Job, *, timeout: float = 15.0, reconcile: bool = Fal
     def step():
         poller.poll_due(max_seconds=1.0)
         if reconcile:
-            lifecycle.reconcile()
+            lifecycle.jobs_reconcile()
 
     wait_until(
         lambda: state_of(job) in ("completed", "failed"),

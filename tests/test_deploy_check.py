@@ -29,6 +29,8 @@ def deploy_check(tmp_path, **env) -> subprocess.CompletedProcess:
             "DATA_DIR": str(tmp_path),
             "SECRET_KEY": secrets.token_urlsafe(60),
             "PUBLIC_BASE_URL": "https://studio.example.com",
+            # The production settings, not the suite's (pytest-django exports those).
+            "DJANGO_SETTINGS_MODULE": "lipsync_site.settings",
         }
         | env
     )

@@ -74,6 +74,8 @@ def studio_env(tmp_path):
         "PORT": str(free_port()),
         "SANDBOX_PORT": str(free_port()),
         "PYTHONUNBUFFERED": "1",
+        # The production settings, not the suite's (pytest-django exports those).
+        "DJANGO_SETTINGS_MODULE": "lipsync_site.settings",
     }
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 
 from jobs.models import CreditAccount, EntryKind, Job, LedgerEntry, Pool
 
@@ -76,7 +77,7 @@ def credits_balances(*, user: AbstractBaseUser) -> dict[str, Balance]:
     }
 
 
-def open_holds(*, user: AbstractBaseUser | None = None):
+def open_holds(*, user: AbstractBaseUser | None = None) -> QuerySet[LedgerEntry]:
     """Holds that no capture or release has resolved yet."""
     qs = LedgerEntry.objects.filter(kind=EntryKind.HOLD, resolutions__isnull=True)
     if user is not None:

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from jobs.models import Rate
+from jobs.models import Job, Rate
 
 
 class NoRate(LookupError):
@@ -53,7 +53,7 @@ def _millis(seconds: float) -> float:
     return round(seconds, 3)
 
 
-def billed_units(seconds: float, unit_seconds: int, min_seconds: int = 0) -> int:
+def billed_units(seconds: float, *, unit_seconds: int, min_seconds: int = 0) -> int:
     """Per started unit, never under `min_seconds`; anything under one unit
     counts as one. A fraction of a unit is rounded up: for lipsync.studio
     (1 s units) that is our reading, its page showing whole seconds only."""
@@ -90,15 +90,15 @@ def quote(*, provider: str, model: str, resolution: str, seconds: float) -> Quot
         seconds=seconds,
         unit_seconds=rate.unit_seconds,
         min_seconds=rate.min_seconds,
-        units=billed_units(seconds, rate.unit_seconds, rate.min_seconds),
+        units=billed_units(seconds, unit_seconds=rate.unit_seconds, min_seconds=rate.min_seconds),
         credits_per_unit=rate.credits_per_unit,
         usd_per_unit=rate.usd_per_unit,
         rate_id=rate.pk,
     )
 
 
-def settle_amount(*, job, output_seconds: float) -> int:
+def settle_amount(*, job: Job, output_seconds: float) -> int:
     """The charge for a finished job: its output's measured duration on the
     terms it was quoted (unit, minimum, rate), never more than what was held."""
-    units = billed_units(output_seconds, job.unit_seconds, job.min_seconds)
+    units = billed_units(output_seconds, unit_seconds=job.unit_seconds, min_seconds=job.min_seconds)
     return min(units * job.credits_per_unit, job.credits_held)

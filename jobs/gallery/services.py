@@ -30,7 +30,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from jobs.files import media
-from jobs.models import InputRole, Job, JobInput, JobMode, JobState, Resolution, Upload
+from jobs.models import Job, JobInput, JobMode, JobState, Resolution, Upload
 from jobs.pipeline.selectors import jobs_visible_to
 from jobs.providers import catalogue
 from jobs.studio.uploads import upload_copy
@@ -42,7 +42,6 @@ SEARCH_WORDS = 6
 # Where in the video the poster frame is taken, at most.
 POSTER_AT_SECONDS = 1.0
 POSTER_MAX_WIDTH = 640
-PICTURE_ROLES = (InputRole.IMAGE, InputRole.VIDEO)
 # Pictures first, then the sound, then a dub's optional mask.
 ROLE_ORDER = {
     role: i
@@ -252,8 +251,8 @@ def _mark_thumbnails(jobs: list[Job]) -> None:
     found = set()
     if without:
         found = set(
-            JobInput.objects.filter(job_id__in=without, role__in=PICTURE_ROLES)
-            .exclude(thumbnail="")
+            JobInput.objects.filter(job_id__in=without)
+            .with_picture()
             .values_list("job_id", flat=True)
         )
     for job in jobs:
@@ -293,7 +292,7 @@ def item_inputs(job: Job) -> list[JobInput]:
     """The item's inputs, in the order the Studio form asks for them; sets
     `has_thumb` on the job as a page of items does."""
     inputs = sorted(job.inputs.all(), key=lambda inp: ROLE_ORDER.get(inp.role, 99))
-    job.has_thumb = any(inp.thumbnail and inp.role in PICTURE_ROLES for inp in inputs)
+    job.has_thumb = any(inp.has_picture for inp in inputs)
     return inputs
 
 

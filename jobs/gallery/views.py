@@ -98,7 +98,7 @@ def gallery_remix(request, pk: int):
 @require_POST
 def job_share(request, pk: int):
     """The owner's switch: in the team's gallery, or only for them (and staff)."""
-    job = job_for_owner(request.user, pk)
+    job = job_for_owner(request.user, pk=pk)
     shared = request.POST.get("shared") == "1"
     job_share_set(job=job, shared=shared)
     announce = (

@@ -1,12 +1,23 @@
 from .api_key import ApiKey
-from .job import DialogOrder, InputRole, Job, JobInput, JobMode, JobState, Resolution
+from .job import (
+    PICTURE_ROLES,
+    DialogOrder,
+    InputRole,
+    Job,
+    JobInput,
+    JobMode,
+    JobState,
+    Resolution,
+)
 from .lease import Lease
 from .ledger import CreditAccount, EntryKind, LedgerEntry, Pool
+from .media import StoredMedia, UploadKind, media_facts
 from .pricing import Rate
 from .provider_account import ProviderAccount
-from .upload import Upload, UploadKind
+from .upload import Upload
 
 __all__ = [
+    "PICTURE_ROLES",
     "ApiKey",
     "CreditAccount",
     "DialogOrder",
@@ -20,8 +31,10 @@ __all__ = [
     "LedgerEntry",
     "Pool",
     "ProviderAccount",
+    "StoredMedia",
     "Rate",
     "Resolution",
     "Upload",
     "UploadKind",
+    "media_facts",
 ]

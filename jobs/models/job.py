@@ -1,8 +1,9 @@
-from datetime import timedelta
-
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
+
+from .media import StoredMedia, UploadKind
 
 
 class JobMode(models.TextChoices):
@@ -124,8 +125,52 @@ class Job(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["owner", "form_token"],
-                condition=~models.Q(form_token=""),
+                condition=~Q(form_token=""),
                 name="one_job_per_form_token",
+            ),
+            # The state machine's invariants, so no write (a bug, a shell, the
+            # admin) can leave a job the pipeline would mishandle.
+            models.CheckConstraint(condition=Q(state__in=JobState.values), name="job_state_known"),
+            models.CheckConstraint(condition=Q(mode__in=JobMode.values), name="job_mode_known"),
+            models.CheckConstraint(
+                condition=Q(resolution__in=Resolution.values), name="job_resolution_known"
+            ),
+            models.CheckConstraint(
+                condition=Q(dialog_order__in=["", *DialogOrder.values]),
+                name="job_dialog_order_known",
+            ),
+            # A capture never exceeds its hold; the job's copies say the same.
+            models.CheckConstraint(
+                condition=Q(credits_charged__isnull=True)
+                | Q(credits_charged__lte=models.F("credits_held")),
+                name="job_charged_within_held",
+            ),
+            # Only archiving charges, in the update that completes the job.
+            models.CheckConstraint(
+                condition=Q(credits_charged__isnull=True) | Q(state=JobState.COMPLETED),
+                name="job_charged_only_when_completed",
+            ),
+            # Ended jobs have finished_at and live ones do not: retention and
+            # the gallery go by it, and would purge a live job's inputs.
+            models.CheckConstraint(
+                condition=Q(state__in=JobState.terminal(), finished_at__isnull=False)
+                | Q(state__in=JobState.live(), finished_at__isnull=True),
+                name="job_finished_iff_ended",
+            ),
+            # Polling asks the provider about this task.
+            models.CheckConstraint(
+                condition=~Q(state=JobState.PROCESSING) | ~Q(provider_task_id=""),
+                name="job_processing_has_task",
+            ),
+            # Archiving downloads this address.
+            models.CheckConstraint(
+                condition=~Q(state=JobState.ARCHIVING) | ~Q(output_url=""),
+                name="job_archiving_has_output_url",
+            ),
+            # Only a finished job is deleted (its files go; a live job needs them).
+            models.CheckConstraint(
+                condition=Q(deleted_at__isnull=True) | Q(state__in=JobState.terminal()),
+                name="job_deleted_only_when_ended",
             ),
         ]
         indexes = [
@@ -140,12 +185,12 @@ class Job(models.Model):
             models.Index(
                 fields=["state", "-finished_at", "-id"],
                 name="job_gallery_state_recent",
-                condition=models.Q(state="completed", deleted_at__isnull=True),
+                condition=Q(state="completed", deleted_at__isnull=True),
             ),
             models.Index(
                 fields=["owner", "state", "-finished_at", "-id"],
                 name="job_gallery_owner_state",
-                condition=models.Q(state="completed", deleted_at__isnull=True),
+                condition=Q(state="completed", deleted_at__isnull=True),
             ),
             # Prompt search on PostgreSQL: a trigram index, made in migration
             # 0009 (PostgreSQL only, so it is not declared here).
@@ -153,7 +198,7 @@ class Job(models.Model):
             models.Index(
                 fields=["finished_at"],
                 name="job_retention_due",
-                condition=models.Q(finished_at__isnull=False, output_purged_at__isnull=True),
+                condition=Q(finished_at__isnull=False, output_purged_at__isnull=True),
             ),
         ]
 
@@ -172,9 +217,6 @@ class Job(models.Model):
     def usd_held(self):
         return self.usd_per_unit * self.units
 
-    def expected_processing(self, rtf: float) -> timedelta:
-        return timedelta(seconds=max(self.input_seconds, 1.0) * rtf)
-
 
 class InputRole(models.TextChoices):
     IMAGE = "image", "Photo"
@@ -185,19 +227,26 @@ class InputRole(models.TextChoices):
     MASK = "mask", "Mask"
 
 
-class JobInput(models.Model):
+# The roles whose still stands for the job: the photo, or a dub's video (a
+# mask is an image too, but never the job's picture).
+PICTURE_ROLES = (InputRole.IMAGE, InputRole.VIDEO)
+
+
+class JobInputQuerySet(models.QuerySet):
+    def with_picture(self) -> "JobInputQuerySet":
+        """The database's side of StoredMedia.has_picture for inputs."""
+        return self.filter(role__in=PICTURE_ROLES).exclude(thumbnail="")
+
+
+class JobInput(StoredMedia):
     """An uploaded file a job sends to its provider, checked by decoding."""
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="inputs")
     role = models.CharField(max_length=20, choices=InputRole.choices)
+    # Blank once deleted or purged by retention (the row stays for the record).
     file = models.FileField(upload_to="inputs/%Y/%m/", blank=True)
-    original_name = models.CharField(max_length=255)
-    content_type = models.CharField(max_length=100)
-    size = models.PositiveBigIntegerField()
-    duration = models.FloatField(null=True, blank=True)
-    width = models.PositiveIntegerField(null=True, blank=True)
-    height = models.PositiveIntegerField(null=True, blank=True)
-    thumbnail = models.FileField(upload_to="thumbs/%Y/%m/", blank=True)
+
+    objects = JobInputQuerySet.as_manager()
 
     class Meta:
         constraints = [
@@ -211,7 +260,11 @@ class JobInput(models.Model):
     def kind(self) -> str:
         """The upload kind this role takes: image, audio or video."""
         if self.role in (InputRole.IMAGE, InputRole.MASK):
-            return "image"
+            return UploadKind.IMAGE
         if self.role == InputRole.VIDEO:
-            return "video"
-        return "audio"
+            return UploadKind.VIDEO
+        return UploadKind.AUDIO
+
+    @property
+    def is_picture(self) -> bool:
+        return self.role in PICTURE_ROLES

@@ -13,13 +13,14 @@ import logging
 import random
 import tempfile
 import time
-from collections.abc import Iterable, Mapping
-from datetime import timedelta
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
@@ -43,11 +44,12 @@ from jobs.models import (
     LedgerEntry,
     Pool,
     Upload,
+    media_facts,
 )
 from jobs.net.fetch import FetchError, UnsafeUrl, url_download
 from jobs.providers import catalogue
 from jobs.providers.accounts import ProviderKeyUnreadable
-from jobs.providers.base import SubmitRequest, TaskStatus
+from jobs.providers.base import ProviderAdapter, SubmitRequest, TaskStatus
 from jobs.providers.http import (
     ProviderError,
     ProviderOutcomeUnknown,
@@ -193,12 +195,7 @@ def job_create(
                     role=role,
                     file=upload.file.name,
                     thumbnail=upload.thumbnail.name,
-                    original_name=upload.original_name,
-                    content_type=upload.content_type,
-                    size=upload.size,
-                    duration=upload.duration,
-                    width=upload.width,
-                    height=upload.height,
+                    **media_facts(upload),
                 )
             credits_hold(
                 user=owner,
@@ -222,7 +219,7 @@ def job_create(
     return job
 
 
-def _uploads_claim(*, owner, files: dict[str, Upload], form_token: str) -> None:
+def _uploads_claim(*, owner: AbstractBaseUser, files: dict[str, Upload], form_token: str) -> None:
     """Lock the staged uploads, check they are all still there, and delete the
     staging rows (their files pass to the job). A transaction that finds one
     missing lost it to another job: it raises and holds nothing."""
@@ -270,7 +267,7 @@ def job_submit(job_id: int) -> None:
         log.exception("job %s: could not prepare the submission", job.pk)
         job_fail(
             job,
-            "The studio could not prepare this job for the provider; it was not "
+            message="The studio could not prepare this job for the provider; it was not "
             "sent, and its credits were released.",
         )
         return
@@ -280,7 +277,7 @@ def job_submit(job_id: int) -> None:
         log.error("job %s: %s", job.pk, exc)
         job_fail(
             job,
-            "The studio's account for this provider cannot be used (staff must re-enter "
+            message="The studio's account for this provider cannot be used (staff must re-enter "
             "its key); the job was not sent, and its credits were released.",
         )
         return
@@ -288,19 +285,19 @@ def job_submit(job_id: int) -> None:
     try:
         task_id = adapter.submit(request)
     except ProviderRefused as exc:
-        _submit_refused(job, exc)
+        _submit_refused(job, exc=exc)
         return
     except ProviderRejected as exc:
-        job_fail(job, f"The provider refused this job: {exc}")
+        job_fail(job, message=f"The provider refused this job: {exc}")
         return
     except ProviderOutcomeUnknown as exc:
-        job_fail(job, f"{exc} Its credits were released.")
+        job_fail(job, message=f"{exc} Its credits were released.")
         return
     except Exception:
         log.exception("job %s: unexpected error while submitting", job.pk)
         job_fail(
             job,
-            "Something went wrong while sending this job. It may have reached the "
+            message="Something went wrong while sending this job. It may have reached the "
             "provider, so it was not sent again; its credits were released.",
         )
         return
@@ -348,13 +345,13 @@ def _webhook_url(job: Job) -> str | None:
     return webhook_url(job) if supported and webhooks_enabled() else None
 
 
-def _submit_refused(job: Job, exc: ProviderRefused) -> None:
+def _submit_refused(job: Job, *, exc: ProviderRefused) -> None:
     """The request certainly did not start a job: try again later, a few times."""
     attempts = job.submit_attempts
     if attempts >= settings.JOB_MAX_SUBMIT_ATTEMPTS:
         job_fail(
             job,
-            f"The provider could not take this job after {attempts} tries ({exc}). "
+            message=f"The provider could not take this job after {attempts} tries ({exc}). "
             "It was never started, and its credits were released.",
         )
         return
@@ -387,7 +384,7 @@ def expected_processing(job: Job) -> timedelta:
     return timedelta(seconds=max(job.input_seconds, 1.0) * rtf)
 
 
-def claim_due_polls(*, limit: int) -> list[Job]:
+def polls_claim_due(*, limit: int) -> list[Job]:
     """Processing jobs whose next poll is due, each claimed by a short lease."""
     now = timezone.now()
     candidates = list(
@@ -404,7 +401,7 @@ def claim_due_polls(*, limit: int) -> list[Job]:
     return list(Job.objects.filter(pk__in=claimed))
 
 
-def fetch_status(job: Job, adapter) -> TaskStatus | ProviderError:
+def job_status_fetch(job: Job, *, adapter: ProviderAdapter) -> TaskStatus | ProviderError:
     """Ask the provider; HTTP only, no database, so it can run in a thread."""
     try:
         return adapter.status(job.provider_task_id)
@@ -412,18 +409,18 @@ def fetch_status(job: Job, adapter) -> TaskStatus | ProviderError:
         return exc
 
 
-def apply_status(job: Job, result: TaskStatus | ProviderError) -> None:
+def job_status_apply(job: Job, *, result: TaskStatus | ProviderError) -> None:
     now = timezone.now()
     if isinstance(result, ProviderError):
         delay = backoff(min(job.poll_count, 6), retry_after=getattr(result, "retry_after", None))
         if isinstance(result, ProviderRejected) and result.status == 404:
-            if _task_not_found(job, now):
+            if _task_not_found(job, now=now):
                 return
             # Spread the "not found" answers over the window they must span.
             polls = max(1, settings.JOB_NOT_FOUND_POLLS - 1)
             delay = max(delay, settings.JOB_NOT_FOUND_SECONDS / polls)
         log.info("job %s: poll failed (%s); next in %.1f s", job.pk, result, delay)
-        _schedule_next_poll(job, now + timedelta(seconds=delay))
+        _schedule_next_poll(job, at=now + timedelta(seconds=delay))
         return
     if job.not_found_count:
         Job.objects.filter(pk=job.pk).update(not_found_count=0, not_found_since=None)
@@ -442,12 +439,12 @@ def apply_status(job: Job, result: TaskStatus | ProviderError) -> None:
             transaction.on_commit(lambda: enqueue("jobs.tasks.archive_job", job.pk))
         return
     if result.state == "failed":
-        job_fail(job, result.error or "The provider reported a failure without a reason.")
+        job_fail(job, message=result.error or "The provider reported a failure without a reason.")
         return
-    _schedule_next_poll(job, now + next_poll_delay(job, now))
+    _schedule_next_poll(job, at=now + next_poll_delay(job, now=now))
 
 
-def _task_not_found(job: Job, now) -> bool:
+def _task_not_found(job: Job, *, now: datetime) -> bool:
     """Count a "not found" answer; once there are JOB_NOT_FOUND_POLLS of them
     in a row over at least JOB_NOT_FOUND_SECONDS, the provider has forgotten
     the task: fail the job (releasing its hold) and say True. A provider
@@ -466,13 +463,13 @@ def _task_not_found(job: Job, now) -> bool:
     minutes = max(1, round((now - since).total_seconds() / 60))
     return job_fail(
         job,
-        f"The provider no longer knows this job: it answered “not found” {count} times "
+        message=f"The provider no longer knows this job: it answered “not found” {count} times "
         f"over {minutes} min. The studio stopped waiting and released its credits; "
         "nothing was charged.",
     )
 
 
-def _schedule_next_poll(job: Job, at) -> None:
+def _schedule_next_poll(job: Job, *, at: datetime) -> None:
     """Set the next status request after one that `job` (as claimed) made.
     A webhook that asked for an earlier one meanwhile keeps its time."""
     processing = Job.objects.filter(pk=job.pk, state=JobState.PROCESSING)
@@ -480,7 +477,7 @@ def _schedule_next_poll(job: Job, at) -> None:
         processing.update(next_poll_at=Least(F("next_poll_at"), Value(at)))
 
 
-def next_poll_delay(job: Job, now) -> timedelta:
+def next_poll_delay(job: Job, *, now: datetime) -> timedelta:
     """Wait for the expected finish, then poll tightly, then back off slowly."""
     expected = expected_processing(job)
     elapsed = now - (job.submitted_at or now)
@@ -513,7 +510,7 @@ def job_poll_now(job_id: int) -> None:
         log.error("job %s: not polled: %s", job.pk, exc)
         return  # it stays due; the reconciler ends it if the key is never fixed
     try:
-        apply_status(job, fetch_status(job, adapter))
+        job_status_apply(job, result=job_status_fetch(job, adapter=adapter))
     finally:
         adapter.close()
 
@@ -543,7 +540,7 @@ def job_archive(job_id: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "output.mp4"
         try:
-            _download(job.output_url, path, progress=lease.renew)
+            _download(job.output_url, path=path, progress=lease.renew)
         except ArchiveLeaseLost:
             log.warning("job %s: another worker took the archive over; this one stops", job.pk)
             return
@@ -557,14 +554,14 @@ def job_archive(job_id: int) -> None:
             )
             job_fail(
                 job,
-                f"The studio refused to download the provider's video: {exc} "
+                message=f"The studio refused to download the provider's video: {exc} "
                 "Nothing was charged, and the credits were released.",
             )
             return
         except (FetchError, requests.RequestException, OSError, ValueError) as exc:
             # FetchError's words never hold the URL; other errors' might.
             why = str(exc) if isinstance(exc, FetchError) else exc.__class__.__name__
-            _archive_later(job, f"download failed: {why}")
+            _archive_later(job, why=f"download failed: {why}")
             return
         try:
             lease.renew(force=True)  # probing and storing a long video take time too
@@ -574,7 +571,9 @@ def job_archive(job_id: int) -> None:
             log.warning("job %s: another worker took the archive over; this one stops", job.pk)
             return
         except media.MediaError as exc:
-            job_fail(job, f"The provider's video could not be read ({exc}). Nothing was charged.")
+            job_fail(
+                job, message=f"The provider's video could not be read ({exc}). Nothing was charged."
+            )
             return
         with open(path, "rb") as fh:
             name = default_storage.save(f"outputs/{now:%Y/%m}/job-{job.pk}.mp4", File(fh))
@@ -651,7 +650,7 @@ class ArchiveLease:
             raise ArchiveLeaseLost()
 
 
-def _download(url: str, path: Path, *, progress=None) -> None:
+def _download(url: str, *, path: Path, progress: Callable[[int], None] | None = None) -> None:
     """The provider's output, through the SSRF guard (public addresses only)."""
     url_download(
         url,
@@ -669,12 +668,12 @@ def download_seconds() -> float:
     return max(30.0, settings.Q_CLUSTER["timeout"] - 60.0)
 
 
-def _archive_later(job: Job, why: str) -> None:
+def _archive_later(job: Job, *, why: str) -> None:
     now = timezone.now()
     if job.provider_expires_at and now >= job.provider_expires_at:
         job_fail(
             job,
-            "The provider deleted the video before the studio could archive it. "
+            message="The provider deleted the video before the studio could archive it. "
             "Nothing was charged.",
         )
         return
@@ -698,7 +697,7 @@ def hold_of(job: Job) -> LedgerEntry | None:
 # --- Failing, and members' actions --------------------------------------------------
 
 
-def job_fail(job: Job, message: str) -> bool:
+def job_fail(job: Job, *, message: str) -> bool:
     """Fail a live job and release its hold. False if it had already ended."""
     now = timezone.now()
     with transaction.atomic():
@@ -814,7 +813,7 @@ def _delete_files(names: Iterable[str]) -> None:
 # --- Reconciling ----------------------------------------------------------------------
 
 
-def reconcile() -> dict[str, int]:
+def jobs_reconcile() -> dict[str, int]:
     """Move on or fail jobs stuck longer than they should be; none stays open forever."""
     now = timezone.now()
     counts = {"submitting": 0, "processing": 0, "archiving": 0}
@@ -822,7 +821,7 @@ def reconcile() -> dict[str, int]:
     for job in Job.objects.filter(state=JobState.SUBMITTING, state_changed_at__lt=stuck_submitting):
         if job_fail(
             job,
-            "The studio lost contact while sending this job, so it cannot know "
+            message="The studio lost contact while sending this job, so it cannot know "
             "whether the provider received it. It was not sent again; its "
             "credits were released.",
         ):
@@ -835,7 +834,7 @@ def reconcile() -> dict[str, int]:
             minutes = max(1, round(limit.total_seconds() / 60))
             if job_fail(
                 job,
-                f"The provider did not finish this job within {minutes} min. "
+                message=f"The provider did not finish this job within {minutes} min. "
                 "It was stopped and its credits were released.",
             ):
                 counts["processing"] += 1
@@ -843,7 +842,7 @@ def reconcile() -> dict[str, int]:
         if job.provider_expires_at and now >= job.provider_expires_at:
             if job_fail(
                 job,
-                "The provider deleted the video before the studio could archive "
+                message="The provider deleted the video before the studio could archive "
                 "it. Nothing was charged.",
             ):
                 counts["archiving"] += 1
@@ -856,7 +855,7 @@ def reconcile() -> dict[str, int]:
 # --- Queueing ---------------------------------------------------------------------------
 
 
-def enqueue(func: str, *args) -> None:
+def enqueue(func: str, *args: object) -> None:
     from django_q.tasks import async_task
 
     async_task(func, *args, q_options={"group": func.rsplit(".", 1)[-1]})

@@ -14,6 +14,8 @@ from django.utils import timezone
 
 from jobs.models import Job, JobState
 from jobs.providers.accounts import ProviderKeyUnreadable
+from jobs.providers.base import ProviderAdapter, TaskStatus
+from jobs.providers.http import ProviderError
 from jobs.providers.routing import adapter_for, endpoint_for
 
 from . import lifecycle
@@ -34,14 +36,14 @@ def poll_due(*, max_seconds: float) -> int:
     holder = uuid.uuid4().hex
     if not lease_acquire(LEASE, holder=holder, seconds=max_seconds + 30):
         return 0  # another loop is running
-    adapters: dict[str, object] = {}
+    adapters: dict[str, ProviderAdapter] = {}
     rounds = 0
     deadline = time.monotonic() + max_seconds
     still_live = False
     try:
         with ThreadPoolExecutor(max_workers=CONCURRENCY) as pool:
             while True:
-                run_round(adapters, pool)
+                run_round(adapters, pool=pool)
                 rounds += 1
                 remaining = deadline - time.monotonic()
                 wait = seconds_until_due()
@@ -60,16 +62,16 @@ def poll_due(*, max_seconds: float) -> int:
     return rounds
 
 
-def run_round(adapters: dict, pool: ThreadPoolExecutor) -> None:
+def run_round(adapters: dict[str, ProviderAdapter], *, pool: ThreadPoolExecutor) -> None:
     now = timezone.now()
     for pk in Job.objects.filter(state=JobState.QUEUED, next_poll_at__lte=now).values_list(
         "pk", flat=True
     )[:BATCH]:
         lifecycle.job_submit(pk)
-    jobs = lifecycle.claim_due_polls(limit=BATCH)
+    jobs = lifecycle.polls_claim_due(limit=BATCH)
     if jobs:
         # Adapters are made here, not in the threads, so each provider gets one.
-        clients = {job.pk: _adapter(adapters, job.provider) for job in jobs}
+        clients = {job.pk: _adapter(adapters, slug=job.provider) for job in jobs}
         unusable = [job for job in jobs if clients[job.pk] is None]
         if unusable:
             # Its stored key cannot be read: ask again later; the reconciler
@@ -79,11 +81,11 @@ def run_round(adapters: dict, pool: ThreadPoolExecutor) -> None:
             )
             jobs = [job for job in jobs if clients[job.pk] is not None]
 
-        def fetch(job):
-            return lifecycle.fetch_status(job, clients[job.pk])
+        def fetch(job: Job) -> TaskStatus | ProviderError:
+            return lifecycle.job_status_fetch(job, adapter=clients[job.pk])
 
         for job, result in zip(jobs, pool.map(fetch, jobs), strict=True):
-            lifecycle.apply_status(job, result)
+            lifecycle.job_status_apply(job, result=result)
     # Archiving is the archive_job task's work (a download can take minutes and
     # must not hold up polling); the loop only takes over jobs whose task was
     # lost or whose retry is due.
@@ -107,7 +109,7 @@ def seconds_until_due() -> float | None:
     return (agg["next_due"] - timezone.now()).total_seconds()
 
 
-def _adapter(adapters: dict, slug: str):
+def _adapter(adapters: dict[str, ProviderAdapter], *, slug: str) -> ProviderAdapter | None:
     """One adapter (and so one HTTP session) per provider for the whole loop."""
     if slug not in adapters:
         try:

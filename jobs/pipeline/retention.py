@@ -38,20 +38,20 @@ def retention_purge(*, now: datetime | None = None) -> dict[str, int]:
             deleted_at__isnull=True,
         ).values_list("pk", flat=True)[:BATCH]
         for pk in list(due):
-            counts["files"] += _purge_inputs(pk, now)
+            counts["files"] += _purge_inputs(pk, now=now)
             counts["inputs"] += 1
     due = Job.objects.filter(
         archive_expires_at__lt=now, output_purged_at__isnull=True, deleted_at__isnull=True
     ).values_list("pk", flat=True)[:BATCH]
     for pk in list(due):
-        counts["files"] += _purge_output(pk, now)
+        counts["files"] += _purge_output(pk, now=now)
         counts["outputs"] += 1
     if counts["inputs"] or counts["outputs"]:
         log.info("retention: %s", counts)
     return counts
 
 
-def _purge_inputs(pk: int, now: datetime) -> int:
+def _purge_inputs(pk: int, *, now: datetime) -> int:
     with transaction.atomic():
         # The conditional update claims the job, so two runs never race.
         # updated_at too: an open Studio page then gets the "removed" mark.
@@ -66,7 +66,7 @@ def _purge_inputs(pk: int, now: datetime) -> int:
     return len(names)
 
 
-def _purge_output(pk: int, now: datetime) -> int:
+def _purge_output(pk: int, *, now: datetime) -> int:
     with transaction.atomic():
         job = Job.objects.filter(pk=pk, output_purged_at__isnull=True).first()
         if job is None:

@@ -61,9 +61,7 @@ class Card:
 
     @property
     def has_thumbnail(self) -> bool:
-        return any(
-            inp.thumbnail and inp.role in ("image", "video") for inp in self.job.inputs.all()
-        )
+        return any(inp.has_picture for inp in self.job.inputs.all())
 
     @property
     def is_live(self) -> bool:

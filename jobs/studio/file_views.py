@@ -25,7 +25,7 @@ def job_input(request, token: str, name: str):
 @login_required
 @require_GET
 def job_video(request, pk: int):
-    job = job_for_viewer(request.user, pk)
+    job = job_for_viewer(request.user, pk=pk)
     if not job.output:
         raise Http404("This job has no video.")
     download = request.GET.get("download") == "1"
@@ -41,9 +41,9 @@ def job_video(request, pk: int):
 @login_required
 @require_GET
 def job_thumbnail(request, pk: int):
-    job = job_for_viewer(request.user, pk)
+    job = job_for_viewer(request.user, pk=pk)
     # The photo, or for a dub the video's frame (never the optional mask).
-    image = job.inputs.filter(role__in=["image", "video"]).exclude(thumbnail="").first()
+    image = job.inputs.with_picture().first()
     if image is None:
         raise Http404("This job has no thumbnail.")
     response = ranged_file_response(
@@ -58,10 +58,10 @@ def job_thumbnail(request, pk: int):
 def job_poster(request, pk: int):
     """The gallery's still: the frame taken from the video when it was
     archived, or else the input's thumbnail (the photo, or a dub's frame)."""
-    job = job_for_viewer(request.user, pk)
+    job = job_for_viewer(request.user, pk=pk)
     name = job.poster.name if job.poster else ""
     if not name:
-        image = job.inputs.filter(role__in=["image", "video"]).exclude(thumbnail="").first()
+        image = job.inputs.with_picture().first()
         name = image.thumbnail.name if image else ""
     if not name:
         raise Http404("This job has no poster.")
@@ -77,7 +77,7 @@ def job_input_media(request, pk: int, role: str):
     """One of a job's inputs (or its thumbnail, with ?thumbnail=1) for the
     gallery's players: same visibility as the video; gone once retention has
     removed it."""
-    job = job_for_viewer(request.user, pk)
+    job = job_for_viewer(request.user, pk=pk)
     inp = job.inputs.filter(role=role).exclude(file="").first()
     if inp is None:
         raise Http404("This input is not kept any more.")

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from jobs.files import media
 from jobs.files.storage import files_delete_unused
-from jobs.models import Upload, UploadKind
+from jobs.models import StoredMedia, Upload, UploadKind, media_facts
 
 STAGED_FOR = timedelta(hours=24)
 MB = 1024 * 1024
@@ -79,24 +79,15 @@ def upload_stage(*, owner, kind: str, uploaded: UploadedFile) -> Upload:
     return upload
 
 
-def upload_copy(upload_like, *, owner) -> Upload:
-    """A fresh staged copy of a stored file (for "try again" and remixes), so
-    deleting one job never takes another's inputs."""
-    copy = Upload(
-        owner=owner,
-        kind=upload_like.kind,
-        original_name=upload_like.original_name,
-        content_type=upload_like.content_type,
-        size=upload_like.size,
-        duration=upload_like.duration,
-        width=upload_like.width,
-        height=upload_like.height,
-    )
-    with default_storage.open(upload_like.file.name, "rb") as fh:
-        copy.file.save(Path(upload_like.file.name).name, File(fh), save=False)
-    if upload_like.thumbnail:
-        with default_storage.open(upload_like.thumbnail.name, "rb") as fh:
-            copy.thumbnail.save(Path(upload_like.thumbnail.name).name, File(fh), save=False)
+def upload_copy(media: StoredMedia, *, owner) -> Upload:
+    """A fresh staged copy of a stored file, an input or an upload (for "try
+    again" and remixes), so deleting one job never takes another's inputs."""
+    copy = Upload(owner=owner, kind=media.kind, **media_facts(media))
+    with default_storage.open(media.file.name, "rb") as fh:
+        copy.file.save(Path(media.file.name).name, File(fh), save=False)
+    if media.thumbnail:
+        with default_storage.open(media.thumbnail.name, "rb") as fh:
+            copy.thumbnail.save(Path(media.thumbnail.name).name, File(fh), save=False)
     copy.save()
     return copy
 

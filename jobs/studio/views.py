@@ -257,7 +257,7 @@ def cards(request):
 
 
 def _card_action(request, pk: int, action, done: str):
-    job = job_for_owner(request.user, pk)
+    job = job_for_owner(request.user, pk=pk)
     try:
         result = action(job)
     except (lifecycle.JobActionRefused, LedgerError, NoRate) as exc:

@@ -72,7 +72,7 @@ def team(pipeline, alice, staff):
     done = run_until_terminal(pipeline.create_dialog(left=1.0, right=1.2, prompt="hello there"))
     assert done.state == "completed"
     failed = pipeline.create_dialog(left=1.0, right=1.0)
-    lifecycle.job_fail(failed, "The provider could not find a face.")
+    lifecycle.job_fail(failed, message="The provider could not find a face.")
     pipeline.sandbox.faults.update({"never_finish": 1})
     live = pipeline.create_dialog(left=1.0, right=1.0)
     assert Job.objects.get(pk=live.pk).state == "processing"

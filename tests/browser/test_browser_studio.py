@@ -137,7 +137,7 @@ def test_cards_keep_coming_when_a_job_starts_while_an_update_is_in_flight(
         assert time.monotonic() < deadline, "the page never asked for its cards"
         page.wait_for_timeout(50)
     changed_at = time.monotonic()
-    lifecycle.job_fail(Job.objects.get(pk=first.pk), "Stopped by staff.")
+    lifecycle.job_fail(Job.objects.get(pk=first.pk), message="Stopped by staff.")
 
     page.get_by_label("Photo", exact=True).set_input_files(pipeline.photo())
     expect(page.locator("#field-image .staged")).to_be_visible()

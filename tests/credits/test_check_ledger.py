@@ -101,7 +101,7 @@ def test_it_reports_an_open_hold_whose_job_has_finished(alice):
     credits_grant(user=alice, pool=Pool.STUDIO, amount=100, key="g")
     job = live_job(alice)
     hold = credits_hold(user=alice, pool=Pool.STUDIO, amount=30, key="h", job=job)
-    Job.objects.filter(pk=job.pk).update(state=JobState.FAILED)
+    Job.objects.filter(pk=job.pk).update(state=JobState.FAILED, finished_at=job.created_at)
     passed, output = check_ledger()
     assert not passed
     assert f"Hold #{hold.pk}" in output

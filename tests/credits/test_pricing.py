@@ -12,6 +12,7 @@ from jobs.credits.pricing import NoRate, billed_units, quote, terms_text
 from jobs.models import Job, JobState, Rate, Upload
 from jobs.pipeline import lifecycle
 from tests.factories import make_uploads
+from tests.fetch_support import LoopbackServer
 
 
 @pytest.mark.parametrize(
@@ -28,7 +29,7 @@ from tests.factories import make_uploads
     ],
 )
 def test_it_bills_per_started_five_seconds(seconds, units):
-    assert billed_units(seconds, 5) == units
+    assert billed_units(seconds, unit_seconds=5) == units
 
 
 @pytest.mark.django_db
@@ -110,7 +111,7 @@ def test_joypix_has_no_minimum_beyond_its_one_unit():
     ],
 )
 def test_units_are_started_units_never_under_the_minimum(seconds, unit, minimum, units):
-    assert billed_units(seconds, unit, minimum) == units
+    assert billed_units(seconds, unit_seconds=unit, min_seconds=minimum) == units
 
 
 @pytest.mark.parametrize(
@@ -168,12 +169,10 @@ def staged_talking_photo(owner, seconds: float) -> dict[str, Upload]:
     return make_uploads(owner, {"image": ("image", None), "audio": ("audio", seconds)})
 
 
-def archive_measuring(monkeypatch, job: Job, seconds: float) -> Job:
-    """Settle `job` as if the provider's video lasted `seconds`."""
-    Job.objects.filter(pk=job.pk).update(
-        state=JobState.ARCHIVING, output_url="http://provider.invalid/out.mp4"
-    )
-    monkeypatch.setattr(lifecycle, "_download", lambda url, path, **_: path.write_bytes(b"mp4"))
+def archive_measuring(monkeypatch, job: Job, seconds: float, *, output_url: str) -> Job:
+    """Settle `job` as if the provider's video, downloaded from `output_url`,
+    lasted `seconds`."""
+    Job.objects.filter(pk=job.pk).update(state=JobState.ARCHIVING, output_url=output_url)
     monkeypatch.setattr(
         lifecycle.media,
         "probe_output_video",
@@ -185,9 +184,12 @@ def archive_measuring(monkeypatch, job: Job, seconds: float) -> Job:
 
 @pytest.mark.django_db
 def test_a_job_quoted_on_the_placeholder_rate_is_settled_on_it(
-    alice, settings, tmp_path, monkeypatch
+    alice, settings, tmp_path, monkeypatch, serve
 ):
     settings.MEDIA_ROOT = tmp_path / "media"
+    # The provider's output, downloaded for real from a loopback server.
+    settings.FETCH_ALLOW_LOOPBACK = True
+    provider = serve(LoopbackServer.body(b"mp4 bytes"))
     credits_grant(user=alice, pool="studio", amount=500, key="g")
     real = Rate.objects.filter(provider="lipsync_studio", min_seconds=5)
     started = real.first().effective_from
@@ -223,5 +225,8 @@ def test_a_job_quoted_on_the_placeholder_rate_is_settled_on_it(
     )
 
     # Each is charged on the terms it was quoted, for the same 3 s video.
-    assert archive_measuring(monkeypatch, old, 3.0).credits_charged == 30
-    assert archive_measuring(monkeypatch, new, 3.0).credits_charged == 20  # the 5 s minimum
+    out = f"{provider.url}/out.mp4"
+    assert archive_measuring(monkeypatch, old, 3.0, output_url=out).credits_charged == 30
+    # The 5 s minimum.
+    assert archive_measuring(monkeypatch, new, 3.0, output_url=out).credits_charged == 20
+    assert len(provider.seen) == 2

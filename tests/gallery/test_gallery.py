@@ -25,6 +25,7 @@ from jobs.gallery import services as gallery
 from jobs.models import Job, JobInput, JobState, Upload
 from jobs.pipeline import lifecycle
 from jobs.studio.uploads import upload_stage
+from tests.fetch_support import LoopbackServer
 from tests.media_factory import make_audio, make_image, make_video
 
 pytestmark = pytest.mark.django_db
@@ -243,7 +244,9 @@ def test_a_shared_job_is_there_for_every_member_with_its_inputs(media_root, sour
 def test_unfinished_and_deleted_jobs_are_not_in_the_gallery(alice_client, alice):
     done = finished_job(alice)
     running = finished_job(alice)
-    Job.objects.filter(pk=running.pk).update(state=JobState.PROCESSING)
+    Job.objects.filter(pk=running.pk).update(
+        state=JobState.PROCESSING, provider_task_id="t-1", finished_at=None, credits_charged=None
+    )
     gone = finished_job(alice)
     Job.objects.filter(pk=gone.pk).update(deleted_at=T0)
 
@@ -291,7 +294,7 @@ def test_only_the_owner_can_switch_sharing(alice_client, alice, bob, staff):
 def test_a_completed_card_has_the_switch_and_others_do_not(alice_client, alice):
     done = finished_job(alice)
     failed = finished_job(alice)
-    Job.objects.filter(pk=failed.pk).update(state=JobState.FAILED)
+    Job.objects.filter(pk=failed.pk).update(state=JobState.FAILED, credits_charged=None)
 
     html = alice_client.get(reverse("studio")).content.decode()
 
@@ -631,8 +634,11 @@ def test_a_video_that_yields_no_poster_is_logged_not_raised(
 
 
 @pytest.fixture
-def archiving_job(media_root, sources, alice, monkeypatch):
-    """A job that the provider has finished: archiving fetches our MP4."""
+def archiving_job(media_root, sources, alice, settings, serve):
+    """A job that the provider has finished: archiving fetches our MP4 from
+    a loopback server standing in for the provider's storage."""
+    settings.FETCH_ALLOW_LOOPBACK = True
+    provider = serve(LoopbackServer.body(sources["video"].read_bytes()))
     credits_grant(user=alice, pool="studio", amount=100, key="grant:alice")
     files = {
         role: upload_stage(
@@ -650,12 +656,7 @@ def archiving_job(media_root, sources, alice, monkeypatch):
         owner=alice, mode="dialog", provider="joypix", resolution="480p", files=files
     )
     Job.objects.filter(pk=job.pk).update(
-        state=JobState.ARCHIVING, output_url="https://provider.example/out.mp4"
-    )
-    monkeypatch.setattr(
-        lifecycle,
-        "_download",
-        lambda url, path, **_: path.write_bytes(sources["video"].read_bytes()),
+        state=JobState.ARCHIVING, output_url=f"{provider.url}/out.mp4"
     )
     return job
 

@@ -246,7 +246,7 @@ def test_a_stale_purge_never_takes_an_upload_a_job_has_claimed(funded, sources, 
 
 
 def finished(job: Job) -> Job:
-    lifecycle.job_fail(job, "The provider refused this job: test")
+    lifecycle.job_fail(job, message="The provider refused this job: test")
     return Job.objects.get(pk=job.pk)
 
 

@@ -151,8 +151,10 @@ def test_a_second_run_of_each_task_does_nothing(pipeline, alice, monkeypatch):
     def poll_once():
         adapter = adapter_for(endpoint_for("joypix"))
         with adapter:
-            for claimed in lifecycle.claim_due_polls(limit=10):
-                lifecycle.apply_status(claimed, lifecycle.fetch_status(claimed, adapter))
+            for claimed in lifecycle.polls_claim_due(limit=10):
+                lifecycle.job_status_apply(
+                    claimed, result=lifecycle.job_status_fetch(claimed, adapter=adapter)
+                )
         return ("jobs.tasks.archive_job", (job.pk,)) in deferred
 
     wait_until(poll_once, what="the archive task being queued")
@@ -172,7 +174,7 @@ def test_a_second_run_of_each_task_does_nothing(pipeline, alice, monkeypatch):
     tasks.submit_job(job.pk)
     tasks.archive_job(job.pk)
     tasks.poll_job(job.pk)
-    lifecycle.reconcile()
+    lifecycle.jobs_reconcile()
     job.refresh_from_db()
     assert (job.state, job.output.name, job.archive_attempts) == ("completed", output, 1)
     assert pipeline.submissions() == 1

@@ -122,12 +122,12 @@ def test_a_wrong_provider_key_fails_the_job_without_showing_the_key(pipeline, se
 def _never_resent(pipeline, job: Job) -> None:
     """Whatever the cluster runs next, the job is not sent again."""
     poller.poll_due(max_seconds=0.3)
-    lifecycle.reconcile()
+    lifecycle.jobs_reconcile()
     tasks.submit_job(job.pk)
     tasks.poll_job(job.pk)
     tasks.archive_job(job.pk)
     poller.poll_due(max_seconds=0.3)
-    lifecycle.reconcile()
+    lifecycle.jobs_reconcile()
     assert pipeline.submissions() == 1
     assert state_of(job) == "failed"
 
@@ -201,10 +201,10 @@ def test_a_job_left_submitting_by_a_dead_worker_is_failed_by_the_reconciler(
         submit_attempts=1,
         state_changed_at=timezone.now() - timedelta(seconds=30),
     )
-    assert lifecycle.reconcile()["submitting"] == 0  # not stuck yet
+    assert lifecycle.jobs_reconcile()["submitting"] == 0  # not stuck yet
     Job.objects.filter(pk=job.pk).update(state_changed_at=timezone.now() - timedelta(seconds=61))
 
-    assert lifecycle.reconcile()["submitting"] == 1
+    assert lifecycle.jobs_reconcile()["submitting"] == 1
 
     job.refresh_from_db()
     assert job.state == "failed" and "not sent again" in job.error
@@ -287,7 +287,7 @@ def test_a_task_that_never_finishes_is_failed_by_the_reconciler(pipeline, settin
     job = pipeline.create_dialog(left=1.5, right=2.0)
 
     poller.poll_due(max_seconds=1.2)
-    assert lifecycle.reconcile()["processing"] == 0  # not overdue yet
+    assert lifecycle.jobs_reconcile()["processing"] == 0  # not overdue yet
     assert state_of(job) == "processing"
     [task] = pipeline.sandbox.tasks.values()
     assert task.status == "processing"
@@ -387,7 +387,7 @@ def test_retrying_a_failed_job_makes_a_new_job_and_never_resends_the_old(pipelin
     assert failed.state == "failed" and failed.provider_task_id == first_task
     assert_released(failed)
     tasks.submit_job(failed.pk)
-    lifecycle.reconcile()
+    lifecycle.jobs_reconcile()
     poller.poll_due(max_seconds=0.3)
     assert pipeline.submissions() == 2
     with pytest.raises(JobActionRefused):
@@ -528,7 +528,8 @@ def test_a_download_longer_than_the_lease_keeps_its_claim(pipeline, settings):
     def other_node():
         try:
             while not stop.is_set():
-                lifecycle.reconcile()  # enqueues (inline: runs) the archive when its claim is out
+                # Enqueues (inline: runs) the archive when its claim is out.
+                lifecycle.jobs_reconcile()
                 attempts_seen.append(Job.objects.get(pk=job.pk).archive_attempts)
                 stop.wait(0.5)
         finally:

@@ -117,7 +117,9 @@ def test_a_token_sent_to_another_providers_address_is_refused(client, job, enque
 
 
 def test_a_webhook_for_a_finished_job_is_ignored(client, job, enqueued):
-    Job.objects.filter(pk=job.pk).update(state="completed", next_poll_at=None)
+    Job.objects.filter(pk=job.pk).update(
+        state="completed", next_poll_at=None, finished_at=timezone.now()
+    )
 
     assert post(client, webhook_url(job)).status_code == 200
     assert Job.objects.get(pk=job.pk).next_poll_at is None

@@ -19,6 +19,7 @@ from jobs.providers.sandbox import SandboxConfig, SandboxServer
 from jobs.staff import actions as staff_actions
 from jobs.staff.actions import StaffActionRefused, job_fail_by_staff, job_refund
 from tests.factories import make_job
+from tests.fetch_support import LoopbackServer
 from tests.staff_support import grant, local
 from tests.threads_support import run_together
 
@@ -396,7 +397,7 @@ def test_a_staff_decision_stands_against_the_pipeline(staff, alice, funded, monk
     for job in (archiving, queued):
         job_fail_by_staff(job=job, by=staff, reason="Stop")
 
-    monkeypatch.setattr(lifecycle, "_download", lambda *a: pytest.fail("downloaded"))
+    monkeypatch.setattr(lifecycle, "_download", lambda *a, **k: pytest.fail("downloaded"))
     lifecycle.job_archive(archiving.pk)
     lifecycle.job_submit(queued.pk)
 
@@ -440,9 +441,12 @@ def test_members_cannot_reach_the_jobs_admin(client, alice):
 
 
 def test_a_later_rate_change_does_not_reprice_a_jobs_settlement(
-    staff_client, alice, settings, tmp_path, monkeypatch
+    staff_client, alice, settings, tmp_path, monkeypatch, serve
 ):
     settings.MEDIA_ROOT = tmp_path / "media"
+    # The provider's output, downloaded for real from a loopback server.
+    settings.FETCH_ALLOW_LOOPBACK = True
+    provider = serve(LoopbackServer.body(b"mp4 bytes"))
     # The seeded price (seeded again here: a transactional test run earlier flushes it).
     Rate.objects.get_or_create(
         provider="joypix",
@@ -499,9 +503,8 @@ def test_a_later_rate_change_does_not_reprice_a_jobs_settlement(
 
     # The job finishes afterwards: it is settled at the rate it was quoted.
     Job.objects.filter(pk=job.pk).update(
-        state=JobState.ARCHIVING, output_url="http://provider.invalid/out.mp4"
+        state=JobState.ARCHIVING, output_url=f"{provider.url}/out.mp4"
     )
-    monkeypatch.setattr(lifecycle, "_download", lambda url, path, **_: path.write_bytes(b"mp4"))
     monkeypatch.setattr(
         lifecycle.media,
         "probe_output_video",
@@ -536,7 +539,7 @@ def test_staff_and_the_pipeline_failing_one_job_release_its_hold_once(staff, ali
 
     def work(i):
         if i % 2:
-            return lifecycle.job_fail(job, "The provider reported a failure.")
+            return lifecycle.job_fail(job, message="The provider reported a failure.")
         return job_fail_by_staff(job=job, by=staff, reason="Outage")
 
     results = run_together(8, work)

@@ -127,7 +127,9 @@ def test_an_update_carries_only_the_cards_that_changed(funded_alice_client, alic
         updated_at=timezone.now() - timedelta(minutes=5)
     )
     since = ms(timezone.now() - timedelta(minutes=1))
-    Job.objects.filter(pk=moving.pk).update(state="archiving", updated_at=timezone.now())
+    Job.objects.filter(pk=moving.pk).update(
+        state="archiving", output_url="https://cdn.example/o.mp4", updated_at=timezone.now()
+    )
 
     before = ms(timezone.now())
     response = funded_alice_client.get(
@@ -249,7 +251,7 @@ def test_a_job_already_sent_cannot_be_cancelled(funded_alice_client, alice, real
 
 def test_trying_again_makes_one_new_job_held_anew(funded_alice_client, alice, real_job, media_root):
     failed = real_job(alice)
-    lifecycle.job_fail(failed, "The provider could not find a face.")
+    lifecycle.job_fail(failed, message="The provider could not find a face.")
     assert credits_balances(user=alice)["studio"].available == 100
 
     response = funded_alice_client.post(
@@ -276,7 +278,7 @@ def test_trying_again_without_credits_changes_nothing(client, bob, real_job, med
     credits_grant(user=bob, pool="studio", amount=30, key="grant:bob")
     client.force_login(bob)
     failed = real_job(bob)
-    lifecycle.job_fail(failed, "failed")
+    lifecycle.job_fail(failed, message="failed")
     credits_adjust(user=bob, pool="studio", amount=-10, key="adj:bob", reason="test")  # 20 left
     files_before = sorted(p.name for p in media_root.rglob("*") if p.is_file())
 
@@ -291,7 +293,7 @@ def test_deleting_a_finished_job_removes_its_files_and_keeps_its_ledger(
     funded_alice_client, alice, real_job, media_root, django_capture_on_commit_callbacks
 ):
     job = real_job(alice)
-    lifecycle.job_fail(job, "failed")
+    lifecycle.job_fail(job, message="failed")
     entries = LedgerEntry.objects.filter(job=job).count()
     files = [media_root / name for name in job.inputs.values_list("file", flat=True)]
     assert all(f.exists() for f in files)
