@@ -1,5 +1,15 @@
 from .api_key import ApiKey
-from .job import DialogOrder, InputRole, Job, JobInput, JobMode, JobState, Resolution
+from .idempotency import IdempotencyKey
+from .job import (
+    DialogOrder,
+    InputRole,
+    Job,
+    JobInput,
+    JobMode,
+    JobSource,
+    JobState,
+    Resolution,
+)
 from .lease import Lease
 from .ledger import CreditAccount, EntryKind, LedgerEntry, Pool
 from .pricing import Rate
@@ -11,10 +21,12 @@ __all__ = [
     "CreditAccount",
     "DialogOrder",
     "EntryKind",
+    "IdempotencyKey",
     "InputRole",
     "Job",
     "JobInput",
     "JobMode",
+    "JobSource",
     "JobState",
     "Lease",
     "LedgerEntry",
