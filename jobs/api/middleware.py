@@ -5,7 +5,13 @@ those Django makes before or after the API's own code (404, 405, 500)."""
 import logging
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import (
+    BadRequest,
+    PermissionDenied,
+    RequestDataTooBig,
+    SuspiciousOperation,
+)
+from django.http import Http404
 
 from jobs.studio.upload_limits import request_limit
 from jobs.studio.uploads import MB, megabytes_over
@@ -57,5 +63,7 @@ class ApiErrorMiddleware:
         if isinstance(exception, RequestDataTooBig):
             limit = body_limit(request)
             return error_response(request.path_info, too_large(limit + 1, limit))
+        if isinstance(exception, (Http404, PermissionDenied, BadRequest, SuspiciousOperation)):
+            return None  # Django answers these (4xx); __call__ makes that JSON
         log.exception("API request failed: %s %s", request.method, request.path_info)
         return error_response(request.path_info, status_error(500))
