@@ -23,6 +23,16 @@ WINDOW = 60  # seconds
 class ApiKeyAuth(HttpBearer):
     """Answers the ApiKey (request.auth) or None (401)."""
 
+    @sensitive_variables("header", "token")
+    def __call__(self, request):
+        # ninja's own reading logs an unexpected header whole under DEBUG;
+        # a key sent with the wrong scheme must not reach the log.
+        header = request.headers.get(self.header, "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != self.openapi_scheme or not token:
+            return None
+        return self.authenticate(request, token)
+
     @sensitive_variables("token")
     def authenticate(self, request, token: str) -> ApiKey | None:
         key = api_key_authenticate(raw=token.strip())

@@ -135,3 +135,20 @@ def test_the_openapi_document_lists_both_contracts(api):
     assert "LipsyncImageRequest" in lipsync["components"]["schemas"]
     joypix = api.client.get("/v1/openapi.json").json()
     assert "/v1/lip-sync/motion-2-dialog" in joypix["paths"]
+
+
+def test_keys_never_reach_the_log(alice_key, api, settings, caplog):
+    key, raw = alice_key
+    settings.DEBUG = True
+    with caplog.at_level("DEBUG"):
+        ApiClient(None).get("/api/v1/me", headers={"Authorization": f"Token {raw}"})
+        ApiClient(raw + "x").get("/api/v1/me")
+        api.get("/api/v1/me")
+    assert caplog.records  # a positive control: requests were logged
+    assert all(raw not in record.getMessage() for record in caplog.records)
+
+
+def test_the_docs_page_is_served_without_a_key(api):
+    response = api.client.get("/api/v1/docs")
+    assert response.status_code == 200
+    assert b"openapi.json" in response.content
