@@ -5,5 +5,6 @@ credits and show on their Studio cards.
 
 Built on django-ninja (typed schemas, a generated OpenAPI document). It may
 import services and models from jobs.credits, jobs.pipeline, jobs.studio,
-jobs.accounts, jobs.files and jobs.net; never their views.
+jobs.accounts, jobs.files and jobs.net (and jobs.providers.registry, for
+what each provider makes); never their views.
 """

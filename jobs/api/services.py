@@ -80,10 +80,14 @@ class Submission:
     prefix: str = "formState."  # how the contract names a field in errors
 
 
-def provider_pick(*, mode: str, asked: str, field_name: str) -> str:
-    """The provider asked for, if it makes this kind of video; else the Studio's first."""
+def provider_pick(*, mode: str, asked: str, field_name: str, order: str = "") -> str:
+    """The provider asked for, if it makes this kind of video; else the
+    Studio's first (the first that takes turns, for a dialog asked to)."""
     offered = [slug for slug, _label in providers_for(mode)]
     if not asked:
+        if order and ORDERS[order] != DialogOrder.MEANWHILE:
+            taking = [slug for slug in offered if registry.takes_dialog_order(slug)]
+            return (taking or offered)[0]
         return offered[0]
     if asked not in offered:
         raise ApiError(
@@ -150,7 +154,9 @@ def api_job_submit(*, key: ApiKey, sub: Submission) -> Job:
     """Stage the inputs, hold the API credits and queue the job. Raises
     ApiError (402 short of credits, 422 naming the field at fault)."""
     mode = MODEL_MODES[sub.model]
-    provider = provider_pick(mode=mode, asked=sub.provider, field_name=f"{sub.prefix}provider")
+    provider = provider_pick(
+        mode=mode, asked=sub.provider, field_name=f"{sub.prefix}provider", order=sub.order
+    )
     order = _order(sub, provider)
     webhook = webhook_clean(sub.webhook, field_name="webhook")
     files = _stage_all(owner=key.owner, sub=sub)
@@ -343,7 +349,9 @@ def api_quote(*, key: ApiKey, sub: Submission, seconds: float | None) -> dict:
     """What the job would cost on the API pool, measured as it would be made;
     nothing is held or kept (measured files are discarded)."""
     mode = MODEL_MODES[sub.model]
-    provider = provider_pick(mode=mode, asked=sub.provider, field_name=f"{sub.prefix}provider")
+    provider = provider_pick(
+        mode=mode, asked=sub.provider, field_name=f"{sub.prefix}provider", order=sub.order
+    )
     order = lifecycle.dialog_order_for(provider=provider, mode=mode, order=_order(sub, provider))
     if seconds is None:
         files = _stage_all(owner=key.owner, sub=sub)

@@ -71,18 +71,34 @@ def test_a_dub_with_a_mask_and_a_dialog_with_an_order(api, media_server, no_subm
                 "left_audio": media_server.link("voice.mp3"),
                 "right_audio": media_server.link("other.wav"),
                 "order": "sequential",
-                "provider": "lipsync_studio",
             }
         },
     )
     assert dialog.status_code == 200, dialog.content
     job = Job.objects.get(uuid=dialog.json()["id"])
-    # Taking turns: both clips billed, 3 s + 7 s at 2 credits a second.
+    # Taking turns, which only lipsync.studio does (so it is chosen): both
+    # clips billed, 3 s + 7 s at 2 credits a second.
     assert (job.provider, job.dialog_order, job.credits_held) == (
         "lipsync_studio",
         "sequential",
         20,
     )
+
+
+def test_a_dialog_order_joypix_cannot_play_is_refused_on_it(api, media_server, no_submit):
+    body = {
+        "formState": {
+            "image": media_server.link("face.png"),
+            "left_audio": media_server.link("voice.mp3"),
+            "right_audio": media_server.link("other.wav"),
+            "order": "sequential",
+            "provider": "joypix",
+        }
+    }
+    response = api.post("/api/v1/lipsync-image-multi", body)
+    assert response.status_code == 422
+    assert response.json()["error"]["field"] == "formState.order"
+    assert not Job.objects.exists()
 
 
 def test_a_dialog_goes_to_the_studios_first_provider_by_default(api, media_server, no_submit):
@@ -257,3 +273,29 @@ def test_an_uploaded_file_over_the_limit_is_refused_with_its_size(api, settings,
     error = response.json()["error"]
     assert error["field"] == "formState.image"
     assert error["message"] == "This file is 1.3 MB; the limit is 1 MB."
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"formState": "x"}, "formState"),
+        ({}, "formState"),
+        ({"formState": {"image": 5, "audio": "x"}}, "formState.image"),
+        ({"formState": {"image": "x", "audio": "y", "seed": 2**40}}, "formState.seed"),
+        ({"formState": {"image": "x", "audio": "y"}, "webhook": "javascript:alert(1)"}, "webhook"),
+        ({"formState": {"image": "x", "audio": "y"}, "webhook": 3}, "webhook"),
+    ],
+)
+def test_malformed_bodies_are_422_on_their_field(api, no_submit, body, field):
+    response = api.post("/api/v1/lipsync-image", body)
+    assert response.status_code == 422, response.content
+    assert response.json()["error"]["field"].startswith(field)
+    assert not Job.objects.exists()
+
+
+def test_an_idempotency_key_too_long_is_refused(api, no_submit):
+    response = api.post(
+        "/api/v1/lipsync-image", {"formState": {}}, headers={"Idempotency-Key": "k" * 256}
+    )
+    assert response.status_code == 422
+    assert response.json()["error"]["field"] == "Idempotency-Key"
