@@ -89,3 +89,64 @@ def test_the_daily_retention_task_purges_old_keys(api, media_server, no_submit):
     counts = tasks.purge_expired()
     assert counts["idempotency_keys"] == 1
     assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["b"]
+
+
+def _pending(owner, body, path="/api/v1/lipsync-image", key="busy"):
+    """The row a first request leaves while it is still being answered."""
+    import json
+
+    from django.test import RequestFactory
+
+    from jobs.api.idempotency import fingerprint
+
+    request = RequestFactory().post(path, data=json.dumps(body), content_type="application/json")
+    return IdempotencyKey.objects.create(owner=owner, key=key, fingerprint=fingerprint(request))
+
+
+def test_a_duplicate_of_a_request_still_running_waits_then_gets_409(
+    api, alice, media_server, no_submit, monkeypatch
+):
+    from jobs.api import idempotency
+
+    monkeypatch.setattr(idempotency, "WAIT_SECONDS", 0.3)
+    body = _body(media_server)
+    _pending(alice, body)
+    response = api.post("/api/v1/lipsync-image", body, headers={"Idempotency-Key": "busy"})
+    assert response.status_code == 409
+    assert "still being answered" in response.json()["error"]["message"]
+    assert not Job.objects.exists()
+
+
+def test_a_request_that_died_mid_way_leaves_its_key_to_a_retry(api, alice, media_server, no_submit):
+    body = _body(media_server)
+    row = _pending(alice, body)
+    IdempotencyKey.objects.filter(pk=row.pk).update(
+        created_at=timezone.now() - timedelta(minutes=11)
+    )
+    response = api.post("/api/v1/lipsync-image", body, headers={"Idempotency-Key": "busy"})
+    assert response.status_code == 200
+    assert Job.objects.count() == 1
+    assert IdempotencyKey.objects.get(key="busy").status_code == 200
+
+
+def test_a_server_error_is_not_kept_so_a_retry_does_the_work(
+    api, media_server, no_submit, monkeypatch
+):
+    from jobs.api import lipsync
+
+    real = lipsync.api_job_submit
+
+    def broken(**_kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(lipsync, "api_job_submit", broken)
+    headers = {"Idempotency-Key": "flaky"}
+    assert (
+        api.post("/api/v1/lipsync-image", _body(media_server), headers=headers).status_code == 500
+    )
+    assert not IdempotencyKey.objects.exists()
+    monkeypatch.setattr(lipsync, "api_job_submit", real)
+    assert (
+        api.post("/api/v1/lipsync-image", _body(media_server), headers=headers).status_code == 200
+    )
+    assert Job.objects.count() == 1
