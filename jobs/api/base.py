@@ -100,12 +100,13 @@ def read_body(request, schema: type[BaseModel], *, form_key: str | None = None):
     if request.content_type == "multipart/form-data":
         data: dict = {}
         form: dict = {}
+        top = set(schema.model_fields) - {form_key}  # the fields outside formState
+        if len(request.FILES) > API_FILES:
+            raise ApiError(422, f"At most {API_FILES} files can be sent.")
         for name in request.POST:
-            _place(data, form, name, request.POST.get(name), form_key)
+            _place(data, form, name, request.POST.get(name), form_key, top)
         for name in request.FILES:
-            if len(request.FILES) > API_FILES:
-                raise ApiError(422, f"At most {API_FILES} files can be sent.")
-            short = _place(data, form, name, UPLOADED, form_key)
+            short = _place(data, form, name, UPLOADED, form_key, top)
             files[short] = request.FILES[name]
         if form_key:
             data[form_key] = form
@@ -130,7 +131,7 @@ def read_body(request, schema: type[BaseModel], *, form_key: str | None = None):
     return body, files
 
 
-def _place(data: dict, form: dict, name: str, value, form_key: str | None) -> str:
+def _place(data: dict, form: dict, name: str, value, form_key: str | None, top: set[str]) -> str:
     """Put a multipart field where the JSON body would have it; its short name."""
     if form_key:
         for start in (f"{form_key}[", f"{form_key}."):
@@ -138,7 +139,7 @@ def _place(data: dict, form: dict, name: str, value, form_key: str | None) -> st
                 short = name[len(start) :].rstrip("]")
                 form[short] = value
                 return short
-        if name != "webhook":
+        if name not in top:
             form[name] = value
             return name
     data[name] = value

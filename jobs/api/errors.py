@@ -18,6 +18,7 @@ CODES = {
     409: "conflict",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    416: "range_not_satisfiable",
     422: "invalid_request",
     429: "rate_limited",
     500: "server_error",
@@ -28,6 +29,7 @@ MESSAGES = {
     404: "Nothing is here.",
     405: "This address does not take that method.",
     413: "The request is too large.",
+    416: "This range is not in the file.",
     500: "Something went wrong on the studio's side; nothing was kept. Try again.",
 }
 # Paths the API answers, whose errors are always JSON.

@@ -20,6 +20,9 @@ from .errors import ApiError, error_response, is_api_path, status_error
 
 log = logging.getLogger("jobs.api")
 
+# What an answer made JSON keeps of the original: which methods (405), the
+# size for a range that cannot be served (416).
+KEPT_HEADERS = ("Allow", "Content-Range", "Retry-After")
 # The most files one API request takes (a dialog's photo and two clips).
 API_FILES = 3
 
@@ -54,7 +57,11 @@ class ApiErrorMiddleware:
         response = self.get_response(request)
         if response.status_code >= 400 and "json" not in response.get("Content-Type", ""):
             # Django's own answers (no route, wrong method, a refused upload).
-            return error_response(request.path_info, status_error(response.status_code))
+            answer = error_response(request.path_info, status_error(response.status_code))
+            for header in KEPT_HEADERS:
+                if header in response:
+                    answer[header] = response[header]
+            return answer
         return response
 
     def process_exception(self, request, exception):

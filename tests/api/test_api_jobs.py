@@ -205,3 +205,30 @@ def test_a_quote_by_seconds_or_by_files_creates_nothing(api, alice, media_server
     assert bad.status_code == 422
     assert bad.json()["error"]["field"] == "formState.image"
     assert api.post("/api/v1/quote", {"model": "opera"}).json()["error"]["field"] == "model"
+
+
+def test_a_multipart_quote_measures_the_files_it_is_sent(api, media_files):
+    with open(media_files["face.png"], "rb") as image, open(media_files["other.wav"], "rb") as a:
+        response = api.post_multipart(
+            "/api/v1/quote",
+            {"model": "lipsync-image", "image": image, "audio": a, "resolution": "720p"},
+        )
+    assert response.status_code == 200, response.content
+    # 7 s of audio at 720p, 4 credits a second.
+    assert (response.json()["credits"], response.json()["billed_seconds"]) == (28, 7)
+    from jobs.models import Upload
+
+    assert not Upload.objects.exists()
+
+
+def test_json_errors_keep_the_headers_that_explain_them(api, job, settings, tmp_path):
+    wrong = api.client.delete("/api/v1/me", headers={"Authorization": f"Bearer {api.raw}"})
+    assert wrong.status_code == 405 and "GET" in wrong["Allow"]
+    _complete(job, settings, tmp_path)
+    link = api.get(f"/api/v1/jobs/{job.uuid}").json()["output"]
+    beyond = Client().get(
+        link.removeprefix(settings.PUBLIC_BASE_URL), headers={"Range": "bytes=99999-"}
+    )
+    assert beyond.status_code == 416
+    assert beyond.json()["error"]["code"] == "range_not_satisfiable"
+    assert beyond["Content-Range"].startswith("bytes */")
