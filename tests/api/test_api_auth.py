@@ -152,3 +152,15 @@ def test_the_docs_page_is_served_without_a_key(api):
     response = api.client.get("/api/v1/docs")
     assert response.status_code == 200
     assert b"openapi.json" in response.content
+
+
+@pytest.mark.parametrize("path", ["/api/v1/openapi.json", "/v1/openapi.json"])
+def test_every_reference_in_the_openapi_documents_resolves(api, path):
+    import json
+    import re
+
+    document = api.client.get(path).json()
+    refs = set(re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', json.dumps(document)))
+    assert refs  # a positive control: the bodies are referenced
+    assert refs <= set(document["components"]["schemas"])
+    assert document["components"]["securitySchemes"]["ApiKeyAuth"]["scheme"] == "bearer"
