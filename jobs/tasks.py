@@ -3,6 +3,7 @@ is safe to run twice (the services claim their job with a conditional update).""
 
 from django.conf import settings
 
+from jobs.api.idempotency import idempotency_keys_purge
 from jobs.pipeline import lifecycle, poller
 from jobs.pipeline.retention import retention_purge
 from jobs.studio.uploads import uploads_purge_stale
@@ -32,4 +33,7 @@ def reconcile() -> dict[str, int]:
 
 
 def purge_expired() -> dict[str, int]:
-    return retention_purge()
+    counts = retention_purge()
+    # The API's Idempotency-Keys live 24 h.
+    counts["idempotency_keys"] = idempotency_keys_purge()
+    return counts

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from jobs.accounts import views as account
 from jobs.gallery import views as gallery
@@ -35,4 +35,6 @@ urlpatterns = [
     path("credits/", account.credits, name="credits"),
     path("api-keys/", account.api_keys, name="api_keys"),
     path("api-keys/<int:key_id>/revoke/", account.api_key_revoke, name="api_key_revoke"),
+    # The REST API: /api/v1/ (lipsync.studio's contract) and /v1/ (JoyPix's).
+    path("", include("jobs.api.urls")),
 ]

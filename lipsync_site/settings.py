@@ -63,11 +63,15 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_q",
     "axes",
+    "ninja",  # the REST API (jobs/api): schemas, OpenAPI, its bundled docs UI
     "jobs",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # The REST API's paths answer errors as JSON (404, 405, 413, 500) and
+    # refuse a body over its limit before anything reads it.
+    "jobs.api.middleware.ApiErrorMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -353,6 +357,10 @@ FETCH_ALLOW_LOOPBACK = env_bool("FETCH_ALLOW_LOOPBACK", False)
 # Webhooks are offered to providers when PUBLIC_BASE_URL is https, or with this
 # on for local use (the sandbox calls plain http on localhost).
 WEBHOOKS_ALLOW_HTTP = env_bool("WEBHOOKS_ALLOW_HTTP", False)
+# REST API: requests one key may send in a minute (429 with Retry-After past it),
+# and the life of the signed output links its job answers carry.
+API_RATE_LIMIT_PER_MINUTE = env_int("API_RATE_LIMIT_PER_MINUTE", 120, minimum=1)
+API_OUTPUT_LINK_MAX_AGE = env_int("API_OUTPUT_LINK_MAX_AGE", 24 * 3600, minimum=60)
 # A finished job's input files are kept this many days; 0 keeps them for good.
 INPUT_RETENTION_DAYS = env_int("INPUT_RETENTION_DAYS", 30, minimum=0)
 # Archived outputs are kept this many days; 0 keeps them for good.

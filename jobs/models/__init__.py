@@ -1,4 +1,5 @@
 from .api_key import ApiKey
+from .idempotency import IdempotencyKey
 from .job import (
     PICTURE_ROLES,
     DialogOrder,
@@ -6,6 +7,7 @@ from .job import (
     Job,
     JobInput,
     JobMode,
+    JobSource,
     JobState,
     Resolution,
 )
@@ -22,10 +24,12 @@ __all__ = [
     "CreditAccount",
     "DialogOrder",
     "EntryKind",
+    "IdempotencyKey",
     "InputRole",
     "Job",
     "JobInput",
     "JobMode",
+    "JobSource",
     "JobState",
     "Lease",
     "LedgerEntry",

@@ -1,8 +1,11 @@
+import uuid
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from .ledger import Pool
 from .media import StoredMedia, UploadKind
 
 
@@ -42,6 +45,13 @@ class DialogOrder(models.TextChoices):
     MEANWHILE = "meanwhile", "They speak at the same time"
 
 
+class JobSource(models.TextChoices):
+    """Where a job was asked for: the Studio page or the REST API."""
+
+    STUDIO = "studio", "Studio"
+    API = "api", "API"
+
+
 class Job(models.Model):
     """One lip-sync video made by one provider for one member.
 
@@ -53,6 +63,16 @@ class Job(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="jobs"
     )
+    # The public id the REST API answers with; the integer pk stays internal.
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    source = models.CharField(max_length=10, choices=JobSource.choices, default=JobSource.STUDIO)
+    # The credit pool the job holds and spends ("studio" or "api"); a retry keeps it.
+    pool = models.CharField(max_length=10, choices=Pool.choices, default=Pool.STUDIO)
+    api_key = models.ForeignKey(
+        "jobs.ApiKey", on_delete=models.SET_NULL, null=True, blank=True, related_name="jobs"
+    )
+    # Where the API caller asked to hear the result (sent by the webhooks work).
+    api_webhook = models.URLField(max_length=2000, blank=True)
     mode = models.CharField(max_length=20, choices=JobMode.choices)
     provider = models.CharField(max_length=40, help_text="Adapter slug, e.g. joypix.")
     provider_model = models.CharField(max_length=60)
@@ -139,6 +159,10 @@ class Job(models.Model):
                 condition=Q(dialog_order__in=["", *DialogOrder.values]),
                 name="job_dialog_order_known",
             ),
+            models.CheckConstraint(
+                condition=Q(source__in=JobSource.values), name="job_source_known"
+            ),
+            models.CheckConstraint(condition=Q(pool__in=Pool.values), name="job_pool_known"),
             # A capture never exceeds its hold; the job's copies say the same.
             models.CheckConstraint(
                 condition=Q(credits_charged__isnull=True)

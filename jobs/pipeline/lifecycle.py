@@ -34,12 +34,14 @@ from jobs.files import media
 from jobs.files.storage import files_delete_unused
 from jobs.gallery.services import job_poster_make
 from jobs.models import (
+    ApiKey,
     DialogOrder,
     EntryKind,
     InputRole,
     Job,
     JobInput,
     JobMode,
+    JobSource,
     JobState,
     LedgerEntry,
     Pool,
@@ -152,6 +154,9 @@ def job_create(
     retried_from: Job | None = None,
     dialog_order: str = "",
     form_token: str = "",
+    source: str = JobSource.STUDIO,
+    api_key: ApiKey | None = None,
+    api_webhook: str = "",
 ) -> Job:
     """Turn staged uploads into a job's inputs, hold the quoted credits and
     queue the job, in one transaction.
@@ -172,6 +177,10 @@ def job_create(
             _uploads_claim(owner=owner, files=files, form_token=form_token)
             job = Job.objects.create(
                 owner=owner,
+                pool=pool,
+                source=source,
+                api_key=api_key,
+                api_webhook=api_webhook,
                 form_token=form_token,
                 mode=mode,
                 provider=provider,
@@ -775,6 +784,7 @@ def job_retry(job: Job) -> Job:
                 seed=job.seed,
                 retried_from=job,
                 dialog_order=job.dialog_order,
+                pool=job.pool,  # an API job's retry spends API credits too
             )
         except BaseException:
             # The copies were made for this retry alone; their rows go with the

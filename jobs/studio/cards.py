@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from jobs.models import Job, JobState
+from jobs.models import Job, JobSource, JobState
 from jobs.pipeline.lifecycle import expected_processing
 from jobs.pipeline.retention import inputs_expire_at
 
@@ -54,6 +54,7 @@ class Card:
     countdowns: tuple[Countdown, ...]
     status_text: str = ""
     expired: tuple[str, ...] = ()  # what retention removed, and when
+    source_mark: str = ""  # "API · render script" for a job a script made
 
     @property
     def countdown(self) -> Countdown | None:
@@ -93,7 +94,18 @@ def card_for(job: Job, *, now: datetime | None = None) -> Card:
         countdowns=job_countdowns(job),
         status_text=label or STATUS_TEXT.get(job.state, ""),
         expired=_expired(job),
+        source_mark=source_mark(job),
     )
+
+
+def source_mark(job: Job) -> str:
+    """The small mark of a job made through the REST API, naming its key."""
+    if job.source != JobSource.API:
+        return ""
+    key = job.api_key
+    if key is None:
+        return "API · deleted key"
+    return f"API · {key.name or f'sk_{key.prefix}_…'}"
 
 
 def _epoch_ms(moment: datetime) -> int:
@@ -169,6 +181,7 @@ def studio_jobs(user) -> QuerySet[Job]:
     """The member's own jobs, newest first, with what a card needs."""
     return (
         Job.objects.filter(owner=user, deleted_at__isnull=True)
+        .select_related("api_key")
         .prefetch_related("inputs", "retries")
         .order_by("-created_at", "-id")
     )

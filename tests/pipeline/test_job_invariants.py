@@ -68,6 +68,8 @@ CASES = [
         {"state": JobState.ARCHIVING, "output_url": "https://cdn.example/out.mp4"},
     ),
     ("a deleted live job", {"deleted_at": NOW}, FAILED | {"deleted_at": NOW}),
+    ("an unknown source", {"source": "fax"}, {"source": "api"}),
+    ("an unknown pool", {"pool": "bonus"}, {"pool": "api"}),
 ]
 
 
