@@ -43,9 +43,18 @@ def _complete(job, settings, tmp_path, data=b"\x00\x00\x00\x18ftypmp42" + b"v" *
     return Job.objects.get(pk=job.pk)
 
 
+# What the database requires of a job in each state (migration 0013).
+LEFT_IN = {
+    "queued": {},
+    "submitting": {},
+    "processing": {"provider_task_id": "task-1"},
+    "archiving": {"provider_task_id": "task-1", "output_url": "https://cdn.example/out.mp4"},
+}
+
+
 def test_a_job_is_processing_until_archived(api, job):
     for state in ("queued", "submitting", "processing", "archiving"):
-        Job.objects.filter(pk=job.pk).update(state=state)
+        Job.objects.filter(pk=job.pk).update(state=state, **LEFT_IN[state])
         answer = api.get(f"/api/v1/jobs/{job.uuid}").json()
         assert set(answer) == KEYS
         assert answer == {
@@ -127,7 +136,7 @@ def test_cancel_while_queued_gives_the_credits_back_then_409(api, alice, job):
 
 
 def test_a_job_already_sent_cannot_be_cancelled(api, job):
-    Job.objects.filter(pk=job.pk).update(state="processing")
+    Job.objects.filter(pk=job.pk).update(state="processing", provider_task_id="task-1")
     response = api.post(f"/api/v1/jobs/{job.uuid}/cancel")
     assert response.status_code == 409
     assert Job.objects.get(pk=job.pk).state == "processing"
@@ -141,7 +150,7 @@ def test_the_list_is_newest_first_filtered_and_paged(api, media_server, no_submi
         }
     }
     ids = [api.post("/api/v1/lipsync-image", body).json()["id"] for _ in range(5)]
-    Job.objects.filter(uuid=ids[0]).update(state="failed")
+    Job.objects.filter(uuid=ids[0]).update(state="failed", finished_at=timezone.now())
     first = api.get("/api/v1/jobs", limit=2).json()
     assert [j["id"] for j in first["jobs"]] == ids[::-1][:2]
     assert first["jobs"][0]["source"] == "api" and first["jobs"][0]["pool"] == "api"

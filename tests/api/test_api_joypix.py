@@ -49,7 +49,7 @@ def test_task_status_follows_the_job(api, media_server, no_submit):
     )
     assert json.loads(data["inputs"])["resolution"] == "480p"
     job = Job.objects.get(uuid=task_id)
-    Job.objects.filter(pk=job.pk).update(state="processing")
+    Job.objects.filter(pk=job.pk).update(state="processing", provider_task_id="task-1")
     assert api.get(f"/v1/tasks/{task_id}").json()["data"]["status"] == "processing"
     lifecycle.job_fail(job, message="The provider refused this job: no faces.")
     data = api.get(f"/v1/tasks/{task_id}").json()["data"]
