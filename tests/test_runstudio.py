@@ -46,7 +46,9 @@ def started(monkeypatch, settings):
     monkeypatch.delenv("FETCH_ALLOW_LOOPBACK", raising=False)
     processes: list[_Stopped] = []
 
-    def popen(cmd, env):
+    def popen(cmd, env, start_new_session=False):
+        # Its own session: only runstudio hears a terminal's Ctrl-C, and stops it once.
+        assert start_new_session, cmd
         processes.append(_Stopped(cmd, env))
         return processes[-1]
 
@@ -130,7 +132,7 @@ def children(monkeypatch, settings):
     def run(make) -> tuple[int, dict[str, _Child], str]:
         made: dict[str, _Child] = {}
 
-        def popen(cmd, env):
+        def popen(cmd, env, start_new_session=False):
             name = next(n for word, n in names.items() if word in cmd)
             made[name] = make(name, cmd)
             return made[name]

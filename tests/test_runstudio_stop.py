@@ -120,5 +120,9 @@ def test_ctrl_c_stops_the_web_server_cluster_and_sandbox_without_a_traceback(stu
         output.close()
 
     assert process.returncode == 0, output.text
+    # Every child stopped with it: nothing answers on the web or sandbox port.
+    for port in (studio_env["PORT"], studio_env["SANDBOX_PORT"]):
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"http://127.0.0.1:{port}/", timeout=5)
     assert "Traceback" not in output.text, output.text
     assert "KeyboardInterrupt" not in output.text, output.text

@@ -63,7 +63,11 @@ class Command(BaseCommand):
         code = 0
         try:
             for name, cmd in processes.items():
-                children[name] = subprocess.Popen(cmd, env=env)
+                # Each child in its own session: a terminal's Ctrl-C reaches only
+                # this command, which stops each child once. Sent to the whole
+                # group, a second press hit the cluster's processes while they
+                # were exiting and printed a KeyboardInterrupt traceback.
+                children[name] = subprocess.Popen(cmd, env=env, start_new_session=True)
             self.stdout.write(
                 self.style.SUCCESS(
                     f"\nLipsync Studio is running at {settings.PUBLIC_BASE_URL}/  "
