@@ -309,7 +309,7 @@ def test_a_dialog_through_lipsync_studio_multi(pipeline, cluster, page, sign_in,
     full_page_shot(page, artifacts / "modes-dialog-multi-1-cost.png")
 
     # JoyPix again: no order; then lipsync.studio: the choice is still there.
-    choose_provider("JoyPix Motion-2-Dialog", "joypix")
+    choose_provider("JoyPix", "joypix")
     expect(order).to_have_count(0)
     expect(page.locator("#quote .quote-credits")).to_have_text(joypix.credits_text)
     choose_provider("lipsync.studio", "lipsync_studio")
