@@ -65,8 +65,7 @@ def providers_for(mode: str) -> list[tuple[str, str]]:
     """Providers that make `mode` and have a price for it: a provider without
     a price cannot be quoted, so it is not offered."""
     priced = set(Rate.objects.values_list("provider", "model").distinct())
-    choices = catalogue.provider_choices()
-    making = [(s, label) for s, label in choices if mode in catalogue.modes_of(s)]
+    making = catalogue.provider_choices_for(mode)  # the mode's default first
     offered = [(s, label) for s, label in making if (s, catalogue.model_for(s, mode)) in priced]
     # With no price at all, still name the providers; the quote says what is missing.
     return offered or making
