@@ -334,6 +334,30 @@ def test_switching_to_a_talking_photo_keeps_the_photo_and_the_options(
     assert select.index("lipsync_studio") < select.index("joypix")
 
 
+def test_switching_kind_opens_on_its_default_provider_unless_one_was_chosen(
+    funded_alice_client, media_root
+):
+    def selected(params) -> str:
+        html = funded_alice_client.get(reverse("studio_form"), params).content.decode()
+        select = html.split('name="provider"', 1)[1].split("</select>", 1)[0]
+        return re.search(r'<option value="(\w+)" selected>', select).group(1)
+
+    # JoyPix was only the dialog's default: a talking photo opens on its own.
+    assert selected({"mode": "talking_photo", "provider": "joypix", "from_mode": "dialog"}) == (
+        "lipsync_studio"
+    )
+    # lipsync.studio chosen for a dialog stays chosen.
+    chosen = {"mode": "talking_photo", "provider": "lipsync_studio", "from_mode": "dialog"}
+    assert selected(chosen) == "lipsync_studio"
+    # JoyPix chosen for a talking photo stays chosen for a dialog...
+    assert selected({"mode": "dialog", "provider": "joypix", "from_mode": "talking_photo"}) == (
+        "joypix"
+    )
+    # ...and lipsync.studio, the talking photo's default, gives way to the dialog's.
+    default = {"mode": "dialog", "provider": "lipsync_studio", "from_mode": "talking_photo"}
+    assert selected(default) == "joypix"
+
+
 def test_a_talking_photo_is_billed_on_its_one_clip(funded_alice_client, alice, files, media_root):
     image = staged_id(upload(funded_alice_client, "image", files["photo"]), "image")
     audio_response = upload(funded_alice_client, "audio", files["right"], mode="talking_photo")
