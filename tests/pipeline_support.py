@@ -274,6 +274,7 @@ def _seed_rates() -> None:
         "0002_seed_rates",
         "0005_seed_lipsync_studio_rates",
         "0010_lipsync_studio_real_rates",
+        "0015_joypix_motion_2_rates",
     ):
         importlib.import_module(f"jobs.migrations.{name}").seed(django_apps, None)
 
@@ -346,11 +347,13 @@ def create_talking_photo(
     prompt: str = "",
     seed: int = -1,
     owner=None,
+    provider: str = "lipsync_studio",
 ) -> Job:
-    """A lipsync.studio talking photo made through job_create; its submit runs on commit."""
+    """A talking photo (lipsync.studio's unless told) made through job_create;
+    its submit runs on commit."""
     return pipeline.create(
         mode="talking_photo",
-        provider="lipsync_studio",
+        provider=provider,
         files={
             "image": pipeline.stage("image", pipeline.photo(), "image/jpeg", owner),
             "audio": pipeline.stage("audio", pipeline.audio(seconds), "audio/mpeg", owner),

@@ -46,11 +46,13 @@ class ProviderFacts:
         return self.rtf_by_resolution[resolution]
 
 
-# ../shared/seeds/joypix-motion-2-dialog-api.txt
+# ../shared/seeds/joypix-motion-2-dialog-api.txt; motion-2 (one speaker) from
+# JoyPix's "Get started with API" page (../shared/provider-facts.md), whose
+# speed is assumed the same as motion-2-dialog's until measured.
 JOYPIX = ProviderFacts(
     slug="joypix",
-    label="JoyPix Motion-2-Dialog",
-    models=MappingProxyType({"dialog": "motion-2-dialog"}),
+    label="JoyPix",
+    models=MappingProxyType({"dialog": "motion-2-dialog", "talking_photo": "motion-2"}),
     rtf_by_resolution=MappingProxyType({"480p": 15.0, "720p": 25.0}),  # "~15 ... 720p ~25"
     output_ttl=timedelta(hours=72),  # "Generated videos are stored for 72 hours."
     supports_webhooks=False,  # the page offers polling only
@@ -77,6 +79,11 @@ LIPSYNC_STUDIO = ProviderFacts(
 PROVIDERS: tuple[ProviderFacts, ...] = (JOYPIX, LIPSYNC_STUDIO)
 _BY_SLUG = {facts.slug: facts for facts in PROVIDERS}
 
+# The provider offered first (the default) for each mode, where it is not the
+# first in PROVIDERS that makes it: talking photos stayed on lipsync.studio
+# when JoyPix's motion-2 came.
+DEFAULT_FOR_MODE: Mapping[str, str] = MappingProxyType({"talking_photo": LIPSYNC_STUDIO.slug})
+
 
 def provider_facts(slug: str) -> ProviderFacts:
     try:
@@ -88,6 +95,13 @@ def provider_facts(slug: str) -> ProviderFacts:
 def provider_choices() -> list[tuple[str, str]]:
     """(slug, label) of every provider: model and form choices."""
     return [(facts.slug, facts.label) for facts in PROVIDERS]
+
+
+def provider_choices_for(mode: str) -> list[tuple[str, str]]:
+    """(slug, label) of the providers that make `mode`, the default first."""
+    making = [(facts.slug, facts.label) for facts in PROVIDERS if mode in facts.models]
+    default = DEFAULT_FOR_MODE.get(mode)
+    return sorted(making, key=lambda choice: choice[0] != default)
 
 
 def label_of(slug: str) -> str:

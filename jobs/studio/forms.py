@@ -65,11 +65,15 @@ def providers_for(mode: str) -> list[tuple[str, str]]:
     """Providers that make `mode` and have a price for it: a provider without
     a price cannot be quoted, so it is not offered."""
     priced = set(Rate.objects.values_list("provider", "model").distinct())
-    choices = catalogue.provider_choices()
-    making = [(s, label) for s, label in choices if mode in catalogue.modes_of(s)]
+    making = catalogue.provider_choices_for(mode)  # the mode's default first
     offered = [(s, label) for s, label in making if (s, catalogue.model_for(s, mode)) in priced]
     # With no price at all, still name the providers; the quote says what is missing.
     return offered or making
+
+
+def _default_provider(mode: str) -> str | None:
+    offered = providers_for(mode)
+    return offered[0][0] if offered else None
 
 
 @dataclass(frozen=True)
@@ -432,12 +436,17 @@ MODE_HELP = {
 
 def form_switched(*, owner, mode: str, params) -> NewJobForm:
     """A fresh form for another kind of video, keeping the options and the
-    files that the new kind also takes."""
+    files that the new kind also takes. The provider is kept only when the
+    member chose it: one that was merely the default of the kind switched
+    from (`from_mode`) gives way to the new kind's default."""
     mode = mode if mode in JobMode.values else JobMode.DIALOG
     initial = {"mode": mode}
     for name in ("resolution", "prompt", "seed", "provider", "dialog_order"):
         if params.get(name) not in (None, ""):
             initial[name] = params.get(name)
+    from_mode = params.get("from_mode")
+    if from_mode in JobMode.values and initial.get("provider") == _default_provider(from_mode):
+        del initial["provider"]
     ids = {role: upload_id(params.get(f"{role}_upload")) for role in ROLES[mode]}
     staged = {role: pk for role, pk in ids.items() if pk is not None}
     return NewJobForm(owner=owner, initial=initial, staged_ids=staged)

@@ -133,10 +133,11 @@ def test_every_member_page_keeps_to_the_policy(
     page.get_by_label("Right speaker's audio", exact=True).set_input_files(
         pipeline.audio(1.2, fmt="wav", tone_hz=330)
     )
-    # Back from a talking photo the form keeps its provider, lipsync.studio.
-    expect(page.locator("#quote")).to_contain_text("10 credits")
+    # Back from a talking photo (whose default is lipsync.studio) the dialog
+    # opens on its own default, JoyPix.
+    expect(page.locator("#quote")).to_contain_text("15 credits")
     page.get_by_text("720p").click()
-    expect(page.locator("#quote")).to_contain_text("20 credits")
+    expect(page.locator("#quote")).to_contain_text("30 credits")
     # The cost is asked for again on resolution or provider only (no eval for a
     # filter): a provider's answer brings the cost with the speaking order.
     asked = []
@@ -148,9 +149,9 @@ def test_every_member_page_keeps_to_the_policy(
     )
     page.get_by_label("Prompt").fill("no new quote for a prompt")
     with page.expect_response("**/studio/provider/"):
-        page.get_by_label("Provider").select_option("joypix")  # blurs the prompt
+        page.get_by_label("Provider").select_option("lipsync_studio")  # blurs the prompt
     assert [url.rsplit("/studio/", 1)[1] for url in asked] == ["provider/"], asked
-    expect(page.locator("#quote")).to_contain_text("30 credits")
+    expect(page.locator("#quote")).to_contain_text("20 credits")
     page.get_by_role("button", name="Start the job").click()
     cards = page.locator("#job-cards > article.job-card")
     expect(cards).to_have_count(4, timeout=10_000)

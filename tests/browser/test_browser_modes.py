@@ -1,7 +1,8 @@
 """Each kind of video made in real Chromium against the sandbox provider:
 a talking photo and a video dub through lipsync.studio (switching the kind
-in the Studio's mode switcher), a dialog through lipsync.studio's multi model
-(chosen in the form), and a bad file refused on its own field while the other
+in the Studio's mode switcher), a talking photo through JoyPix's motion-2 and
+a dialog through lipsync.studio's multi model (each chosen in the form), and
+a bad file refused on its own field while the other
 fields keep their uploads. Every flow checks the exact cost, computed here
 from the seeded Rate rows, and ends with the finished video loaded and playing
 in its card, without a reload. Screenshots go to tests/artifacts/modes-*.png.
@@ -168,10 +169,10 @@ def test_a_talking_photo_through_lipsync_studio(pipeline, cluster, page, sign_in
     assert_only_fields(page, "talking_photo")
     expect(page.locator("#field-image .staged")).to_contain_text("two-people.jpg")
     expect(page.get_by_label("Audio", exact=True)).to_be_visible()
-    # Only lipsync.studio makes talking photos.
+    # lipsync.studio is the talking photo's default; JoyPix is offered second.
     provider = page.get_by_label("Provider")
     expect(provider).to_have_value("lipsync_studio")
-    expect(provider.locator("option")).to_have_count(1)
+    expect(provider.locator("option")).to_have_text(["lipsync.studio", "JoyPix"])
     expect(page.get_by_text("No account is set up for lipsync.studio")).to_be_visible()
     expect(page.locator("#quote")).to_have_text("Add the audio to see the exact cost.")
 
@@ -204,6 +205,48 @@ def test_a_talking_photo_through_lipsync_studio(pipeline, cluster, page, sign_in
     task = sandbox_task(pipeline, "lipsync-image")
     assert set(task.inputs) == {"image", "audio"}
     assert task.prompt == "smiles and speaks warmly"
+
+
+def test_a_talking_photo_through_joypix_motion_2(
+    pipeline, cluster, page, sign_in, artifacts, alice
+):
+    photo = pipeline.photo()
+    voice = pipeline.audio(4.2, tone_hz=240)
+    cost = expected_cost(provider="joypix", model="motion-2", resolution="720p", seconds=4.2)
+    assert (cost.units, cost.credits) == (1, 30)  # one started 5 s unit at 30 credits
+    open_studio(page, sign_in, alice)
+    switch_mode(page, "Talking photo", "New talking photo")
+
+    provider = page.get_by_label("Provider")
+    with page.expect_response(
+        lambda r: r.url.endswith("/studio/provider/") and "joypix" in (r.request.post_data or "")
+    ) as answer:
+        provider.select_option(label="JoyPix")
+    assert answer.value.ok
+    expect(provider).to_have_value("joypix")
+    stage(page, "Photo", "image", photo, shows="960×640")
+    stage(page, "Audio", "audio", voice, shows="4.2 s")
+    page.get_by_text("720p").click()
+    expect_quote(page, cost, "4.2 s of audio → 1 × 5 s = 5 s billed at 30 credits per 5 s.")
+    full_page_shot(page, artifacts / "modes-joypix-talking-photo-1-cost.png")
+
+    card, job = submit(page)
+    assert (job.mode, job.provider, job.provider_model, job.resolution) == (
+        "talking_photo",
+        "joypix",
+        "motion-2",
+        "720p",
+    )
+    assert job.credits_held == cost.credits
+    expect(card).to_contain_text("JoyPix")
+
+    expect_finished_video(page, card, seconds=4.2, resolution="720p")
+    expect(card).to_contain_text(f"Charged{cost.credits_text}")
+    expect(page.locator("#balances")).to_contain_text(f"{GRANT - cost.credits} credits")
+    full_page_shot(page, artifacts / "modes-joypix-talking-photo-2-completed.png")
+    assert pipeline.sandbox.submissions == {"/v1/lip-sync/motion-2": 1}
+    (task,) = pipeline.sandbox.tasks.values()
+    assert (task.model, set(task.inputs)) == ("motion-2", {"audio_url", "image_url"})
 
 
 def test_a_video_dub_with_a_mask_through_lipsync_studio(
@@ -309,7 +352,7 @@ def test_a_dialog_through_lipsync_studio_multi(pipeline, cluster, page, sign_in,
     full_page_shot(page, artifacts / "modes-dialog-multi-1-cost.png")
 
     # JoyPix again: no order; then lipsync.studio: the choice is still there.
-    choose_provider("JoyPix Motion-2-Dialog", "joypix")
+    choose_provider("JoyPix", "joypix")
     expect(order).to_have_count(0)
     expect(page.locator("#quote .quote-credits")).to_have_text(joypix.credits_text)
     choose_provider("lipsync.studio", "lipsync_studio")

@@ -1,6 +1,7 @@
-"""A dialog job end to end over real HTTP: the studio on a live server, the
-sandbox provider fetching its inputs from it, the poll loop and archive as the
-cluster runs them, and the member fetching the finished video."""
+"""JoyPix jobs end to end over real HTTP (a dialog, and a talking photo on
+motion-2): the studio on a live server, the sandbox provider fetching its
+inputs from it, the poll loop and archive as the cluster runs them, and the
+member fetching the finished video."""
 
 import math
 
@@ -19,6 +20,7 @@ from tests.pipeline_support import (
     GRANT,
     SANDBOX_KEY,
     assert_playable,
+    create_talking_photo,
     ledger_check,
     run_until_terminal,
     state_of,
@@ -95,6 +97,40 @@ def test_a_dialog_job_becomes_a_playable_video_charged_for_its_length(
     # The provider's links to the inputs stop working once the job has ended.
     for url in inputs.values():
         assert requests.get(url, timeout=5).status_code == 404
+
+
+JOYPIX_PHOTO_SUBMIT = "/v1/lip-sync/motion-2"
+
+
+def test_a_joypix_talking_photo_becomes_a_playable_video_at_motion_2s_price(pipeline, alice):
+    job = create_talking_photo(
+        pipeline, provider="joypix", seconds=6.1, resolution="720p", prompt="smiles", seed=9
+    )
+
+    # Quoted on its one clip at motion-2's (assumed) rate: 6.1 s is two 5 s units at 30.
+    assert (job.provider_model, job.credits_held) == ("motion-2", 60)
+    job.refresh_from_db()
+    assert job.state == "processing", job.error
+
+    done = run_until_terminal(job)
+
+    assert done.state == "completed", done.error
+    # One POST to motion-2 with its body, none to motion-2-dialog; polled on /v1/tasks.
+    [submit] = [c for c in pipeline.sandbox.calls if c.method == "POST"]
+    assert (submit.path, submit.status) == (JOYPIX_PHOTO_SUBMIT, 200)
+    assert pipeline.submissions() == 0
+    [task] = pipeline.sandbox.tasks.values()
+    assert (task.model, done.provider_task_id) == ("motion-2", task.id)
+    inputs = {field: url for field, (_role, url) in task.inputs.items()}
+    assert set(inputs) == {"audio_url", "image_url"}
+    assert task.echo == {**inputs, "resolution": "720p", "prompt": "smiles", "seed": 9}
+    assert pipeline.poll_calls() and all(c.status == 200 for c in pipeline.poll_calls())
+
+    assert_playable(done, "720p", 6.1)
+    assert done.credits_charged == 60
+    assert pipeline.entries(done) == [(EntryKind.HOLD, 60), (EntryKind.CAPTURE, 60)]
+    assert pipeline.studio_balance().available == GRANT - 60
+    assert "Ledger OK" in ledger_check()
 
 
 def test_the_finished_video_is_served_with_range_to_its_owner_only(pipeline, alice, bob):

@@ -312,7 +312,7 @@ def test_the_admin_says_which_account_is_enabled_already(client, staff):
     response = client.post(admin_url("add"), form_data(name="Second", api_key=NEW_KEY))
     page = response.content.decode()
     assert response.status_code == 200
-    assert "JoyPix Motion-2-Dialog already has an enabled account, “Main”" in page
+    assert "JoyPix already has an enabled account, “Main”" in page
     assert page.count("Disable it first") == 1  # one message, on the field
     assert NEW_KEY not in page
     assert ProviderAccount.objects.count() == 1
@@ -382,7 +382,7 @@ def test_a_changed_secret_gives_a_clear_error_without_the_key(client, settings, 
         endpoint_for("joypix")
     message = str(unreadable.value)
     assert "PROVIDER_KEYS_SECRET" in message and "Re-enter the key" in message
-    assert "JoyPix Motion-2-Dialog: Team" in message
+    assert "JoyPix: Team" in message
     assert not any(part in message for part in secret_parts(KEY))
     assert unreadable.value.__cause__ is None and unreadable.value.__suppress_context__
 

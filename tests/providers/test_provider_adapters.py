@@ -57,6 +57,12 @@ def dialog(**kw) -> SubmitRequest:
     )
 
 
+def talking_photo(**kw) -> SubmitRequest:
+    return SubmitRequest(
+        **{"mode": "talking_photo", "resolution": "480p", "image_url": IMG, "audio_url": AUDIO} | kw
+    )
+
+
 def joypix_ok(task_id: str = "task_123456789", code: int = 0) -> Reply:
     # The page's example answer.
     return Reply(200, {"code": code, "message": "success", "data": {"task_id": task_id}})
@@ -83,19 +89,23 @@ def joypix_task(**data) -> Reply:
 
 def test_the_catalogue_lists_both_providers_with_their_facts():
     assert catalogue.provider_choices() == [
-        ("joypix", "JoyPix Motion-2-Dialog"),
+        ("joypix", "JoyPix"),
         ("lipsync_studio", "lipsync.studio"),
     ]
-    assert dict(catalogue.JOYPIX.models) == {"dialog": "motion-2-dialog"}
+    assert dict(catalogue.JOYPIX.models) == {
+        "dialog": "motion-2-dialog",
+        "talking_photo": "motion-2",
+    }
     assert dict(catalogue.LIPSYNC_STUDIO.models) == {
         "dialog": "lipsync-image-multi",
         "talking_photo": "lipsync-image",
         "video_dub": "lipsync-video",
     }
     assert catalogue.model_for("lipsync_studio", "video_dub") == "lipsync-video"
-    assert catalogue.modes_of("joypix") == ("dialog",)
-    with pytest.raises(catalogue.NotOffered, match="JoyPix Motion-2-Dialog does not make"):
-        catalogue.model_for("joypix", "talking_photo")
+    assert catalogue.modes_of("joypix") == ("dialog", "talking_photo")
+    assert catalogue.model_for("joypix", "talking_photo") == "motion-2"
+    with pytest.raises(catalogue.NotOffered, match="JoyPix does not make video_dub"):
+        catalogue.model_for("joypix", "video_dub")
     for facts in catalogue.PROVIDERS:
         assert (facts.rtf("480p"), facts.rtf("720p")) == (15.0, 25.0)
         assert facts.output_ttl == timedelta(hours=72)
@@ -110,6 +120,20 @@ def test_the_catalogue_lists_both_providers_with_their_facts():
         False,
         True,
     )
+
+
+def test_each_mode_offers_its_providers_with_todays_default_first():
+    # Dialogs open on JoyPix, talking photos stayed on lipsync.studio when
+    # JoyPix's motion-2 came; only lipsync.studio dubs.
+    assert catalogue.provider_choices_for("dialog") == [
+        ("joypix", "JoyPix"),
+        ("lipsync_studio", "lipsync.studio"),
+    ]
+    assert catalogue.provider_choices_for("talking_photo") == [
+        ("lipsync_studio", "lipsync.studio"),
+        ("joypix", "JoyPix"),
+    ]
+    assert catalogue.provider_choices_for("video_dub") == [("lipsync_studio", "lipsync.studio")]
 
 
 def test_every_provider_in_the_catalogue_has_its_adapter():
@@ -129,12 +153,14 @@ def test_get_adapter_builds_one_for_a_slug(server):
 
 
 def test_a_mode_the_provider_lacks_is_refused_before_sending(server):
-    with pytest.raises(UnsupportedRequest, match="does not make talking_photo"):
+    with pytest.raises(UnsupportedRequest, match="does not make video_dub"):
         adapter(JoyPixAdapter, server).submit(
-            SubmitRequest(mode="talking_photo", resolution="480p", image_url=IMG, audio_url=AUDIO)
+            SubmitRequest(mode="video_dub", resolution="480p", video_url=VIDEO, audio_url=AUDIO)
         )
     with pytest.raises(UnsupportedRequest, match="no right audio"):
         adapter(JoyPixAdapter, server).submit(dialog(right_audio_url=None))
+    with pytest.raises(UnsupportedRequest, match="no audio"):
+        adapter(JoyPixAdapter, server).submit(talking_photo(audio_url=None))
     assert server.seen == []
 
 
@@ -225,6 +251,60 @@ def test_joypix_http_400_envelope_is_rejected_with_its_message(server):
     assert len(server.seen) == 1
 
 
+def test_joypix_talking_photo_sends_motion_2s_request(server):
+    # Its answer may carry data.status "submitted" beside the task id.
+    server.push(
+        Reply(
+            200,
+            {"code": 0, "msg": "success", "data": {"task_id": "task_42", "status": "submitted"}},
+        )
+    )
+    task_id = adapter(JoyPixAdapter, server).submit(
+        talking_photo(resolution="720p", prompt="smiles while speaking", seed=7)
+    )
+    assert task_id == "task_42"
+    [seen] = server.seen
+    assert (seen.method, seen.path) == ("POST", "/v1/lip-sync/motion-2")
+    assert seen.headers["Authorization"] == f"Bearer {KEY}"
+    assert seen.json() == {
+        "audio_url": AUDIO,
+        "image_url": IMG,
+        "resolution": "720p",
+        "prompt": "smiles while speaking",
+        "seed": 7,
+    }
+
+
+def test_joypix_talking_photo_sends_no_dialog_fields_and_a_random_seed(server):
+    server.push(joypix_ok())
+    adapter(JoyPixAdapter, server).submit(
+        talking_photo(left_audio_url=LEFT, right_audio_url=RIGHT, dialog_order="meanwhile")
+    )
+    assert server.seen[0].json() == {
+        "audio_url": AUDIO,
+        "image_url": IMG,
+        "resolution": "480p",
+        "seed": -1,
+    }
+
+
+@pytest.mark.parametrize("name", ["message", "msg"])
+@pytest.mark.parametrize("request_for", [dialog, talking_photo])
+def test_joypix_refusals_read_the_message_under_either_name(server, name, request_for):
+    server.push(Reply(200, {"code": 1001, name: "insufficient credits"}))
+    with pytest.raises(ProviderRejected, match="insufficient credits"):
+        adapter(JoyPixAdapter, server).submit(request_for())
+    server.push(Reply(200, {"code": 404, name: "task not found"}))
+    with pytest.raises(ProviderRejected, match="task not found"):
+        adapter(JoyPixAdapter, server).status("task_123456789")
+
+
+def test_joypix_an_empty_message_falls_back_to_msg(server):
+    server.push(Reply(200, {"code": 1002, "message": "", "msg": "image_url is not an image"}))
+    with pytest.raises(ProviderRejected, match="image_url is not an image"):
+        adapter(JoyPixAdapter, server).submit(talking_photo())
+
+
 # --- JoyPix: status ---------------------------------------------------------------------------
 
 
@@ -268,6 +348,27 @@ def test_joypix_status_answers_outside_the_contract(server, reply, error):
     server.push(reply)
     with pytest.raises(error):
         adapter(JoyPixAdapter, server).status("task_123456789")
+
+
+def test_joypix_a_motion_2_task_is_polled_at_the_same_path(server):
+    server.push(
+        Reply(
+            200,
+            {
+                "code": 0,
+                "msg": "success",
+                "data": {
+                    "task_id": "task_42",
+                    "model": "motion-2",
+                    "status": "completed",
+                    "video_url": OUT,
+                },
+            },
+        )
+    )
+    status = adapter(JoyPixAdapter, server).status("task_42")
+    assert status == TaskStatus(state="completed", video_url=OUT)
+    assert server.seen[0].path == "/v1/tasks/task_42"
 
 
 def test_a_task_id_cannot_change_the_path(server):

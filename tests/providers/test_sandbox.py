@@ -27,6 +27,7 @@ from tests.media_factory import make_audio, make_image, make_video
 KEY = "sk_test_sandbox_0123"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 JOYPIX_SUBMIT = "/v1/lip-sync/motion-2-dialog"
+JOYPIX_PHOTO_SUBMIT = "/v1/lip-sync/motion-2"
 LEFT_SECONDS, RIGHT_SECONDS, VOICE_SECONDS = 1.0, 1.6, 1.2
 
 
@@ -225,6 +226,23 @@ LIPSYNC_405 = {"error": "Method not allowed"}
         ("GET", "/outputs/nope.mp4", False, 404, None, "Not found\n"),
         # The providers: the method first, then the key; each in its own format.
         ("GET", JOYPIX_SUBMIT, False, 405, "POST", JOYPIX_405),
+        ("GET", JOYPIX_PHOTO_SUBMIT, False, 405, "POST", JOYPIX_405),
+        (
+            "POST",
+            JOYPIX_PHOTO_SUBMIT,
+            False,
+            401,
+            None,
+            {"code": 401, "message": "Unauthorized", "data": None},
+        ),
+        (
+            "POST",
+            "/v1/lip-sync/motion-3",
+            True,
+            404,
+            None,
+            {"code": 404, "message": "Not found", "data": None},
+        ),
         ("POST", "/v1/tasks/abc", True, 405, "GET", JOYPIX_405),
         (
             "GET",
@@ -354,6 +372,63 @@ def test_joypix_refuses_a_body_off_the_contract(sandbox, files, change, message)
     assert response.status_code == 400
     assert response.json() == {"code": 400, "message": message, "data": None}
     assert sandbox.tasks == {}
+
+
+def photo_body(files, **extra):
+    return {"audio_url": files["voice.m4a"], "image_url": files["photo.png"], **extra}
+
+
+def test_joypix_motion_2_renders_a_talking_photo_as_long_as_its_audio(
+    make_sandbox, files, tmp_path
+):
+    sandbox = make_sandbox(start_delay=0.3)
+    body = photo_body(files, resolution="720p", prompt="smiles", seed=3)
+    response = requests.post(sandbox.url + JOYPIX_PHOTO_SUBMIT, json=body, headers=AUTH, timeout=5)
+
+    # motion-2's submit answer carries status "submitted" beside the task id.
+    assert response.status_code == 200, response.text
+    submitted = response.json()
+    task_id = submitted["data"]["task_id"]
+    assert task_id.startswith("task_")
+    assert submitted == {
+        "code": 0,
+        "message": "success",
+        "data": {"task_id": task_id, "status": "submitted"},
+    }
+    assert sandbox.submissions == {JOYPIX_PHOTO_SUBMIT: 1}
+
+    answer, seen = poll(lambda: joypix_task(sandbox, task_id))
+    assert seen == ["submitted", "processing", "completed"]
+    assert answer["model"] == "motion-2"
+    assert json.loads(answer["inputs"]) == body
+    info = probe(download(answer["video_url"], tmp_path / "out.mp4"))
+    assert info["video"] == "h264" and info["audio"] == "aac"
+    assert info["size"] == (1280, 720)
+    assert abs(info["seconds"] - VOICE_SECONDS) <= 0.2
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"audio_url": None}, "audio_url is required"),
+        ({"image_url": "ftp://example.com/p.png"}, "image_url must be an http(s) URL"),
+        ({"resolution": "1080p"}, "resolution must be one of 480p, 720p"),
+    ],
+)
+def test_joypix_motion_2_refuses_a_body_off_the_contract(sandbox, files, change, message):
+    body = {k: v for k, v in (photo_body(files) | change).items() if v is not None}
+    response = requests.post(sandbox.url + JOYPIX_PHOTO_SUBMIT, json=body, headers=AUTH, timeout=5)
+    assert response.status_code == 400
+    assert response.json() == {"code": 400, "message": message, "data": None}
+    assert sandbox.tasks == {}
+
+
+def test_joypix_motion_2_does_not_take_a_dialog(sandbox, files):
+    response = requests.post(
+        sandbox.url + JOYPIX_PHOTO_SUBMIT, json=dialog_body(files), headers=AUTH, timeout=5
+    )
+    assert response.status_code == 400
+    assert response.json()["message"] == "audio_url is required"
 
 
 def test_joypix_refuses_a_body_that_is_not_json(sandbox):

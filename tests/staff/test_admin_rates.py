@@ -11,7 +11,7 @@ pytestmark = pytest.mark.django_db
 
 def test_staff_change_a_rate_in_the_admin_and_new_quotes_follow(client, staff):
     client.force_login(staff)
-    rate = Rate.objects.get(provider="joypix", resolution="480p")
+    rate = Rate.objects.get(provider="joypix", model="motion-2-dialog", resolution="480p")
 
     page = client.get(reverse("admin:jobs_rate_changelist")).content.decode()
     assert "joypix" in page and "480p" in page

@@ -477,7 +477,7 @@ def test_a_later_rate_change_does_not_reprice_a_jobs_settlement(
     assert (job.credits_per_unit, job.credits_held) == (15, 30)  # 2 units at 15
 
     # Staff cut the price in the admin, editing the very row the job was quoted from.
-    rate = Rate.objects.get(provider="joypix", resolution="480p")
+    rate = Rate.objects.get(provider="joypix", model="motion-2-dialog", resolution="480p")
     response = staff_client.post(
         reverse("admin:jobs_rate_change", args=[rate.pk]),
         {

@@ -327,9 +327,35 @@ def test_switching_to_a_talking_photo_keeps_the_photo_and_the_options(
     assert 'name="left_audio"' not in html and 'name="audio"' in html
     assert re.search(r'value="720p"[^>]*checked', html)
     assert "smiles" in html and 'value="7"' in html
-    # Only lipsync.studio makes talking photos.
-    assert '<option value="lipsync_studio" selected>lipsync.studio</option>' in html
-    assert "joypix" not in html.split('name="provider"', 1)[1].split("</select>", 1)[0]
+    # lipsync.studio stays the talking photo's default; JoyPix (motion-2) is offered too.
+    select = html.split('name="provider"', 1)[1].split("</select>", 1)[0]
+    assert '<option value="lipsync_studio" selected>lipsync.studio</option>' in select
+    assert '<option value="joypix">JoyPix</option>' in select
+    assert select.index("lipsync_studio") < select.index("joypix")
+
+
+def test_switching_kind_opens_on_its_default_provider_unless_one_was_chosen(
+    funded_alice_client, media_root
+):
+    def selected(params) -> str:
+        html = funded_alice_client.get(reverse("studio_form"), params).content.decode()
+        select = html.split('name="provider"', 1)[1].split("</select>", 1)[0]
+        return re.search(r'<option value="(\w+)" selected>', select).group(1)
+
+    # JoyPix was only the dialog's default: a talking photo opens on its own.
+    assert selected({"mode": "talking_photo", "provider": "joypix", "from_mode": "dialog"}) == (
+        "lipsync_studio"
+    )
+    # lipsync.studio chosen for a dialog stays chosen.
+    chosen = {"mode": "talking_photo", "provider": "lipsync_studio", "from_mode": "dialog"}
+    assert selected(chosen) == "lipsync_studio"
+    # JoyPix chosen for a talking photo stays chosen for a dialog...
+    assert selected({"mode": "dialog", "provider": "joypix", "from_mode": "talking_photo"}) == (
+        "joypix"
+    )
+    # ...and lipsync.studio, the talking photo's default, gives way to the dialog's.
+    default = {"mode": "dialog", "provider": "lipsync_studio", "from_mode": "talking_photo"}
+    assert selected(default) == "joypix"
 
 
 def test_a_talking_photo_is_billed_on_its_one_clip(funded_alice_client, alice, files, media_root):
@@ -370,15 +396,46 @@ def test_a_mode_posted_with_another_modes_fields_is_refused(funded_alice_client,
     assert not Job.objects.exists()
 
 
-def test_joypix_does_not_make_talking_photos(funded_alice_client, files, media_root):
+def test_joypix_makes_talking_photos_at_its_assumed_motion_2_price(
+    funded_alice_client, alice, files, media_root
+):
     image = staged_id(upload(funded_alice_client, "image", files["photo"]), "image")
-    audio = staged_id(
-        upload(funded_alice_client, "audio", files["right"], mode="talking_photo"), "audio"
+    audio_response = upload(
+        funded_alice_client, "audio", files["right"], mode="talking_photo", provider="joypix"
     )
+    audio = staged_id(audio_response, "audio")
+    # JoyPix motion-2 at 480p (assumed motion-2-dialog's): 6.1 s -> 2 x 5 s at 15 credits.
+    quoted = audio_response.content.decode()
+    assert "30 credits" in quoted and "$0.30" in quoted
+    assert "2 × 5 s = 10 s billed at 15 credits per 5 s." in quoted
 
     response = funded_alice_client.post(
         reverse("job_new"),
         form_data(mode="talking_photo", provider="joypix", image_upload=image, audio_upload=audio),
+        HTTP_HX_REQUEST="true",
+    )
+
+    assert response.status_code == 200
+    job = Job.objects.get()
+    assert (job.mode, job.provider, job.provider_model, job.credits_held) == (
+        "talking_photo",
+        "joypix",
+        "motion-2",
+        30,
+    )
+    assert credits_balances(user=alice)["studio"].available == 100 - 30
+
+
+def test_joypix_does_not_make_video_dubs(funded_alice_client, files, media_root):
+    page = funded_alice_client.get(reverse("studio_form"), {"mode": "video_dub"}).content.decode()
+    assert "joypix" not in page.split('name="provider"', 1)[1].split("</select>", 1)[0]
+    audio = staged_id(
+        upload(funded_alice_client, "audio", files["right"], mode="video_dub"), "audio"
+    )
+
+    response = funded_alice_client.post(
+        reverse("job_new"),
+        form_data(mode="video_dub", provider="joypix", audio_upload=audio),
         HTTP_HX_REQUEST="true",
     )
 

@@ -17,13 +17,14 @@ only benchmark.py, a client of it, uses the JoyPix adapter.
 """
 
 from .config import FAULT_COUNTS, MALFORMED_KINDS, Faults, SandboxConfig
-from .contracts import JOYPIX_INPUTS, LIPSYNC_MODELS, MULTI_AUDIO_FIELDS
+from .contracts import JOYPIX_INPUTS, JOYPIX_MODELS, LIPSYNC_MODELS, MULTI_AUDIO_FIELDS
 from .render import RESOLUTIONS
 from .server import Call, SandboxServer, Task, WebhookDelivery
 
 __all__ = [
     "FAULT_COUNTS",
     "JOYPIX_INPUTS",
+    "JOYPIX_MODELS",
     "LIPSYNC_MODELS",
     "MALFORMED_KINDS",
     "MULTI_AUDIO_FIELDS",

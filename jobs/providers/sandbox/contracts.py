@@ -1,6 +1,7 @@
 """The two provider contracts the sandbox speaks, to the letter of
-../shared/seeds/joypix-motion-2-dialog-api.txt and lipsync-studio-api.txt:
-paths, request validation and the JSON of every answer.
+../shared/seeds/joypix-motion-2-dialog-api.txt and lipsync-studio-api.txt
+(and JoyPix's single-speaker motion-2 as ../shared/provider-facts.md records
+it): paths, request validation and the JSON of every answer.
 
 Inputs are named by *role* inside the sandbox (image, video, audio,
 left_audio, right_audio, mask); the mappings below say which request field
@@ -37,14 +38,22 @@ LIPSYNC_OPTIONAL = frozenset({"mask_image"})
 LIPSYNC_SUBMIT_PREFIX = "/api/v1/"  # + model
 LIPSYNC_JOB_PREFIX = "/api/v1/jobs/"  # + id
 
-# --- JoyPix Motion-2-Dialog: {body field: role}.
+# --- JoyPix: model (= the submit path's last segment) -> {body field: role}.
+# Motion-2-Dialog (a dialog) and Motion-2 (one speaker: a talking photo) take
+# the same options and are polled at the same path.
 JOYPIX_MODEL = "motion-2-dialog"
+JOYPIX_PHOTO_MODEL = "motion-2"
 JOYPIX_INPUTS: dict[str, str] = {
     "left_audio_url": "left_audio",
     "right_audio_url": "right_audio",
     "image_url": "image",
 }
-JOYPIX_SUBMIT_PATH = "/v1/lip-sync/motion-2-dialog"
+JOYPIX_MODELS: dict[str, dict[str, str]] = {
+    JOYPIX_MODEL: JOYPIX_INPUTS,
+    JOYPIX_PHOTO_MODEL: {"audio_url": "audio", "image_url": "image"},
+}
+JOYPIX_SUBMIT_PREFIX = "/v1/lip-sync/"  # + model
+JOYPIX_SUBMIT_PATH = JOYPIX_SUBMIT_PREFIX + JOYPIX_MODEL
 JOYPIX_TASK_PREFIX = "/v1/tasks/"  # + task_id
 
 RESOLUTIONS = ("480p", "720p")
@@ -122,15 +131,17 @@ def _options(data: dict[str, Any]) -> tuple[str, str, int]:
     return resolution, prompt, seed
 
 
-def parse_joypix(body: bytes) -> Submission:
+def parse_joypix(body: bytes, model: str = JOYPIX_MODEL) -> Submission:
     data = parse_json_object(body)
-    inputs = {name: (role, _url(data, name, required=True)) for name, role in JOYPIX_INPUTS.items()}
+    inputs = {
+        name: (role, _url(data, name, required=True)) for name, role in JOYPIX_MODELS[model].items()
+    }
     resolution, prompt, seed = _options(data)
     echo = {name: url for name, (_role, url) in inputs.items()}
     echo.update(resolution=resolution, prompt=prompt, seed=seed)
     return Submission(
         provider=JOYPIX,
-        model=JOYPIX_MODEL,
+        model=model,
         inputs=inputs,  # type: ignore[arg-type]
         resolution=resolution,
         prompt=prompt,
@@ -190,7 +201,8 @@ def submitted(task: Task) -> tuple[dict[str, Any], dict[str, Any]]:
     """The answer to the submit that created `task`, and the same answer without
     the task's id (the submit_malformed fault's "no_id")."""
     if task.provider == JOYPIX:
-        return joypix_submitted(task.id), joypix_envelope(0, "success", {})
+        answer = joypix_submitted(task.id, model=task.model)
+        return answer, joypix_envelope(0, "success", {})
     return lipsync_submitted(task.id), {"status": "processing"}
 
 
@@ -206,8 +218,13 @@ def joypix_envelope(code: int, message: str, data: Any = None) -> dict[str, Any]
     return {"code": code, "message": message, "data": data}
 
 
-def joypix_submitted(task_id: str) -> dict[str, Any]:
-    return joypix_envelope(0, "success", {"task_id": task_id})
+def joypix_submitted(task_id: str, *, model: str = JOYPIX_MODEL) -> dict[str, Any]:
+    """Motion-2-Dialog's page answers {task_id}; motion-2's answer also carries
+    status "submitted" (../shared/provider-facts.md)."""
+    data: dict[str, Any] = {"task_id": task_id}
+    if model == JOYPIX_PHOTO_MODEL:
+        data["status"] = "submitted"
+    return joypix_envelope(0, "success", data)
 
 
 def joypix_task(task: Task, output_url: str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ contracts, fetching inputs by URL and rendering real MP4s.
 Routes (ROUTES, at the end of this module; all but /outputs/ and
 /_sandbox/health need `Authorization: Bearer <api_key>`):
 
-    POST /v1/lip-sync/motion-2-dialog      JoyPix submit
+    POST /v1/lip-sync/{motion-2-dialog|motion-2}   JoyPix submit (dialog | talking photo)
     GET  /v1/tasks/{task_id}               JoyPix status
     POST /api/v1/{lipsync-video|lipsync-image|lipsync-image-multi}   lipsync.studio submit
     GET  /api/v1/jobs/{id}                 lipsync.studio status
@@ -435,8 +435,9 @@ class SandboxServer:
     def _health(self, h: _Handler, body: bytes) -> None:
         h.send_json(200, {"ok": True})
 
-    def _submit_joypix(self, h: _Handler, body: bytes) -> None:
-        self._submit(h, c.JOYPIX_SUBMIT_PATH, c.JOYPIX, lambda: c.parse_joypix(body))
+    def _submit_joypix(self, h: _Handler, body: bytes, model: str) -> None:
+        path = c.JOYPIX_SUBMIT_PREFIX + model
+        self._submit(h, path, c.JOYPIX, lambda: c.parse_joypix(body, model))
 
     def _submit_lipsync(self, h: _Handler, body: bytes, model: str) -> None:
         path = c.LIPSYNC_SUBMIT_PREFIX + model
@@ -868,6 +869,7 @@ def _route(pattern: str, handlers: dict[str, Callable[..., None]], **options: An
 
 
 _MODELS = "|".join(re.escape(model) for model in c.LIPSYNC_MODELS)
+_JOYPIX_MODELS = "|".join(re.escape(model) for model in c.JOYPIX_MODELS)
 
 # The first route whose pattern matches the whole path answers.
 ROUTES: tuple[Route, ...] = (
@@ -889,7 +891,9 @@ ROUTES: tuple[Route, ...] = (
         {"GET": SandboxServer._serve_output, "HEAD": SandboxServer._serve_output},
     ),
     _route(
-        re.escape(c.JOYPIX_SUBMIT_PATH), {"POST": SandboxServer._submit_joypix}, errors=c.JOYPIX
+        re.escape(c.JOYPIX_SUBMIT_PREFIX) + f"(?P<model>{_JOYPIX_MODELS})",
+        {"POST": SandboxServer._submit_joypix},
+        errors=c.JOYPIX,
     ),
     _route(
         re.escape(c.JOYPIX_TASK_PREFIX) + "(?P<task_id>.*)",
