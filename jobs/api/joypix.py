@@ -1,27 +1,32 @@
 """JoyPix's contract under /v1/ (../shared/seeds/joypix-motion-2-dialog-api.txt):
-POST /v1/lip-sync/motion-2-dialog and GET /v1/tasks/{task_id}, in JoyPix's
-envelope `{code, message, data}` (errors too: `code` is the HTTP status).
-Same keys and API credits as /api/v1/."""
+POST /v1/lip-sync/motion-2-dialog, POST /v1/lip-sync/motion-2 (its
+single-speaker model, ../shared/provider-facts.md) and GET /v1/tasks/{task_id},
+in JoyPix's envelope `{code, message, data}` (errors too: `code` is the HTTP
+status). Same keys and API credits as /api/v1/."""
 
 from __future__ import annotations
 
 from .base import ContractApi, body_doc, json_answer, read_body
 from .errors import ApiError
 from .idempotency import idempotent
-from .schemas import JoyPixDialogRequest, JoyPixError, JoyPixSubmitAnswer, JoyPixTaskAnswer
+from .schemas import (
+    JoyPixDialogRequest,
+    JoyPixError,
+    JoyPixPhotoRequest,
+    JoyPixSubmitAnswer,
+    JoyPixTaskAnswer,
+)
 from .services import MODEL_INPUTS, Submission, api_job_submit, job_of_caller, joypix_task
-
-MODEL = "motion-2-dialog"
 
 api = ContractApi(
     title="Lipsync Studio API (JoyPix contract)",
     version="1",
     description=(
-        "JoyPix's Motion-2-Dialog contract, served by the team's studio on the member's API "
-        "credits. Answers and errors use JoyPix's envelope `{code, message, data}`."
+        "JoyPix's Motion-2-Dialog and Motion-2 contract, served by the team's studio on the "
+        "member's API credits. Answers and errors use JoyPix's envelope `{code, message, data}`."
     ),
     urls_namespace="joypix_v1",
-    body_schemas=(JoyPixDialogRequest,),
+    body_schemas=(JoyPixDialogRequest, JoyPixPhotoRequest),
 )
 
 ERRORS = {code: JoyPixError for code in (400, 401, 402, 409, 413, 415, 422, 429)}
@@ -34,13 +39,27 @@ ERRORS = {code: JoyPixError for code in (400, 401, 402, 409, 413, 415, 422, 429)
     openapi_extra=body_doc(JoyPixDialogRequest),
 )
 def motion_2_dialog(request):
+    return _submit(request, model="motion-2-dialog", schema=JoyPixDialogRequest)
+
+
+@api.post(
+    "/lip-sync/motion-2",
+    response={200: JoyPixSubmitAnswer, **ERRORS},
+    summary="Photo + one audio → a talking photo",
+    openapi_extra=body_doc(JoyPixPhotoRequest),
+)
+def motion_2(request):
+    return _submit(request, model="motion-2", schema=JoyPixPhotoRequest)
+
+
+def _submit(request, *, model: str, schema):
     key = request.auth
 
     def work():
-        body, files = read_body(request, JoyPixDialogRequest)
-        inputs = {name: files.get(name, getattr(body, name)) for name in MODEL_INPUTS[MODEL]}
+        body, files = read_body(request, schema)
+        inputs = {name: files.get(name, getattr(body, name)) for name in MODEL_INPUTS[model]}
         sub = Submission(
-            model=MODEL,
+            model=model,
             inputs=inputs,
             resolution=body.resolution,
             prompt=body.prompt,

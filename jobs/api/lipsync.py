@@ -17,6 +17,7 @@ from .schemas import (
     JobAnswer,
     JobList,
     JoyPixDialogRequest,
+    JoyPixPhotoRequest,
     LipsyncImageForm,
     LipsyncImageMultiForm,
     LipsyncImageMultiRequest,
@@ -65,6 +66,7 @@ QUOTE_FORMS = {
     "lipsync-image": LipsyncImageForm,
     "lipsync-image-multi": LipsyncImageMultiForm,
     "motion-2-dialog": JoyPixDialogRequest,
+    "motion-2": JoyPixPhotoRequest,
 }
 
 

@@ -103,7 +103,9 @@ class JobList(Schema):
 class QuoteRequest(Schema):
     model_config = ConfigDict(extra="ignore")
 
-    model: Literal["lipsync-video", "lipsync-image", "lipsync-image-multi", "motion-2-dialog"]
+    model: Literal[
+        "lipsync-video", "lipsync-image", "lipsync-image-multi", "motion-2-dialog", "motion-2"
+    ]
     seconds: float | None = Field(
         None, gt=0, le=1200, description="The billed duration, instead of the files."
     )
@@ -151,6 +153,19 @@ class JoyPixDialogRequest(Schema):
 
     left_audio_url: str
     right_audio_url: str
+    image_url: str
+    resolution: Resolution = "480p"
+    prompt: str = Field("", max_length=2000)
+    seed: int = Field(-1, ge=SEED_MIN, le=SEED_MAX)
+    provider: str | None = None
+
+
+class JoyPixPhotoRequest(Schema):
+    """JoyPix's single-speaker model (motion-2): a talking photo."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    audio_url: str
     image_url: str
     resolution: Resolution = "480p"
     prompt: str = Field("", max_length=2000)

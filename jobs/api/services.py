@@ -30,7 +30,10 @@ MODEL_MODES = {
     "lipsync-image": JobMode.TALKING_PHOTO,
     "lipsync-image-multi": JobMode.DIALOG,
     "motion-2-dialog": JobMode.DIALOG,
+    "motion-2": JobMode.TALKING_PHOTO,
 }
+# What JoyPix's task answer calls each kind of video (its two models).
+JOYPIX_MODELS = {JobMode.DIALOG: "motion-2-dialog", JobMode.TALKING_PHOTO: "motion-2"}
 LIPSYNC_MODELS = {
     JobMode.VIDEO_DUB: "lipsync-video",
     JobMode.TALKING_PHOTO: "lipsync-image",
@@ -56,6 +59,10 @@ MODEL_INPUTS = {
         "image_url": ("image", UploadKind.IMAGE, True),
         "left_audio_url": ("left_audio", UploadKind.AUDIO, True),
         "right_audio_url": ("right_audio", UploadKind.AUDIO, True),
+    },
+    "motion-2": {
+        "image_url": ("image", UploadKind.IMAGE, True),
+        "audio_url": ("audio", UploadKind.AUDIO, True),
     },
 }
 # lipsync-image-multi's `order` as sent -> the studio's DialogOrder. The
@@ -260,7 +267,7 @@ def joypix_task(job: Job) -> dict:
     return {
         "task_id": str(job.uuid),
         "inputs": json.dumps(inputs),
-        "model": "motion-2-dialog" if job.mode == JobMode.DIALOG else LIPSYNC_MODELS[job.mode],
+        "model": JOYPIX_MODELS.get(job.mode) or LIPSYNC_MODELS[job.mode],
         "status": joypix_status(job),
         "error": job.error if job.state == JobState.FAILED else "",
         "video_url": output_link(job) if completed else "",

@@ -38,5 +38,5 @@ def unseed(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("jobs", "0012_job_claims_and_polls")]
+    dependencies = [("jobs", "0014_api")]
     operations = [migrations.RunPython(seed, unseed)]

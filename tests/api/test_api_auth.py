@@ -135,6 +135,7 @@ def test_the_openapi_document_lists_both_contracts(api):
     assert "LipsyncImageRequest" in lipsync["components"]["schemas"]
     joypix = api.client.get("/v1/openapi.json").json()
     assert "/v1/lip-sync/motion-2-dialog" in joypix["paths"]
+    assert "/v1/lip-sync/motion-2" in joypix["paths"]
 
 
 def test_keys_never_reach_the_log(alice_key, api, settings, caplog):

@@ -84,3 +84,44 @@ def test_short_of_credits_in_the_joypix_envelope(alice_key, media_server, no_sub
     assert response.status_code == 402
     answer = response.json()
     assert answer["code"] == 402 and "needs 30" in answer["message"]
+
+
+def test_motion_2_makes_a_talking_photo_on_the_studios_first_provider(
+    api, alice, media_server, no_submit
+):
+    body = {
+        "audio_url": media_server.link("voice.mp3"),
+        "image_url": media_server.link("face.png"),
+        "resolution": "720p",
+        "prompt": "smiles",
+        "seed": 7,
+    }
+    answer = api.post("/v1/lip-sync/motion-2", body).json()
+    assert (answer["code"], answer["message"]) == (0, "success")
+    job = Job.objects.get(uuid=answer["data"]["task_id"])
+    # The Studio offers lipsync.studio first for a talking photo.
+    assert (job.mode, job.provider, job.pool, job.seed) == (
+        "talking_photo",
+        "lipsync_studio",
+        "api",
+        7,
+    )
+    assert sorted(job.inputs.values_list("role", flat=True)) == ["audio", "image"]
+
+    data = api.get(f"/v1/tasks/{job.uuid}").json()["data"]
+    assert (data["model"], data["status"]) == ("motion-2", "submitted")
+
+    on_joypix = api.post("/v1/lip-sync/motion-2", body | {"provider": "joypix"}).json()
+    job = Job.objects.get(uuid=on_joypix["data"]["task_id"])
+    assert (job.provider, job.provider_model) == ("joypix", "motion-2")
+    assert credits_balances(user=alice)[Pool.API].held > 0
+    assert credits_balances(user=alice)[Pool.STUDIO].held == 0
+
+
+def test_motion_2_names_a_missing_field_in_the_joypix_envelope(api, media_server, no_submit):
+    response = api.post("/v1/lip-sync/motion-2", {"image_url": media_server.link("face.png")})
+    answer = response.json()
+    assert response.status_code == 422
+    assert answer["code"] == 422
+    assert "audio_url" in answer["message"]
+    assert not Job.objects.exists()
