@@ -126,7 +126,7 @@ def test_a_dialog_goes_to_the_studios_first_provider_by_default(api, media_serve
         ({"image": "ftp://example.com/face.png"}, "formState.image", "http"),
         ({"resolution": "1080p"}, "formState.resolution", ""),
         ({"seed": "many"}, "formState.seed", ""),
-        ({"provider": "joypix"}, "formState.provider", "lipsync_studio"),
+        ({"provider": "acme"}, "formState.provider", "lipsync_studio, joypix"),
     ],
 )
 def test_refusals_name_their_field_and_keep_nothing(
