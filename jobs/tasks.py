@@ -4,6 +4,7 @@ is safe to run twice (the services claim their job with a conditional update).""
 from django.conf import settings
 
 from jobs.api.idempotency import idempotency_keys_purge
+from jobs.api.webhooks import webhook_deliveries_send_due, webhook_delivery_attempt
 from jobs.pipeline import lifecycle, poller
 from jobs.pipeline.retention import retention_purge
 from jobs.studio.uploads import uploads_purge_stale
@@ -37,3 +38,12 @@ def purge_expired() -> dict[str, int]:
     # The API's Idempotency-Keys live 24 h.
     counts["idempotency_keys"] = idempotency_keys_purge()
     return counts
+
+
+def send_webhook(delivery_id: int) -> str | None:
+    return webhook_delivery_attempt(delivery_id)
+
+
+def send_webhooks_due() -> int:
+    # Retries, and any send a crash lost between a job's end and its task.
+    return webhook_deliveries_send_due()

@@ -16,6 +16,7 @@ from django.utils import timezone
 from jobs.credits.ledger import InsufficientCredits, credits_balances
 from jobs.credits.pricing import NoRate
 from jobs.models import ApiKey, DialogOrder, Job, JobMode, JobSource, JobState, Pool, UploadKind
+from jobs.net.fetch import UnsafeUrl, url_check
 from jobs.pipeline import lifecycle
 from jobs.providers import catalogue
 from jobs.studio.forms import providers_for
@@ -108,8 +109,9 @@ def provider_pick(*, mode: str, asked: str, field_name: str, order: str = "") ->
 
 
 def webhook_clean(url: str, *, field_name: str) -> str:
-    """A callback address is kept as given; its deliveries go through the
-    SSRF guard when they are sent. Here: http(s) with a host, that is all."""
+    """A callback address, kept as given once the SSRF guard accepts it: it
+    must be http(s) and resolve to public addresses only. Each delivery
+    checks again (jobs/api/webhooks.py), since DNS may change meanwhile."""
     url = (url or "").strip()
     if not url:
         return ""
@@ -122,6 +124,10 @@ def webhook_clean(url: str, *, field_name: str) -> str:
         ok = False
     if not ok:
         raise ApiError(422, "The webhook must be an http(s) URL.", field=field_name)
+    try:
+        url_check(url)
+    except UnsafeUrl as exc:
+        raise ApiError(422, f"The webhook cannot be used: {exc}", field=field_name) from None
     return url
 
 

@@ -17,11 +17,13 @@ from .media import StoredMedia, UploadKind, media_facts
 from .pricing import Rate
 from .provider_account import ProviderAccount
 from .upload import Upload
+from .webhook_delivery import DeliveryStatus, WebhookDelivery
 
 __all__ = [
     "PICTURE_ROLES",
     "ApiKey",
     "CreditAccount",
+    "DeliveryStatus",
     "DialogOrder",
     "EntryKind",
     "IdempotencyKey",
@@ -40,5 +42,6 @@ __all__ = [
     "Resolution",
     "Upload",
     "UploadKind",
+    "WebhookDelivery",
     "media_facts",
 ]

@@ -19,6 +19,12 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # The `whsec_…` secret that signs this key's webhooks, Fernet-encrypted
+    # (it must be readable to sign). After a rotation the previous one signs
+    # too until `previous_secret_until`, so receivers can switch calmly.
+    webhook_secret_encrypted = models.TextField(blank=True)
+    previous_webhook_secret_encrypted = models.TextField(blank=True)
+    previous_secret_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = "API key"

@@ -616,6 +616,7 @@ def job_archive(job_id: int) -> None:
                 key=f"job:{job.pk}:capture",
                 reason=f"Job #{job.pk}: {info.duration:.1f} s of video",
             )
+            job_ended(job)
     except JobActionRefused:
         # Failed or refunded meanwhile (reconciler, staff): that decision stands.
         default_storage.delete(name)
@@ -724,9 +725,21 @@ def job_fail(job: Job, *, message: str) -> bool:
                 credits_release(
                     hold=hold, key=f"job:{job.pk}:release", reason=f"Job #{job.pk} failed"
                 )
+            job_ended(job)
     if moved:
         log.info("job %s failed: %s", job.pk, message)
     return bool(moved)
+
+
+def job_ended(job: Job) -> None:
+    """Inside the transaction that ends an API job: owe its caller the
+    webhook, so the row commits with the end or not at all."""
+    if job.api_webhook:
+        # jobs.api builds the contract's payload; imported here, not at the
+        # top, because the API package imports this module.
+        from jobs.api.webhooks import webhook_delivery_create
+
+        webhook_delivery_create(job)
 
 
 def job_cancel(job: Job) -> None:
@@ -752,6 +765,7 @@ def job_fail_if_queued(job: Job) -> bool:
             credits_release(
                 hold=hold_of(job), key=f"job:{job.pk}:release", reason=f"Job #{job.pk} cancelled"
             )
+            job_ended(job)
     return bool(moved)
 
 

@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from jobs.credits.ledger import credits_adjust, credits_release
 from jobs.models import EntryKind, Job, JobState, LedgerEntry, Pool
-from jobs.pipeline.lifecycle import enqueue, hold_of, job_make_due
+from jobs.pipeline.lifecycle import enqueue, hold_of, job_ended, job_make_due
 
 REASON_MAX_LENGTH = 400
 
@@ -162,6 +162,7 @@ def _fail_live(job: Job, *, by: AbstractBaseUser, reason: str, verb: str) -> Sta
     )
     if not moved:  # pragma: no cover - the row lock makes this unreachable
         raise StaffActionRefused(f"Job #{job.pk} ended meanwhile.")
+    job_ended(job)  # an API caller's webhook hears of it
     entry = _release_open_hold(
         job, by=by, reason=f"Job #{job.pk} {verb.lower()} by staff: {reason}"
     )
