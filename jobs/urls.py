@@ -1,6 +1,7 @@
 from django.urls import include, path
 
 from jobs.accounts import views as account
+from jobs.api import webhooks_views as key_webhooks
 from jobs.gallery import views as gallery
 from jobs.pipeline import views as webhooks
 from jobs.studio import file_views as media
@@ -35,6 +36,22 @@ urlpatterns = [
     path("credits/", account.credits, name="credits"),
     path("api-keys/", account.api_keys, name="api_keys"),
     path("api-keys/<int:key_id>/revoke/", account.api_key_revoke, name="api_key_revoke"),
+    path("api-keys/<int:key_id>/webhooks/", key_webhooks.key_webhooks, name="api_key_webhooks"),
+    path(
+        "api-keys/<int:key_id>/webhooks/test/",
+        key_webhooks.key_webhook_test,
+        name="api_key_webhook_test",
+    ),
+    path(
+        "api-keys/<int:key_id>/webhooks/rotate/",
+        key_webhooks.key_webhook_rotate,
+        name="api_key_webhook_rotate",
+    ),
+    path(
+        "api-keys/<int:key_id>/webhooks/<int:delivery_id>/resend/",
+        key_webhooks.key_webhook_resend,
+        name="api_key_webhook_resend",
+    ),
     # The REST API: /api/v1/ (lipsync.studio's contract) and /v1/ (JoyPix's).
     path("", include("jobs.api.urls")),
 ]

@@ -45,6 +45,22 @@ RETRY_DELAYS = [
     *[timedelta(hours=10)] * 6,
 ]
 MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
+
+
+def retry_schedule_text() -> str:
+    """'5 s, 5 min, 30 min, 2 h, …' for pages."""
+
+    def short(wait: timedelta) -> str:
+        seconds = int(wait.total_seconds())
+        if seconds < 60:
+            return f"{seconds} s"
+        if seconds < 3600:
+            return f"{seconds // 60} min"
+        return f"{seconds // 3600} h"
+
+    return ", ".join(short(wait) for wait in RETRY_DELAYS)
+
+
 # How long one attempt may hold its claim before another worker may retry it.
 CLAIM = timedelta(seconds=60)
 TIMEOUT = (5.0, 15.0)  # connect, read: a receiver should answer fast and work later
