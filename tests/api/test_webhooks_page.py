@@ -88,3 +88,24 @@ def test_rotating_shows_the_new_secret_and_the_grace(alice_client, alice_key, pa
 def test_each_key_has_its_own_secret(alice, alice_key):
     other, _ = api_key_create(owner=alice, name="other")
     assert webhook_secret(other) != webhook_secret(alice_key[0])
+
+
+def test_staff_see_failed_deliveries_on_the_dashboard(staff_client, alice_key):
+    key = alice_key[0]
+    for n, status in enumerate(["failed", "failed", "delivered", "pending"]):
+        WebhookDelivery.objects.create(
+            api_key=key,
+            url=f"https://hooks.example.com/{n}",
+            event_id=f"msg_dash{n}",
+            payload={"id": str(n)},
+            status=status,
+            attempts=12,
+            last_status_code=503,
+            last_error="The receiver answered HTTP 503.",
+        )
+    html = staff_client.get(reverse("admin:jobs_job_dashboard")).content.decode()
+    section = html[html.index('id="failed-webhooks"') :]
+    assert "Failed webhooks: 2 deliveries given up" in section
+    assert "msg_dash0" in section and "msg_dash1" in section
+    assert "msg_dash2" not in section and "msg_dash3" not in section
+    assert "HTTP 503" in section and key.owner.get_username() in section

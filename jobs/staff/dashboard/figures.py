@@ -8,17 +8,26 @@ beside their exact count and sum.
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Q, Sum
+from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Q, Sum, Window
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from jobs.credits.ledger import open_holds
-from jobs.models import EntryKind, Job, JobState, LedgerEntry, Pool
+from jobs.models import (
+    DeliveryStatus,
+    EntryKind,
+    Job,
+    JobState,
+    LedgerEntry,
+    Pool,
+    WebhookDelivery,
+)
 
 from .chart import Chart, spend_chart
 from .period import Period
 
 OPEN_HOLDS_SHOWN = 50
+FAILED_WEBHOOKS_SHOWN = 20
 # A refund is an adjustment under this key (see jobs.staff.actions.job_refund_key).
 REFUND_KEY = Q(idempotency_key__startswith="job:", idempotency_key__endswith=":refund")
 
@@ -304,6 +313,27 @@ def open_holds_summary(*, limit: int = OPEN_HOLDS_SHOWN) -> OpenHolds:
     return OpenHolds(entries=entries, count=figures["count"], total=figures["total"])
 
 
+# --- Webhooks the studio gave up on -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FailedWebhooks:
+    entries: list[WebhookDelivery]  # the newest first, at most FAILED_WEBHOOKS_SHOWN
+    count: int
+
+
+def failed_webhooks_summary(*, limit: int = FAILED_WEBHOOKS_SHOWN) -> FailedWebhooks:
+    """Outbound webhooks that failed for good, whatever the period: the newest
+    and, on each row, the count of all of them (one query)."""
+    entries = list(
+        WebhookDelivery.objects.filter(status=DeliveryStatus.FAILED)
+        .select_related("api_key__owner", "job")
+        .annotate(total=Window(Count("id")))
+        .order_by("-updated_at", "-id")[:limit]
+    )
+    return FailedWebhooks(entries=entries, count=entries[0].total if entries else 0)
+
+
 # --- Everything, for the page ------------------------------------------------------------
 
 
@@ -318,6 +348,7 @@ class Dashboard:
     jobs_total: ProviderJobs
     providers: list[ProviderStats]
     holds: OpenHolds
+    webhooks: FailedWebhooks
 
     @property
     def granted(self) -> int:
@@ -348,7 +379,7 @@ class Dashboard:
 
 
 def dashboard(period: Period) -> Dashboard:
-    """All the figures for one period, in six queries."""
+    """All the figures for one period, in seven queries."""
     credits = credits_by_member(period)
     days = spend_by_day(period)
     jobs = jobs_by_provider_and_state(period)
@@ -362,4 +393,5 @@ def dashboard(period: Period) -> Dashboard:
         jobs_total=jobs_total_by_state(jobs),
         providers=provider_stats(period),
         holds=open_holds_summary(),
+        webhooks=failed_webhooks_summary(),
     )
