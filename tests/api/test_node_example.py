@@ -4,9 +4,9 @@ as the page prints it) runs with Node against the studio on the sandbox.
 Only what a team would change is replaced: the base URL, the key, the two
 example.com inputs (a real photo and voice served on loopback) and the webhook
 (the example's own express server on port 3000). The example submits a talking
-photo on the API credits and then waits for its webhook; outbound webhooks are
-not built yet (issue 12), so the test polls GET /api/v1/jobs/{id} with the key,
-as the page's second option shows, and checks that the output plays.
+photo on the API credits and then waits for its webhook: the studio POSTs the
+result there when the job ends, the example prints it, and the test checks
+what it printed and that the output plays.
 
 `./studio test` installs express and node-fetch (npm ci in tests/api/node/).
 Without Node the test skips, unless STUDIO_REQUIRE_NODE=1 (CI): then it fails.
@@ -28,7 +28,7 @@ import requests
 
 from jobs.accounts.api_keys import api_key_create
 from jobs.credits.ledger import credits_balances, credits_grant
-from jobs.models import Job, Pool
+from jobs.models import Job, Pool, WebhookDelivery
 from jobs.pipeline import poller
 from tests.pipeline_support import GRANT, assert_playable, wait_until
 
@@ -213,35 +213,24 @@ def test_the_pages_node_example_makes_a_talking_photo_on_api_credits(
             what="the example's webhook server listening",
         )
 
-        # Polling, as the page's second option shows (the example's own webhook
-        # has nothing to receive until the studio sends webhooks, issue 12).
-        http = requests.Session()
-        http.trust_env = False
-        http.headers["Authorization"] = f"Bearer {raw}"
-        answers: list[dict] = []
-
-        def poll() -> None:
-            poller.poll_due(max_seconds=0.5)  # the cluster's poll loop, driven by hand
-            answer = http.get(f"{base}/jobs/{job_id}", timeout=10)
-            assert answer.status_code == 200, answer.text
-            answers.append(answer.json())
-
+        # No polling: the cluster's poll loop (driven by hand) makes and
+        # archives the video, and the studio POSTs the result to the
+        # example's own webhook, which prints what it received.
         wait_until(
-            lambda: answers and answers[-1]["status"] != "processing",
-            step=poll,
+            lambda: example.find(r"Video URL: (.*)") or example.find(r"Status: failed"),
+            step=lambda: poller.poll_due(max_seconds=0.5),
             timeout=90,
             interval=0.2,
-            what="the job completing",
+            what="the example printing the webhook it received",
         )
-        done = answers[-1]
-        assert done["status"] == "completed", done
-        assert (done["id"], done["model"], done["error"]) == (job_id, "lipsync-image", "")
-
-        # TODO(issue 12): once the studio POSTs job results to `webhook`, wait here
-        # for the example to print its delivery, e.g.
-        #   wait_until(lambda: example.find(f"Job ID: {job_id}") and
-        #              example.find(re.escape(f"Video URL: {done['output']}")), ...)
-        # and check "Status: completed" and "Model: lipsync-image" among its lines.
+        received = example.output()
+        assert example.find(f"Job ID: {re.escape(job_id)}"), received
+        assert example.find(r"Model: lipsync-image"), received
+        assert example.find(r"Status: completed"), received
+        done = {"output": example.find(r"Video URL: (.*)")[1]}
+        delivery = WebhookDelivery.objects.get(job__uuid=job_id)
+        assert (delivery.status, delivery.attempts) == ("delivered", 1)
+        assert delivery.payload["output"] == done["output"]
         job = Job.objects.get(uuid=job_id)
         assert job.api_webhook == WEBHOOK_URL
         assert example.alive(), f"the example stopped:\n{example.output()}"
