@@ -323,3 +323,33 @@ def test_a_completed_job_is_posted_right_after_its_archive(pipeline, media_serve
     assert payload["id"] == str(job.uuid) and payload["executionTime"] > 0
     assert http.get(payload["output"], timeout=10).status_code == 200
     assert WebhookDelivery.objects.get(job=job).status == DeliveryStatus.DELIVERED
+
+
+def test_two_workers_never_send_the_same_attempt(ended, receiver):
+    r = receiver((500, {}))
+    delivery = ended(r.url)
+    now = timezone.now()
+    # The first worker's claim holds; a second worker (task or sweep) finds nothing to do.
+    from jobs.api.webhooks import _claim
+
+    assert _claim(delivery.pk, now=now) is not None
+    assert webhook_delivery_attempt(delivery.pk, now=now) is None
+    assert webhook_deliveries_send_due(now=now) == 0
+    assert r.hits == []
+    # A worker that died holding it: once the claim lapses, the sweep takes it over.
+    assert webhook_deliveries_send_due(now=now + timedelta(minutes=2)) == 1
+    assert len(r.hits) == 1
+
+
+def test_a_job_failed_by_staff_is_posted_too(alice_key, no_submit, media_files, receiver, staff):
+    from jobs.staff.actions import job_fail_by_staff
+
+    key = alice_key[0]
+    credits_grant(user=key.owner, pool=Pool.API, amount=500, key="grant:alice:api:staff")
+    r = receiver()
+    job = api_job_submit(key=key, sub=_submission(media_files, r.url))
+    job_fail_by_staff(job=job, by=staff, reason="stuck at the provider")
+    delivery = WebhookDelivery.objects.get(job=job)
+    assert webhook_delivery_attempt(delivery.pk) == DeliveryStatus.DELIVERED
+    payload = _verify(webhook_secret(key), r.hits[0])
+    assert payload["status"] == "failed" and "stuck at the provider" in payload["error"]
