@@ -199,7 +199,7 @@ def test_the_list_shows_the_prefix_only(alice_client, alice):
     row = text(None, re.search(r'<tr id="key-\d+".*?</tr>', html, re.S).group(0))
     assert re.fullmatch(
         rf"Laptop sk_{key.prefix}_… \d{{1,2}} \w{{3}} \d{{4}}, \d\d:\d\d Never Active "
-        rf"Revoke… Laptop \(sk_{key.prefix}_…\)",
+        rf"Webhooks of Laptop \(sk_{key.prefix}_…\) Revoke… Laptop \(sk_{key.prefix}_…\)",
         row,
     )
 
