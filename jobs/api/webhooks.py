@@ -153,8 +153,8 @@ def webhook_payload(job: Job) -> dict:
 def webhook_delivery_create(job: Job) -> WebhookDelivery | None:
     """Owe the job's caller its end. Call inside the transaction that ends
     the job; the send is queued for after the commit."""
-    job = Job.objects.get(pk=job.pk)
-    if not job.api_webhook:
+    job = Job.objects.exclude(api_webhook="").filter(pk=job.pk).first()
+    if job is None:
         return None
     delivery = WebhookDelivery.objects.create(
         job=job,

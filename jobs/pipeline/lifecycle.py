@@ -734,12 +734,12 @@ def job_fail(job: Job, *, message: str) -> bool:
 def job_ended(job: Job) -> None:
     """Inside the transaction that ends an API job: owe its caller the
     webhook, so the row commits with the end or not at all."""
-    if job.api_webhook:
-        # jobs.api builds the contract's payload; imported here, not at the
-        # top, because the API package imports this module.
-        from jobs.api.webhooks import webhook_delivery_create
+    # jobs.api builds the contract's payload; imported here, not at the top,
+    # because the API package imports this module. It reads the job afresh
+    # (the caller's copy may be a stub or stale).
+    from jobs.api.webhooks import webhook_delivery_create
 
-        webhook_delivery_create(job)
+    webhook_delivery_create(job)
 
 
 def job_cancel(job: Job) -> None:

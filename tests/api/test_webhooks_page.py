@@ -16,23 +16,23 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def page(alice_key):
+def hooks_page(alice_key):
     return reverse("api_key_webhooks", args=[alice_key[0].pk])
 
 
-def test_the_keys_page_links_each_keys_webhooks(alice_client, alice_key, page):
-    assert page in alice_client.get(reverse("api_keys")).content.decode()
+def test_the_keys_page_links_each_keys_webhooks(alice_client, alice_key, hooks_page):
+    assert hooks_page in alice_client.get(reverse("api_keys")).content.decode()
 
 
-def test_another_members_key_is_not_found(client, bob, alice_key, page):
+def test_another_members_key_is_not_found(client, bob, alice_key, hooks_page):
     client.force_login(bob)
-    assert client.get(page).status_code == 404
+    assert client.get(hooks_page).status_code == 404
     test = reverse("api_key_webhook_test", args=[alice_key[0].pk])
     assert client.post(test, {"url": "http://127.0.0.1:9/"}).status_code == 404
 
 
 def test_a_test_event_is_sent_signed_and_listed_then_resent(
-    alice_client, alice_key, page, settings, django_capture_on_commit_callbacks
+    alice_client, alice_key, hooks_page, settings, django_capture_on_commit_callbacks
 ):
     settings.FETCH_ALLOW_LOOPBACK = True
     key = alice_key[0]
@@ -46,7 +46,7 @@ def test_a_test_event_is_sent_signed_and_listed_then_resent(
         assert delivery.event_id in answer.content.decode()  # listed, queued for the commit
         # Sent right after the commit (the cluster runs synchronously in tests): shown failing.
         assert len(down.hits) == 1
-        html = alice_client.get(page).content.decode()
+        html = alice_client.get(hooks_page).content.decode()
         assert delivery.event_id in html and "HTTP 500" in html and "Pending" in html
         assert "&quot;status&quot;: &quot;test&quot;" in html  # the body sent
         assert Webhook(webhook_secret(key)).verify(down.hits[0].body, down.hits[0].headers)
@@ -56,7 +56,7 @@ def test_a_test_event_is_sent_signed_and_listed_then_resent(
             alice_client.post(resend, headers={"HX-Request": "true"})
         assert len(down.hits) == 2
         assert down.hits[1].headers["webhook-id"] == delivery.event_id
-        html = alice_client.get(page).content.decode()
+        html = alice_client.get(hooks_page).content.decode()
         assert "Delivered" in html and "HTTP 200" in html
         delivery.refresh_from_db()
         assert delivery.status == DeliveryStatus.DELIVERED
@@ -73,10 +73,10 @@ def test_a_private_test_address_is_refused_on_the_page(alice_client, alice_key, 
     assert not WebhookDelivery.objects.exists()
 
 
-def test_rotating_shows_the_new_secret_and_the_grace(alice_client, alice_key, page):
+def test_rotating_shows_the_new_secret_and_the_grace(alice_client, alice_key, hooks_page):
     key = alice_key[0]
     old = webhook_secret(key)
-    assert old in alice_client.get(page).content.decode()
+    assert old in alice_client.get(hooks_page).content.decode()
     rotate = reverse("api_key_webhook_rotate", args=[key.pk])
     html = alice_client.post(rotate, follow=True).content.decode()
     key.refresh_from_db()
