@@ -19,10 +19,23 @@ from pydantic import ValidationError as PydanticValidationError
 
 from .auth import ApiKeyAuth
 from .errors import ApiError, error_response, status_error
+from .idempotency import HEADER as IDEMPOTENCY_HEADER
+from .idempotency import KEEP_FOR, MAX_KEY
 from .middleware import API_FILES
 
 log = logging.getLogger("jobs.api")
 
+# Every POST takes one (jobs/api/idempotency.py); declared so clients and
+# the docs see it.
+IDEMPOTENCY_PARAMETER = {
+    "name": IDEMPOTENCY_HEADER,
+    "in": "header",
+    "required": False,
+    "description": "Any unique string: a retry with the same key and body within "
+    f"{KEEP_FOR.total_seconds() / 3600:g} h gets the first answer and makes nothing; the "
+    "same key with another body gets 422.",
+    "schema": {"type": "string", "maxLength": MAX_KEY},
+}
 # Stands for an uploaded file while the rest of a multipart body is validated.
 UPLOADED = "uploaded-file"
 
@@ -48,6 +61,9 @@ class ContractApi(NinjaAPI):
             doc = model.model_json_schema(ref_template="#/components/schemas/{model}")
             components.update(doc.pop("$defs", {}))
             components[model.__name__] = doc
+        for operations in schema.get("paths", {}).values():
+            if "post" in operations:
+                operations["post"].setdefault("parameters", []).append(IDEMPOTENCY_PARAMETER)
         return schema
 
 
