@@ -301,7 +301,8 @@ def examples_for(*, base: str) -> list[Example]:
         ),
         Example(
             title="Send files instead of URLs",
-            intro="The same fields as a multipart/form-data request (formState's flat).",
+            intro="The same fields as a multipart/form-data request (formState's flat), "
+            "continuing the example above.",
             curl=CURL_UPLOAD.replace("{base}", base),
             python=PYTHON_UPLOAD.replace("{base}", base),
             javascript=JS_UPLOAD.replace("{base}", base),
@@ -374,9 +375,11 @@ files = {"image": open("face.jpg", "rb"), "audio": open("voice.mp3", "rb")}
 job = api.post(f"{base}/lipsync-image", files=files, data={"resolution": "480p"}).json()"""
 
 JS_UPLOAD = """\
+import { readFile } from "node:fs/promises";
+
 const form = new FormData();
-form.append("image", new Blob([await fs.readFile("face.jpg")]), "face.jpg");
-form.append("audio", new Blob([await fs.readFile("voice.mp3")]), "voice.mp3");
+form.append("image", new Blob([await readFile("face.jpg")]), "face.jpg");
+form.append("audio", new Blob([await readFile("voice.mp3")]), "voice.mp3");
 form.append("resolution", "480p");
 const job = await (await fetch(`${base}/lipsync-image`, {
   method: "POST", headers, body: form,
