@@ -1,6 +1,7 @@
 from django.urls import include, path
 
 from jobs.accounts import views as account
+from jobs.api import views as api_pages
 from jobs.gallery import views as gallery
 from jobs.pipeline import views as webhooks
 from jobs.studio import file_views as media
@@ -35,6 +36,8 @@ urlpatterns = [
     path("credits/", account.credits, name="credits"),
     path("api-keys/", account.api_keys, name="api_keys"),
     path("api-keys/<int:key_id>/revoke/", account.api_key_revoke, name="api_key_revoke"),
+    # The page about the REST API; not under /api/ (whose errors are JSON).
+    path("developers/", api_pages.api_guide_page, name="api_guide"),
     # The REST API: /api/v1/ (lipsync.studio's contract) and /v1/ (JoyPix's).
     path("", include("jobs.api.urls")),
 ]

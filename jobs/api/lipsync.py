@@ -177,6 +177,10 @@ def quote(request):
     return json_answer(*idempotent(request, owner=key.owner, work=work))
 
 
-@api.get("/me", response={200: MeAnswer, 401: ErrorAnswer, 429: ErrorAnswer})
+@api.get(
+    "/me",
+    response={200: MeAnswer, 401: ErrorAnswer, 429: ErrorAnswer},
+    summary="This key, its member and both balances",
+)
 def me(request):
     return json_answer(200, me_answer(key=request.auth))
