@@ -53,6 +53,8 @@ DETAILS = {
     "GET /api/v1/me": "→ the key's name, the member, both pools' balances",
     "POST /v1/lip-sync/motion-2-dialog": "JoyPix's body {left_audio_url, right_audio_url, "
     "image_url, resolution?, prompt?, seed?, provider?} → {code: 0, message, data: {task_id}}",
+    "POST /v1/lip-sync/motion-2": "JoyPix's single-speaker body {audio_url, image_url, "
+    "resolution?, prompt?, seed?, provider?} → {code: 0, message, data: {task_id}}",
     "GET /v1/tasks/{task_id}": "→ {code: 0, message, data: {task_id, inputs, model, "
     "status: submitted|processing|completed|failed, error, video_url}}",
 }

@@ -69,6 +69,7 @@ def test_every_endpoint_of_both_contracts_is_listed(alice_client):
         "GET /api/v1/me",
         "GET /api/v1/outputs/{token}/{name}",
         "POST /v1/lip-sync/motion-2-dialog",
+        "POST /v1/lip-sync/motion-2",
         "GET /v1/tasks/{task_id}",
     ):
         assert endpoint in text, endpoint

@@ -127,7 +127,7 @@ def test_every_operation_answers_as_its_document_says(live_server, api_auth, art
     ]
     (artifacts / "schemathesis.txt").write_text("\n".join(report) + "\n")
     print("\n" + report[0])
-    assert run.operations == 10  # eight at /api/v1/, two at /v1/
+    assert run.operations == 11  # eight at /api/v1/, three at /v1/
     assert len(run.sent) == run.operations  # each was called
     assert run.failures == [], "\n\n".join(run.failures)
 

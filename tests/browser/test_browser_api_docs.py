@@ -52,7 +52,7 @@ def test_the_interactive_docs_work_under_the_policy(watch, live_server, alice, a
     full_page_shot(page, artifacts / "api-docs.png")
 
     watch.visit(f"{live_server.url}/v1/docs", "JoyPix docs")
-    expect(page.locator(".opblock")).to_have_count(2)
+    expect(page.locator(".opblock")).to_have_count(3)
     expect(page.locator(".opblock-summary-path", has_text="/v1/tasks/{task_id}")).to_be_visible()
     full_page_shot(page, artifacts / "api-docs-joypix.png")
 
