@@ -13,13 +13,14 @@ import secrets
 import string
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from jobs.models import ApiKey
+from jobs.models import ApiKey, BudgetPeriod
 
 KEY_START = "sk_"
 PREFIX_ALPHABET = string.ascii_lowercase + string.digits
@@ -57,6 +58,7 @@ def api_key_create(*, owner: AbstractBaseUser, name: str) -> tuple[ApiKey, str]:
         secret = secrets.token_urlsafe(SECRET_BYTES)
         raw = f"{KEY_START}{prefix}_{secret}"
         key = ApiKey(owner=owner, name=name, prefix=prefix, secret_hash=_hash(raw))
+        key_defaults_apply(key)
         key.full_clean(exclude=["prefix"])  # the database decides uniqueness
         try:
             with transaction.atomic():
@@ -65,6 +67,17 @@ def api_key_create(*, owner: AbstractBaseUser, name: str) -> tuple[ApiKey, str]:
             continue  # 36^8 prefixes: a collision is rare, two in a row rarer
         return key, raw
     raise ApiKeyError("Could not create a key just now. Please try again.")
+
+
+def key_defaults_apply(key: ApiKey) -> None:
+    """Copy the staff defaults (settings API_KEY_DEFAULT_*) into a new key."""
+    days = settings.API_KEY_DEFAULT_EXPIRY_DAYS
+    key.expires_at = timezone.now() + timedelta(days=days) if days else None
+    key.allowed_modes = list(settings.API_KEY_DEFAULT_MODES)
+    key.allowed_providers = list(settings.API_KEY_DEFAULT_PROVIDERS)
+    key.budget_credits = settings.API_KEY_DEFAULT_BUDGET or None
+    period = settings.API_KEY_DEFAULT_BUDGET_PERIOD
+    key.budget_period = period if period in BudgetPeriod.values else BudgetPeriod.MONTH
 
 
 def api_key_revoke(*, key: ApiKey) -> None:
