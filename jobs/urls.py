@@ -35,6 +35,7 @@ urlpatterns = [
     path("credits/", account.credits, name="credits"),
     path("api-keys/", account.api_keys, name="api_keys"),
     path("api-keys/<int:key_id>/revoke/", account.api_key_revoke, name="api_key_revoke"),
+    path("api-keys/<int:key_id>/limits/", account.api_key_limits, name="api_key_limits"),
     # The REST API: /api/v1/ (lipsync.studio's contract) and /v1/ (JoyPix's).
     path("", include("jobs.api.urls")),
 ]

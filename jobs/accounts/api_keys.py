@@ -114,3 +114,83 @@ def api_keys_for_owner(*, owner: AbstractBaseUser):
     return ApiKey.objects.filter(owner=owner).order_by(
         F("revoked_at").desc(nulls_first=True), "-created_at", "-id"
     )
+
+
+# --- Limits -----------------------------------------------------------------------
+
+LIMIT_FIELDS = (
+    "expires_at",
+    "allowed_modes",
+    "allowed_providers",
+    "budget_credits",
+    "budget_period",
+    "rate_limit_per_minute",
+    "max_in_flight",
+)
+
+
+def _subset_narrows(new: list, old: list) -> bool:
+    # An empty list allows everything, so it only narrows an empty list.
+    if not old:
+        return True
+    return bool(new) and set(new) <= set(old)
+
+
+def key_limits_widened(*, key: ApiKey, limits: dict) -> list[str]:
+    """What in `limits` would widen the key's current limits (messages, safe
+    to show); empty when every value is the same or narrower."""
+    problems = []
+    if "expires_at" in limits:
+        new = limits["expires_at"]
+        if key.expires_at is not None and (new is None or new > key.expires_at):
+            problems.append(
+                f"The key must expire by {timezone.localtime(key.expires_at):%Y-%m-%d %H:%M}."
+            )
+    if "allowed_modes" in limits and not _subset_narrows(
+        limits["allowed_modes"], key.allowed_modes
+    ):
+        problems.append("The key may make only " + ", ".join(key.allowed_modes) + ".")
+    if "allowed_providers" in limits and not _subset_narrows(
+        limits["allowed_providers"], key.allowed_providers
+    ):
+        problems.append("The key may use only " + ", ".join(key.allowed_providers) + ".")
+    if key.budget_credits is not None:
+        budget = limits.get("budget_credits", key.budget_credits)
+        period = limits.get("budget_period", key.budget_period)
+        if budget is None or budget > key.budget_credits:
+            problems.append(f"The budget can be at most {key.budget_credits:,} credits.")
+        elif period != key.budget_period:
+            problems.append(f"The budget stays per {key.budget_period}.")
+    for name, default in (
+        ("rate_limit_per_minute", settings.API_RATE_LIMIT_PER_MINUTE),
+        ("max_in_flight", settings.API_KEY_MAX_IN_FLIGHT),
+    ):
+        if name not in limits:
+            continue
+        ceiling = getattr(key, name) or default
+        new = limits[name]
+        if (new or default) > ceiling or (new is None and getattr(key, name) is not None):
+            label = "requests a minute" if name == "rate_limit_per_minute" else "jobs in flight"
+            problems.append(f"At most {ceiling:,} {label}.")
+    return problems
+
+
+def api_key_limits_narrow(*, key: ApiKey, limits: dict) -> ApiKey:
+    """A member narrows their own key: every value the same or tighter, or
+    ApiKeyError saying what would widen (staff set any value in the admin).
+    Checked and written under the key's lock, so two tabs cannot together widen."""
+    unknown = set(limits) - set(LIMIT_FIELDS)
+    if unknown:
+        raise ApiKeyError(f"Not a key limit: {', '.join(sorted(unknown))}.")
+    with transaction.atomic():
+        locked = ApiKey.objects.select_for_update().get(pk=key.pk)
+        if locked.revoked_at is not None:
+            raise ApiKeyError("This key is revoked.")
+        problems = key_limits_widened(key=locked, limits=limits)
+        if problems:
+            raise ApiKeyError("Limits can only be narrowed here. " + " ".join(problems))
+        for name, value in limits.items():
+            setattr(locked, name, value)
+        locked.full_clean(exclude=["prefix", "owner"])
+        locked.save(update_fields=list(limits))
+    return locked
