@@ -195,3 +195,22 @@ def test_fifty_concurrent_requests_on_a_budget_of_seven_admit_exactly_seven(
     assert open_holds(user=alice).count() == 7
     assert key_spend(key=alice_key[0]).spent == 7 * cost
     assert_ledger_ok()
+
+
+@pytest.mark.django_db
+def test_joypix_routes_answer_key_limits_in_its_envelope(api, alice_key, media_server, no_submit):
+    body = {
+        "image_url": media_server.link("face.png"),
+        "audio_url": media_server.link("voice.mp3"),
+    }
+    _key(alice_key, allowed_modes=["video_dub"])
+    refused = api.post("/v1/lip-sync/motion-2", body)
+    assert refused.status_code == 403
+    answer = refused.json()
+    assert (answer["code"], answer["data"]) == (403, None)
+    assert "talking_photo" in answer["message"]
+    _key(alice_key, allowed_modes=[], budget_credits=0)
+    over = api.post("/v1/lip-sync/motion-2", body)
+    assert over.status_code == 402
+    assert "budget of 0 credits a month" in over.json()["message"]
+    assert Job.objects.count() == 0
