@@ -36,6 +36,7 @@ urlpatterns = [
     path("credits/", account.credits, name="credits"),
     path("api-keys/", account.api_keys, name="api_keys"),
     path("api-keys/<int:key_id>/revoke/", account.api_key_revoke, name="api_key_revoke"),
+    path("api-keys/<int:key_id>/limits/", account.api_key_limits, name="api_key_limits"),
     # The page about the REST API; not under /api/ (whose errors are JSON).
     path("developers/", api_pages.api_guide_page, name="api_guide"),
     # The REST API: /api/v1/ (lipsync.studio's contract) and /v1/ (JoyPix's).

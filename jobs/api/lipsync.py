@@ -53,7 +53,7 @@ api = ContractApi(
     body_schemas=(LipsyncVideoRequest, LipsyncImageRequest, LipsyncImageMultiRequest, QuoteRequest),
 )
 
-ERRORS = {code: ErrorAnswer for code in (400, 401, 402, 409, 413, 415, 422, 429)}
+ERRORS = {code: ErrorAnswer for code in (400, 401, 402, 403, 409, 413, 415, 422, 429)}
 READ_ERRORS = {code: ErrorAnswer for code in (401, 404, 422, 429)}
 SUBMIT_MODELS = {
     "lipsync-video": LipsyncVideoRequest,

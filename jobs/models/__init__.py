@@ -1,4 +1,4 @@
-from .api_key import ApiKey
+from .api_key import ApiKey, BudgetPeriod
 from .idempotency import IdempotencyKey
 from .job import (
     PICTURE_ROLES,
@@ -21,6 +21,7 @@ from .upload import Upload
 __all__ = [
     "PICTURE_ROLES",
     "ApiKey",
+    "BudgetPeriod",
     "CreditAccount",
     "DialogOrder",
     "EntryKind",
