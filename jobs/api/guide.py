@@ -68,7 +68,18 @@ OUTPUT_ENDPOINT = (
 ERRORS = [
     (400, "", "The body is not valid JSON."),
     (401, "", "No valid key: missing, malformed, unknown or revoked (one answer for all)."),
-    (402, "", "Short of API credits; the error carries needed and available."),
+    (401, "key_expired", "The key's expiry date has passed."),
+    (
+        402,
+        "key_budget_exceeded",
+        "Short of API credits (the error carries needed and available), or over the key's "
+        "budget for its period (it says the budget and when it renews).",
+    ),
+    (
+        403,
+        "mode_not_allowed, provider_not_allowed",
+        "The key may not make this kind of video or use this provider.",
+    ),
     (404, "", "No such job, or another member's; an unknown path."),
     (409, "not_cancellable, conflict", "The job was already sent; a duplicate still answering."),
     (413, "", "The body is over its limit (refused before it is read)."),
@@ -80,7 +91,11 @@ ERRORS = [
         "A field is wrong, cannot be fetched or does not decode (field names it); an "
         "Idempotency-Key reused with another body.",
     ),
-    (429, "", "Over the key's rate limit: wait Retry-After seconds."),
+    (
+        429,
+        "too_many_in_flight",
+        "Over the key's rate limit (wait Retry-After seconds), or too many of its jobs running.",
+    ),
 ]
 ERROR_SHAPE = (
     '{"error": {"code": "invalid_request", "message": "This field is required.", '

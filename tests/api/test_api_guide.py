@@ -128,9 +128,17 @@ def test_limits_and_error_codes_follow_the_settings(alice_client, settings):
     assert "45 a minute per key" in text
     assert "Each file up to 20 MB" in text
     assert "within 24 h" in text  # Idempotency-Key
-    for status in (401, 402, 404, 409, 413, 415, 416, 422, 429):
+    for status in (401, 402, 403, 404, 409, 413, 415, 416, 422, 429):
         assert re.search(rf"\b{status} insufficient_credits|\b{status} \w", text), status
     assert '{"error": {"code": "invalid_request"' in text
+    # The key's own limits have their codes too.
+    for code in (
+        "key_expired",
+        "key_budget_exceeded",
+        "provider_not_allowed",
+        "too_many_in_flight",
+    ):
+        assert code in text, code
 
 
 def test_polling_is_the_way_while_webhooks_are_not_sent(alice_client):
