@@ -1,6 +1,7 @@
 from django.urls import include, path
 
 from jobs.accounts import views as account
+from jobs.api import views as api_pages
 from jobs.api import webhooks_views as key_webhooks
 from jobs.gallery import views as gallery
 from jobs.pipeline import views as webhooks
@@ -36,6 +37,9 @@ urlpatterns = [
     path("credits/", account.credits, name="credits"),
     path("api-keys/", account.api_keys, name="api_keys"),
     path("api-keys/<int:key_id>/revoke/", account.api_key_revoke, name="api_key_revoke"),
+    path("api-keys/<int:key_id>/limits/", account.api_key_limits, name="api_key_limits"),
+    # The page about the REST API; not under /api/ (whose errors are JSON).
+    path("developers/", api_pages.api_guide_page, name="api_guide"),
     path("api-keys/<int:key_id>/webhooks/", key_webhooks.key_webhooks, name="api_key_webhooks"),
     path(
         "api-keys/<int:key_id>/webhooks/test/",

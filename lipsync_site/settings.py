@@ -361,6 +361,15 @@ WEBHOOKS_ALLOW_HTTP = env_bool("WEBHOOKS_ALLOW_HTTP", False)
 # and the life of the signed output links its job answers carry.
 API_RATE_LIMIT_PER_MINUTE = env_int("API_RATE_LIMIT_PER_MINUTE", 120, minimum=1)
 API_OUTPUT_LINK_MAX_AGE = env_int("API_OUTPUT_LINK_MAX_AGE", 24 * 3600, minimum=60)
+# Key limits: staff defaults copied into every new key (members may narrow
+# them on their own keys; staff set any key in the admin). 0 or empty: none.
+API_KEY_DEFAULT_EXPIRY_DAYS = env_int("API_KEY_DEFAULT_EXPIRY_DAYS", 0, minimum=0)
+API_KEY_DEFAULT_BUDGET = env_int("API_KEY_DEFAULT_BUDGET", 0, minimum=0)
+API_KEY_DEFAULT_BUDGET_PERIOD = env_str("API_KEY_DEFAULT_BUDGET_PERIOD", "month").lower()
+API_KEY_DEFAULT_MODES = env_list("API_KEY_DEFAULT_MODES", [])
+API_KEY_DEFAULT_PROVIDERS = env_list("API_KEY_DEFAULT_PROVIDERS", [])
+# Jobs one key may have running at once when the key names no number.
+API_KEY_MAX_IN_FLIGHT = env_int("API_KEY_MAX_IN_FLIGHT", 20, minimum=1)
 # A finished job's input files are kept this many days; 0 keeps them for good.
 INPUT_RETENTION_DAYS = env_int("INPUT_RETENTION_DAYS", 30, minimum=0)
 # Archived outputs are kept this many days; 0 keeps them for good.

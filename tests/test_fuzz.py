@@ -255,6 +255,7 @@ GET_PAGES = {
     ),
     "GET /credits/": ("/credits/", ["pool", "page"]),
     "GET /api-keys/": ("/api-keys/", []),
+    "GET /developers/": ("/developers/", []),
 }
 POST_PAGES = {
     "POST /studio/quote/": ("/studio/quote/", STUDIO_NAMES),

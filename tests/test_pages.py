@@ -12,7 +12,7 @@ from tests.page_support import text
 
 pytestmark = pytest.mark.django_db
 
-MEMBER_PAGES = ["studio", "gallery", "credits", "api_keys", "password_change"]
+MEMBER_PAGES = ["studio", "gallery", "credits", "api_keys", "api_guide", "password_change"]
 
 
 def balances_strip(response) -> str:
@@ -120,7 +120,7 @@ def test_a_wrong_current_password_is_reported_on_its_field(alice_client):
 def test_the_navigation_shows_admin_to_staff_only(client, alice, staff):
     client.force_login(alice)
     page = text(client.get(reverse("studio")))
-    for item in ("Studio", "Gallery", "Credits", "API keys"):
+    for item in ("Studio", "Gallery", "Credits", "API keys", "API"):
         assert item in page
     assert "Admin" not in page
 

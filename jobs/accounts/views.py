@@ -12,11 +12,12 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.vary import vary_on_headers
 
+from jobs.credits.key_budget import key_max_in_flight, key_spend
 from jobs.credits.ledger import open_holds
 from jobs.models import ApiKey, LedgerEntry, Pool
 
 from . import api_keys as key_service
-from .forms import ApiKeyForm
+from .forms import ApiKeyForm, ApiKeyLimitsForm
 
 # Forms this session may still send to create a key. A reload of the page that
 # showed a new key re-sends its form; the spent token makes that a no-op
@@ -112,11 +113,59 @@ def api_keys(request):
     context = {
         "form": form,
         "form_token": _issue_form_token(request),
-        "keys": key_service.api_keys_for_owner(owner=request.user),
+        "keys": _keys_with_spend(key_service.api_keys_for_owner(owner=request.user)),
         "new_key": new_key,
         "new_key_raw": raw,
     }
     return render(request, "jobs/api_keys.html", context, status=201 if new_key else 200)
+
+
+def _key_with_spend(key: ApiKey) -> ApiKey:
+    # What the keys table shows of a key's limits: this period's spend and
+    # the limits in force (the studio's defaults where the key names none).
+    key.spend = key_spend(key=key)
+    key.rpm = key.rate_limit_per_minute or settings.API_RATE_LIMIT_PER_MINUTE
+    key.in_flight = key_max_in_flight(key)
+    return key
+
+
+def _keys_with_spend(keys) -> list[ApiKey]:
+    return [_key_with_spend(key) for key in keys]
+
+
+@login_required
+@never_cache
+@vary_on_headers("HX-Request")
+def api_key_limits(request, key_id: int):
+    """GET shows the key's limits form; POST narrows them (never widens).
+    With htmx the form swaps in place and a saved key's row is sent back."""
+    key = _key_for_owner(request, key_id)
+    if key.revoked_at is not None:
+        raise Http404("This key is revoked.")
+    form = ApiKeyLimitsForm.for_key(key, request.POST if request.method == "POST" else None)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                key = key_service.api_key_limits_narrow(key=key, limits=form.cleaned_data)
+            except key_service.ApiKeyError as exc:
+                form.add_error(None, str(exc))
+            else:
+                messages.success(request, "Saved the key's limits.")
+                if _wants_partial(request, "limits-form"):
+                    # The key's row, updated in place; the form goes (out of band).
+                    response = render(
+                        request, "jobs/api_key_limits.html#saved", {"key": _key_with_spend(key)}
+                    )
+                    response["HX-Retarget"] = f"#key-{key.pk}"
+                    response["HX-Reswap"] = "outerHTML"
+                    return response
+                return redirect("api_keys")
+        status = 422
+    context = {"key": _key_with_spend(key), "form": form}
+    if _wants_partial(request, "limits-panel") or _wants_partial(request, "limits-form"):
+        return render(request, "jobs/api_key_limits.html#limits-form", context, status=status)
+    return render(request, "jobs/api_key_limits.html", context, status=status)
 
 
 @login_required

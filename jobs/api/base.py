@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import logging
+from functools import wraps
 
+from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.http import Http404, JsonResponse
+from django.utils.csp import CSP
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
@@ -16,10 +19,23 @@ from pydantic import ValidationError as PydanticValidationError
 
 from .auth import ApiKeyAuth
 from .errors import ApiError, error_response, status_error
+from .idempotency import HEADER as IDEMPOTENCY_HEADER
+from .idempotency import KEEP_FOR, MAX_KEY
 from .middleware import API_FILES
 
 log = logging.getLogger("jobs.api")
 
+# Every POST takes one (jobs/api/idempotency.py); declared so clients and
+# the docs see it.
+IDEMPOTENCY_PARAMETER = {
+    "name": IDEMPOTENCY_HEADER,
+    "in": "header",
+    "required": False,
+    "description": "Any unique string: a retry with the same key and body within "
+    f"{KEEP_FOR.total_seconds() / 3600:g} h gets the first answer and makes nothing; the "
+    "same key with another body gets 422.",
+    "schema": {"type": "string", "maxLength": MAX_KEY},
+}
 # Stands for an uploaded file while the rest of a multipart body is validated.
 UPLOADED = "uploaded-file"
 
@@ -29,7 +45,7 @@ class ContractApi(NinjaAPI):
     bodies (read by hand: JSON or multipart) are documented from schemas."""
 
     def __init__(self, *, body_schemas: tuple[type[BaseModel], ...] = (), **kwargs):
-        super().__init__(auth=ApiKeyAuth(), **kwargs)
+        super().__init__(auth=ApiKeyAuth(), docs_decorator=docs_policy, **kwargs)
         self.body_schemas = body_schemas
         self.add_exception_handler(ApiError, _api_error)
         self.add_exception_handler(AuthenticationError, _unauthorized)
@@ -45,7 +61,26 @@ class ContractApi(NinjaAPI):
             doc = model.model_json_schema(ref_template="#/components/schemas/{model}")
             components.update(doc.pop("$defs", {}))
             components[model.__name__] = doc
+        for operations in schema.get("paths", {}).values():
+            if "post" in operations:
+                operations["post"].setdefault("parameters", []).append(IDEMPOTENCY_PARAMETER)
         return schema
+
+
+def docs_policy(view):
+    """The interactive docs (ninja's bundled Swagger UI) under the studio's
+    policy, with one addition: its stylesheet draws a few icons (a select's
+    arrow, the copy button) as data: SVG images, which cannot run script."""
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        response = view(request, *args, **kwargs)
+        policy = dict(settings.SECURE_CSP)
+        policy["img-src"] = [*policy.get("img-src", [CSP.SELF]), "data:"]
+        response._csp_config = policy  # what django.views.decorators.csp sets
+        return response
+
+    return wrapped
 
 
 def body_doc(model: type[BaseModel], *, multipart: bool = True) -> dict:

@@ -29,7 +29,7 @@ api = ContractApi(
     body_schemas=(JoyPixDialogRequest, JoyPixPhotoRequest),
 )
 
-ERRORS = {code: JoyPixError for code in (400, 401, 402, 409, 413, 415, 422, 429)}
+ERRORS = {code: JoyPixError for code in (400, 401, 402, 403, 409, 413, 415, 422, 429)}
 
 
 @api.post(

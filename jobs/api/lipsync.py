@@ -53,7 +53,7 @@ api = ContractApi(
     body_schemas=(LipsyncVideoRequest, LipsyncImageRequest, LipsyncImageMultiRequest, QuoteRequest),
 )
 
-ERRORS = {code: ErrorAnswer for code in (400, 401, 402, 409, 413, 415, 422, 429)}
+ERRORS = {code: ErrorAnswer for code in (400, 401, 402, 403, 409, 413, 415, 422, 429)}
 READ_ERRORS = {code: ErrorAnswer for code in (401, 404, 422, 429)}
 SUBMIT_MODELS = {
     "lipsync-video": LipsyncVideoRequest,
@@ -177,6 +177,10 @@ def quote(request):
     return json_answer(*idempotent(request, owner=key.owner, work=work))
 
 
-@api.get("/me", response={200: MeAnswer, 401: ErrorAnswer, 429: ErrorAnswer})
+@api.get(
+    "/me",
+    response={200: MeAnswer, 401: ErrorAnswer, 429: ErrorAnswer},
+    summary="This key, its member and both balances",
+)
 def me(request):
     return json_answer(200, me_answer(key=request.auth))

@@ -13,6 +13,7 @@ from datetime import datetime
 from django.db.models import Q
 from django.utils import timezone
 
+from jobs.credits.key_budget import KeyBudgetExceeded, KeyTooManyInFlight
 from jobs.credits.ledger import InsufficientCredits, credits_balances
 from jobs.credits.pricing import NoRate
 from jobs.models import ApiKey, DialogOrder, Job, JobMode, JobSource, JobState, Pool, UploadKind
@@ -88,11 +89,36 @@ class Submission:
     prefix: str = "formState."  # how the contract names a field in errors
 
 
-def provider_pick(*, mode: str, asked: str, field_name: str, order: str = "") -> str:
+def key_allows(*, key: ApiKey, mode: str, provider: str, prefix: str) -> None:
+    """ApiError 403 naming the kind of video or provider the key may not use."""
+    if key.allowed_modes and mode not in key.allowed_modes:
+        raise ApiError(
+            403,
+            f"This key may not make {JobMode(mode).label.lower()} videos ({mode}); "
+            f"it may make: {', '.join(key.allowed_modes)}.",
+            code="mode_not_allowed",
+            field=f"{prefix}model" if prefix else "model",
+        )
+    if key.allowed_providers and provider not in key.allowed_providers:
+        raise ApiError(
+            403,
+            f"This key may not use the provider {provider!r}; "
+            f"it may use: {', '.join(key.allowed_providers)}.",
+            code="provider_not_allowed",
+            field=f"{prefix}provider",
+        )
+
+
+def provider_pick(
+    *, mode: str, asked: str, field_name: str, order: str = "", allowed: list | None = None
+) -> str:
     """The provider asked for, if it makes this kind of video; else the
-    Studio's first (the first that takes turns, for a dialog asked to)."""
+    Studio's first (the first that takes turns, for a dialog asked to) among
+    those the key `allowed` (all when empty)."""
     offered = [slug for slug, _label in providers_for(mode)]
     if not asked:
+        if allowed and any(slug in allowed for slug in offered):
+            offered = [slug for slug in offered if slug in allowed]
         if order and ORDERS[order] != DialogOrder.MEANWHILE:
             taking = [slug for slug in offered if catalogue.takes_dialog_order(slug)]
             return (taking or offered)[0]
@@ -165,11 +191,18 @@ def _stage_all(*, owner, sub: Submission) -> dict:
 
 def api_job_submit(*, key: ApiKey, sub: Submission) -> Job:
     """Stage the inputs, hold the API credits and queue the job. Raises
-    ApiError (402 short of credits, 422 naming the field at fault)."""
+    ApiError (402 short of credits or past the key's budget, 403 a kind of
+    video or provider the key may not use, 429 too many of the key's jobs in
+    flight, 422 naming the field at fault)."""
     mode = MODEL_MODES[sub.model]
     provider = provider_pick(
-        mode=mode, asked=sub.provider, field_name=f"{sub.prefix}provider", order=sub.order
+        mode=mode,
+        asked=sub.provider,
+        field_name=f"{sub.prefix}provider",
+        order=sub.order,
+        allowed=key.allowed_providers,
     )
+    key_allows(key=key, mode=mode, provider=provider, prefix=sub.prefix)
     order = _order(sub, provider)
     webhook = webhook_clean(sub.webhook, field_name="webhook")
     files = _stage_all(owner=key.owner, sub=sub)
@@ -196,6 +229,21 @@ def api_job_submit(*, key: ApiKey, sub: Submission) -> Job:
     except NoRate as exc:
         inputs_discard(files.values())
         raise ApiError(422, str(exc), field=f"{sub.prefix}resolution") from None
+    except KeyBudgetExceeded as exc:
+        inputs_discard(files.values())
+        raise ApiError(
+            402,
+            str(exc),
+            code="key_budget_exceeded",
+            budget=exc.budget,
+            period=exc.period,
+            spent=exc.spent,
+            needed=exc.needed,
+            renews_at=exc.renews_at.isoformat(),
+        ) from None
+    except KeyTooManyInFlight as exc:
+        inputs_discard(files.values())
+        raise ApiError(429, str(exc), code="too_many_in_flight", limit=exc.limit) from None
     except BaseException:
         inputs_discard(files.values())
         raise
@@ -363,8 +411,13 @@ def api_quote(*, key: ApiKey, sub: Submission, seconds: float | None) -> dict:
     nothing is held or kept (measured files are discarded)."""
     mode = MODEL_MODES[sub.model]
     provider = provider_pick(
-        mode=mode, asked=sub.provider, field_name=f"{sub.prefix}provider", order=sub.order
+        mode=mode,
+        asked=sub.provider,
+        field_name=f"{sub.prefix}provider",
+        order=sub.order,
+        allowed=key.allowed_providers,
     )
+    key_allows(key=key, mode=mode, provider=provider, prefix=sub.prefix)
     order = lifecycle.dialog_order_for(provider=provider, mode=mode, order=_order(sub, provider))
     if seconds is None:
         files = _stage_all(owner=key.owner, sub=sub)

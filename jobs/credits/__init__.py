@@ -1,5 +1,6 @@
-"""Credits: the ledger's services and balances (ledger.py) and what a job
-costs (pricing.py: rates in force, quotes, the amount settled).
+"""Credits: the ledger's services and balances (ledger.py), what a job
+costs (pricing.py: rates in force, quotes, the amount settled) and an API
+key's budget and jobs in flight, checked where the hold is made (key_budget.py).
 
 May import jobs.models and Django only; every other package that moves
 credits calls in here, never the other way round. The ledger's consistency

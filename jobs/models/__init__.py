@@ -1,4 +1,4 @@
-from .api_key import ApiKey
+from .api_key import ApiKey, BudgetPeriod
 from .idempotency import IdempotencyKey
 from .job import (
     PICTURE_ROLES,
@@ -22,6 +22,7 @@ from .webhook_delivery import DeliveryStatus, WebhookDelivery
 __all__ = [
     "PICTURE_ROLES",
     "ApiKey",
+    "BudgetPeriod",
     "CreditAccount",
     "DeliveryStatus",
     "DialogOrder",

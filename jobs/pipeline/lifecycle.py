@@ -28,6 +28,7 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
 
+from jobs.credits.key_budget import key_admit
 from jobs.credits.ledger import credits_capture, credits_hold, credits_release
 from jobs.credits.pricing import Quote, quote, settle_amount
 from jobs.files import media
@@ -165,7 +166,8 @@ def job_create(
     and deletes the staging rows first and goes on only if it got all of
     them, so concurrent posts of the same form make one job and one hold.
 
-    Raises StagedUploadsGone, ledger.InsufficientCredits or pricing.NoRate;
+    Raises StagedUploadsGone, ledger.InsufficientCredits, pricing.NoRate or
+    (for an API key's job) key_budget.KeyBudgetExceeded / KeyTooManyInFlight;
     then nothing is kept, and (but for the first) the uploads stay staged
     for the member to try again.
     """
@@ -206,6 +208,10 @@ def job_create(
                     thumbnail=upload.thumbnail.name,
                     **media_facts(upload),
                 )
+            if api_key is not None:
+                # The key's budget and jobs in flight, under the key's lock in
+                # this transaction, so concurrent requests cannot both fit.
+                key_admit(key=api_key, amount=q.credits, exclude_job_id=job.pk)
             credits_hold(
                 user=owner,
                 pool=pool,

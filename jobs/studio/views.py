@@ -199,7 +199,9 @@ def job_new(request):
         form.data["form_token"] = new_form_token()
     if job is None:
         if request.htmx:
-            # htmx swaps only 2xx answers; the refusal is shown in the form.
+            # The refusal is shown in the form, answered 200 so htmx swaps it
+            # whatever the reason (the page's responseHandling swaps 400/413/422,
+            # not a 409 for a form that already made its job).
             return render(request, f"{TEMPLATE}#new-job", _form_context(request, form))
         context = _form_context(request, form) | _cards_context(request)
         return render(request, TEMPLATE, context, status=status)

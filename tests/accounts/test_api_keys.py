@@ -198,8 +198,11 @@ def test_the_list_shows_the_prefix_only(alice_client, alice):
     assert raw.split("_", 2)[2] not in html
     row = text(None, re.search(r'<tr id="key-\d+".*?</tr>', html, re.S).group(0))
     assert re.fullmatch(
-        rf"Laptop sk_{key.prefix}_… \d{{1,2}} \w{{3}} \d{{4}}, \d\d:\d\d Never Active "
-        rf"Webhooks of Laptop \(sk_{key.prefix}_…\) Revoke… Laptop \(sk_{key.prefix}_…\)",
+        rf"Laptop sk_{key.prefix}_… \d{{1,2}} \w{{3}} \d{{4}}, \d\d:\d\d Never "
+        r"Spent this month: 0 credits \(no budget\) Never expires "
+        r"All kinds of video; all providers 120 requests/min, 20 jobs in flight Active "
+        rf"Webhooks of Laptop \(sk_{key.prefix}_…\) Limits… Laptop \(sk_{key.prefix}_…\) "
+        rf"Revoke… Laptop \(sk_{key.prefix}_…\)",
         row,
     )
 
