@@ -14,6 +14,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from jobs.credits.key_budget import key_max_in_flight, key_spend
 from jobs.credits.ledger import open_holds
+from jobs.credits.usage import keys_usage
 from jobs.models import ApiKey, LedgerEntry, Pool
 
 from . import api_keys as key_service
@@ -120,17 +121,21 @@ def api_keys(request):
     return render(request, "jobs/api_keys.html", context, status=201 if new_key else 200)
 
 
-def _key_with_spend(key: ApiKey) -> ApiKey:
+def _key_with_spend(key: ApiKey, *, usage=None) -> ApiKey:
     # What the keys table shows of a key's limits: this period's spend and
-    # the limits in force (the studio's defaults where the key names none).
+    # the limits in force (the studio's defaults where the key names none),
+    # and its usage (jobs, charged, returned) this period and the last 12 months.
     key.spend = key_spend(key=key)
+    key.usage = usage if usage is not None else keys_usage([key])[key.pk]
     key.rpm = key.rate_limit_per_minute or settings.API_RATE_LIMIT_PER_MINUTE
     key.in_flight = key_max_in_flight(key)
     return key
 
 
 def _keys_with_spend(keys) -> list[ApiKey]:
-    return [_key_with_spend(key) for key in keys]
+    keys = list(keys)
+    usage = keys_usage(keys)
+    return [_key_with_spend(key, usage=usage[key.pk]) for key in keys]
 
 
 @login_required

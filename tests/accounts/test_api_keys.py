@@ -199,6 +199,8 @@ def test_the_list_shows_the_prefix_only(alice_client, alice):
     row = text(None, re.search(r'<tr id="key-\d+".*?</tr>', html, re.S).group(0))
     assert re.fullmatch(
         rf"Laptop sk_{key.prefix}_… \d{{1,2}} \w{{3}} \d{{4}}, \d\d:\d\d Never "
+        r"This month: 0 jobs, 0 charged, 0 returned "
+        r"Last 12 months: 0 jobs, 0 charged, 0 returned "
         r"Spent this month: 0 credits \(no budget\) Never expires "
         r"All kinds of video; all providers 120 requests/min, 20 jobs in flight Active "
         rf"Webhooks of Laptop \(sk_{key.prefix}_…\) Limits… Laptop \(sk_{key.prefix}_…\) "

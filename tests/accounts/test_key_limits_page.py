@@ -152,3 +152,18 @@ def test_with_htmx_the_form_swaps_in_and_a_saved_key_updates_its_row(alice_clien
     assert re.search(rf'<tr id="key-{key.pk}"', html)
     assert "Spent this week: 0 of 50 credits" in re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", html))
     assert 'id="limits-panel" hx-swap-oob="true"' in html
+
+
+def test_the_keys_page_shows_usage_per_key(alice, bob, alice_client):
+    from tests.spend_support import funded, job_with_money
+
+    funded(alice)
+    key, _raw = api_key_create(owner=alice, name="nightly")
+    ApiKey.objects.filter(pk=key.pk).update(budget_period="month")
+    key.refresh_from_db()
+    job_with_money(alice, key=key, held=40, charged=30)
+    job_with_money(alice, key=key, held=20)
+    job_with_money(alice, key=key, held=10, charged=10, at=timezone.now() - timedelta(days=70))
+    page = text(alice_client.get(KEYS))
+    assert "This month: 2 jobs, 30 charged, 20 returned" in page
+    assert "Last 12 months: 3 jobs, 40 charged, 20 returned" in page
