@@ -274,10 +274,10 @@ def test_the_dashboard_answers_in_a_fixed_number_of_queries(client, staff, team,
     with CaptureQueriesContext(connection) as many:
         response = client.get(DASHBOARD)
     assert response.context["d"].holds.count == 21
-    assert len(many) == len(few) <= 12, "\n".join(q["sql"] for q in many)
+    assert len(many) == len(few) <= 13, "\n".join(q["sql"] for q in many)
     with CaptureQueriesContext(connection) as figures_only:
         figures.dashboard(Period.last())
-    assert len(figures_only) == 7  # the seventh: failed webhooks
+    assert len(figures_only) == 8  # the seventh: failed webhooks; the eighth: spend per key
 
 
 # --- The CSV ------------------------------------------------------------------------------
@@ -350,3 +350,32 @@ def test_the_index_link_needs_the_permissions_too(client, bob):
     bob.save()
     client.force_login(bob)
     assert DASHBOARD not in client.get(reverse("admin:index")).content.decode()
+
+
+def test_the_dashboard_shows_spend_per_key_with_its_owner(client, staff, alice, bob):
+    from jobs.accounts.api_keys import api_key_create
+    from tests.spend_support import funded, job_with_money
+
+    funded(alice)
+    funded(bob)
+    funded(bob, pool="studio")
+    nightly, _ = api_key_create(owner=alice, name="nightly")
+    ci, _ = api_key_create(owner=bob, name="ci")
+    job_with_money(alice, key=nightly, held=40, charged=30)
+    job_with_money(alice, key=nightly, held=20)  # failed: its hold comes back
+    job_with_money(bob, key=ci, held=90, charged=90, refunded=90)
+    job_with_money(bob, held=500, charged=500, pool="studio")  # no key: not listed
+    # Before the period: not counted.
+    job_with_money(alice, key=nightly, held=9, charged=9, at=timezone.now() - timedelta(days=90))
+
+    rows = figures.spend_by_key(Period.last())
+    assert [(r.name, r.owner, r.charged, r.returned, r.net) for r in rows] == [
+        ("ci", "bob", 90, 90, 0),
+        ("nightly", "alice", 30, 20, 10),
+    ]
+    client.force_login(staff)
+    response = client.get(DASHBOARD)
+    html = response.content.decode()
+    section = html[html.index('id="keys-heading"') : html.index('id="jobs-heading"')]
+    assert f"sk_{nightly.prefix}_…" in section and "alice" in section
+    assert section.index(f"ci <code>sk_{ci.prefix}") < section.index("nightly <code>")

@@ -1,7 +1,7 @@
 """The dashboard's figures: plain functions over ORM aggregates.
 
 Every figure is one grouped query whatever the number of entries or jobs
-(six in all; see `dashboard`), and the open holds are listed up to a limit
+(eight in all; see `dashboard`), and the open holds are listed up to a limit
 beside their exact count and sum.
 """
 
@@ -13,6 +13,7 @@ from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from jobs.credits.ledger import open_holds
+from jobs.credits.usage import CHARGED, RETURNED
 from jobs.models import (
     DeliveryStatus,
     EntryKind,
@@ -27,6 +28,7 @@ from .chart import Chart, spend_chart
 from .period import Period
 
 OPEN_HOLDS_SHOWN = 50
+TOP_KEYS_SHOWN = 10
 FAILED_WEBHOOKS_SHOWN = 20
 # A refund is an adjustment under this key (see jobs.staff.actions.job_refund_key).
 REFUND_KEY = Q(idempotency_key__startswith="job:", idempotency_key__endswith=":refund")
@@ -118,6 +120,55 @@ def pool_totals(rows: list[CreditRow]) -> list[PoolTotal]:
         t.spent += row.spent
         t.members += 1
     return list(totals.values())
+
+
+# --- Spend per API key ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeySpendRow:
+    """What one API key's jobs were charged, and given back, in the period."""
+
+    key_id: int
+    name: str
+    prefix: str
+    owner_id: int
+    owner: str
+    charged: int
+    returned: int  # releases of failed jobs' holds and staff refunds
+
+    @property
+    def net(self) -> int:
+        return self.charged - self.returned
+
+
+def spend_by_key(period: Period, *, limit: int = TOP_KEYS_SHOWN) -> list[KeySpendRow]:
+    """The keys that were charged most in the period, with their owners (one query)."""
+    charged = Coalesce(Sum("amount", filter=CHARGED), 0)
+    rows = (
+        LedgerEntry.objects.filter(period.within(), CHARGED | RETURNED, job__api_key__isnull=False)
+        .values(
+            "job__api_key",
+            "job__api_key__name",
+            "job__api_key__prefix",
+            "job__api_key__owner_id",
+            "job__api_key__owner__username",
+        )
+        .annotate(charged=charged, returned=Coalesce(Sum("amount", filter=RETURNED), 0))
+        .order_by("-charged", "job__api_key")[:limit]
+    )
+    return [
+        KeySpendRow(
+            key_id=r["job__api_key"],
+            name=r["job__api_key__name"],
+            prefix=r["job__api_key__prefix"],
+            owner_id=r["job__api_key__owner_id"],
+            owner=r["job__api_key__owner__username"],
+            charged=r["charged"],
+            returned=r["returned"],
+        )
+        for r in rows
+    ]
 
 
 # --- Spend per day ---------------------------------------------------------------------
@@ -344,6 +395,7 @@ class Dashboard:
     pools: list[PoolTotal]
     days: list[DaySpend]
     chart: Chart
+    keys: list[KeySpendRow]
     jobs: list[ProviderJobs]
     jobs_total: ProviderJobs
     providers: list[ProviderStats]
@@ -379,7 +431,7 @@ class Dashboard:
 
 
 def dashboard(period: Period) -> Dashboard:
-    """All the figures for one period, in seven queries."""
+    """All the figures for one period, in eight queries."""
     credits = credits_by_member(period)
     days = spend_by_day(period)
     jobs = jobs_by_provider_and_state(period)
@@ -389,6 +441,7 @@ def dashboard(period: Period) -> Dashboard:
         pools=pool_totals(credits),
         days=days,
         chart=spend_chart(days),
+        keys=spend_by_key(period),
         jobs=jobs,
         jobs_total=jobs_total_by_state(jobs),
         providers=provider_stats(period),
