@@ -35,6 +35,7 @@ urlpatterns = [
     path("gallery/<int:pk>/", gallery.gallery_detail, name="gallery_detail"),
     path("gallery/<int:pk>/remix/", gallery.gallery_remix, name="gallery_remix"),
     path("credits/", account.credits, name="credits"),
+    path("credits/ledger.csv", account.credits_ledger_csv, name="credits_ledger_csv"),
     path("api-keys/", account.api_keys, name="api_keys"),
     path("api-keys/<int:key_id>/revoke/", account.api_key_revoke, name="api_key_revoke"),
     path("api-keys/<int:key_id>/limits/", account.api_key_limits, name="api_key_limits"),

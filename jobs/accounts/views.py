@@ -6,7 +6,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404
+from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_variables
@@ -14,8 +14,10 @@ from django.views.decorators.vary import vary_on_headers
 
 from jobs.credits.key_budget import key_max_in_flight, key_spend
 from jobs.credits.ledger import open_holds
-from jobs.credits.usage import keys_usage
+from jobs.credits.usage import keys_usage, member_spend_by_month
 from jobs.models import ApiKey, LedgerEntry, Pool
+from jobs.staff.dashboard.chart import spend_chart
+from jobs.staff.dashboard.ledger_csv import ledger_csv_lines
 
 from . import api_keys as key_service
 from .forms import ApiKeyForm, ApiKeyLimitsForm
@@ -60,7 +62,26 @@ def credits(request):
     if _wants_partial(request, "ledger-page"):
         return render(request, "jobs/credits.html#ledger", context)
     context["holds"] = open_holds(user=request.user).order_by("-created_at", "-id")
+    context["report"] = months = member_spend_by_month(request.user)
+    context["report_chart"] = spend_chart(months, width=720, height=220, label=_month_label)
+    context["report_charged"] = sum(m.total for m in months)
+    context["report_returned"] = sum(m.total_returned for m in months)
     return render(request, "jobs/credits.html", context)
+
+
+def _month_label(first) -> str:
+    return f"{first:%b %y}"
+
+
+@login_required
+@never_cache
+def credits_ledger_csv(request):
+    """The member's own ledger, every entry, as CSV (streamed)."""
+    response = StreamingHttpResponse(
+        ledger_csv_lines(None, user=request.user), content_type="text/csv; charset=utf-8"
+    )
+    response["Content-Disposition"] = 'attachment; filename="my-credits-ledger.csv"'
+    return response
 
 
 def _issue_form_token(request) -> str:

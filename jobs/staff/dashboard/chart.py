@@ -2,6 +2,7 @@
 as SVG by the template. No queries: it takes the days it is given."""
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Protocol
@@ -89,9 +90,16 @@ def nice_ceiling(value: int, *, steps: int = 4) -> tuple[int, int]:
     return int(10 * magnitude) * steps, int(10 * magnitude)  # pragma: no cover
 
 
-def spend_chart(days: list[DayValues], *, width: int = 1100, height: int = 280) -> Chart:
+def spend_chart(
+    days: list[DayValues],
+    *,
+    width: int = 1100,
+    height: int = 280,
+    label: Callable[[date], str] = day_label,
+) -> Chart:
     """Geometry of a stacked bar chart (studio below, API above) drawn as SVG
-    by the template; the numbers themselves are in a table beside it."""
+    by the template; the numbers themselves are in a table beside it. A bar
+    is a day, or whatever `days` hold (a member's months; `label` names them)."""
     left, right, top, bottom = 56, 12, 12, 30
     plot_width, plot_height = width - left - right, height - top - bottom
     top_value, step = nice_ceiling(max((d.total for d in days), default=0))
@@ -112,7 +120,7 @@ def spend_chart(days: list[DayValues], *, width: int = 1100, height: int = 280) 
                                  pool, value, day.day))  # fmt: skip
         columns.append((round(left + n * slot, 2), round(slot, 2), day))
         if n % every == 0:
-            labels.append(ChartLabel(round(x + bar_width / 2, 2), day_label(day.day)))
+            labels.append(ChartLabel(round(x + bar_width / 2, 2), label(day.day)))
     ticks = [
         ChartTick(round(top + plot_height - plot_height * v / top_value, 2), v)
         for v in range(0, top_value + 1, step)

@@ -1,8 +1,10 @@
-"""The ledger of a period as CSV, streamed: memory does not grow with it."""
+"""The ledger of a period (or of one member) as CSV, streamed: memory does
+not grow with it. The Credits page streams a member's own with `user`."""
 
 import csv
 from collections.abc import Iterator
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.utils import timezone
 
 from jobs.models import LedgerEntry
@@ -39,16 +41,23 @@ def _text(value: str) -> str:
     return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
-def ledger_csv_lines(period: Period, *, chunk_size: int = 2000) -> Iterator[str]:
-    """The period's ledger entries, oldest first, as CSV lines with a header.
-    Streams with a server-side cursor: memory does not grow with the period."""
+def ledger_csv_lines(
+    period: Period | None,
+    *,
+    user: AbstractBaseUser | None = None,
+    chunk_size: int = 2000,
+) -> Iterator[str]:
+    """The period's ledger entries (None: all of them; `user`: only that
+    member's), oldest first, as CSV lines with a header. Streams with a
+    server-side cursor: memory does not grow with the period."""
     writer = csv.writer(_Echo())
     yield writer.writerow(CSV_HEADER)
-    entries = (
-        LedgerEntry.objects.filter(period.within())
-        .select_related("account__user", "created_by")
-        .order_by("created_at", "id")
-    )
+    entries = LedgerEntry.objects.select_related("account__user", "created_by")
+    if period is not None:
+        entries = entries.filter(period.within())
+    if user is not None:
+        entries = entries.filter(account__user=user)
+    entries = entries.order_by("created_at", "id")
     for e in entries.iterator(chunk_size=chunk_size):
         yield writer.writerow(
             [
