@@ -78,7 +78,8 @@ def _month_label(first) -> str:
 def credits_ledger_csv(request):
     """The member's own ledger, every entry, as CSV (streamed)."""
     response = StreamingHttpResponse(
-        ledger_csv_lines(None, user=request.user), content_type="text/csv; charset=utf-8"
+        ledger_csv_lines(None, user=request.user, staff_names=False),
+        content_type="text/csv; charset=utf-8",
     )
     response["Content-Disposition"] = 'attachment; filename="my-credits-ledger.csv"'
     return response

@@ -125,3 +125,13 @@ def test_the_csv_holds_only_the_members_own_ledger(alice_client, alice, history)
 def test_the_csv_needs_a_signed_in_member(client):
     response = client.get(CSV)
     assert response.status_code == 302 and "login" in response["Location"]
+
+
+def test_the_csv_says_staff_not_which_staff_member(alice_client, alice, staff):
+    from jobs.credits.ledger import credits_adjust
+
+    credits_adjust(user=alice, pool="api", amount=15, key="goodwill", reason="Sorry", by=staff)
+    rows = read_csv(alice_client.get(CSV))
+    column = rows[0].index("created_by")
+    assert [row[column] for row in rows[1:]] == ["staff"]
+    assert staff.get_username() not in str(rows)

@@ -45,11 +45,13 @@ def ledger_csv_lines(
     period: Period | None,
     *,
     user: AbstractBaseUser | None = None,
+    staff_names: bool = True,
     chunk_size: int = 2000,
 ) -> Iterator[str]:
     """The period's ledger entries (None: all of them; `user`: only that
-    member's), oldest first, as CSV lines with a header. Streams with a
-    server-side cursor: memory does not grow with the period."""
+    member's), oldest first, as CSV lines with a header. Without
+    `staff_names` a staff member's entry says `staff`, not who (the member's
+    own CSV). Streams with a server-side cursor: memory does not grow."""
     writer = csv.writer(_Echo())
     yield writer.writerow(CSV_HEADER)
     entries = LedgerEntry.objects.select_related("account__user", "created_by")
@@ -74,6 +76,12 @@ def ledger_csv_lines(
                 e.job_id or "",
                 _text(e.idempotency_key),
                 _text(e.reason),
-                _text(e.created_by.get_username()) if e.created_by else "",
+                _created_by(e, staff_names=staff_names),
             ]
         )
+
+
+def _created_by(entry: LedgerEntry, *, staff_names: bool) -> str:
+    if entry.created_by is None:
+        return ""
+    return _text(entry.created_by.get_username()) if staff_names else "staff"
