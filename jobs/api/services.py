@@ -189,11 +189,9 @@ def _stage_all(*, owner, sub: Submission) -> dict:
     return staged
 
 
-def api_job_submit(*, key: ApiKey, sub: Submission) -> Job:
-    """Stage the inputs, hold the API credits and queue the job. Raises
-    ApiError (402 short of credits or past the key's budget, 403 a kind of
-    video or provider the key may not use, 429 too many of the key's jobs in
-    flight, 422 naming the field at fault)."""
+def _mode_and_provider(*, key: ApiKey, sub: Submission) -> tuple[str, str]:
+    """The kind of video the contract's model makes and the provider that
+    will make it, refused (ApiError) when the key may not use either."""
     mode = MODEL_MODES[sub.model]
     provider = provider_pick(
         mode=mode,
@@ -203,6 +201,15 @@ def api_job_submit(*, key: ApiKey, sub: Submission) -> Job:
         allowed=key.allowed_providers,
     )
     key_allows(key=key, mode=mode, provider=provider, prefix=sub.prefix)
+    return mode, provider
+
+
+def api_job_submit(*, key: ApiKey, sub: Submission) -> Job:
+    """Stage the inputs, hold the API credits and queue the job. Raises
+    ApiError (402 short of credits or past the key's budget, 403 a kind of
+    video or provider the key may not use, 429 too many of the key's jobs in
+    flight, 422 naming the field at fault)."""
+    mode, provider = _mode_and_provider(key=key, sub=sub)
     order = _order(sub, provider)
     webhook = webhook_clean(sub.webhook, field_name="webhook")
     files = _stage_all(owner=key.owner, sub=sub)
@@ -409,15 +416,7 @@ def me_answer(*, key: ApiKey) -> dict:
 def api_quote(*, key: ApiKey, sub: Submission, seconds: float | None) -> dict:
     """What the job would cost on the API pool, measured as it would be made;
     nothing is held or kept (measured files are discarded)."""
-    mode = MODEL_MODES[sub.model]
-    provider = provider_pick(
-        mode=mode,
-        asked=sub.provider,
-        field_name=f"{sub.prefix}provider",
-        order=sub.order,
-        allowed=key.allowed_providers,
-    )
-    key_allows(key=key, mode=mode, provider=provider, prefix=sub.prefix)
+    mode, provider = _mode_and_provider(key=key, sub=sub)
     order = lifecycle.dialog_order_for(provider=provider, mode=mode, order=_order(sub, provider))
     if seconds is None:
         files = _stage_all(owner=key.owner, sub=sub)
