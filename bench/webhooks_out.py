@@ -1,7 +1,7 @@
 """Outbound webhooks for N ended API jobs, delivered to a local receiver that
 fails some first attempts.
 
-    .venv/bin/python bench/webhooks_out.py [--jobs 10000] [--fail 0.1] [--workers 4]
+    .venv/bin/python bench/webhooks_out.py [--jobs 10000] [--fail 0.1] [--workers 4] [--rate 0]
 
 Prints deliveries per second, attempts per delivery and the time from a
 job's end to its first delivery attempt reaching the receiver (median, p95);
@@ -14,7 +14,9 @@ What runs, all in this process:
   (a ThreadingHTTPServer) that answers 500 to the first attempt of a
   `--fail` share of the events (chosen by event id) and 200 otherwise;
 - an "ender" thread that fails the jobs one by one through the real
-  lifecycle.job_fail (the delivery row is written in that transaction);
+  lifecycle.job_fail (the delivery row is written in that transaction), as
+  fast as it can (a burst: measures the backlog) or, with `--rate R`, R jobs
+  a second (a studio's ordinary pace: measures the quiet-time latency);
 - the cluster replaced by `--workers` threads taking the send tasks that
   job_fail queues on commit (lifecycle.enqueue is redirected to them), plus
   a sweep thread calling webhook_deliveries_send_due every second (the
@@ -88,6 +90,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--fail", type=float, default=0.1, help="share failing their 1st try")
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument(
+        "--rate", type=float, default=0, help="jobs ended per second (0: as fast as possible)"
+    )
     return parser.parse_args()
 
 
@@ -152,7 +157,10 @@ def run(args: argparse.Namespace) -> None:
     for t in threads:
         t.start()
     started = time.time()
-    for pk in ids:
+    for n, pk in enumerate(ids):
+        if args.rate > 0:
+            # Paced: the n-th job ends n / rate seconds after the start.
+            time.sleep(max(0.0, started + n / args.rate - time.time()))
         lifecycle.job_fail(Job(pk=pk), message="bench")
     ended = time.time()
     pending = WebhookDelivery.objects.exclude(status="delivered")
@@ -172,7 +180,8 @@ def run(args: argparse.Namespace) -> None:
     delivered = sum(1 for *_x, s in rows if s == "delivered")
     attempts = sum(a for _e, _c, a, _s in rows)
     p95 = latencies[int(0.95 * (len(latencies) - 1))] if latencies else float("nan")
-    print(f"jobs ended: {len(ids)} in {ended - started:.1f} s (lifecycle.job_fail, one by one)")
+    pace = f"{args.rate:g} a second" if args.rate > 0 else "as fast as possible"
+    print(f"jobs ended: {len(ids)} in {ended - started:.1f} s (lifecycle.job_fail, one by one, {pace})")
     print(f"deliveries: {delivered} delivered of {len(rows)} in {finished - started:.1f} s")
     print(f"deliveries per second: {delivered / (finished - started):.0f}")
     print(f"attempts per delivery: {attempts / max(1, len(rows)):.3f} (receiver saw "
