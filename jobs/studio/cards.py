@@ -11,8 +11,9 @@ from datetime import datetime, timedelta
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from jobs.models import Job, JobSource, JobState
-from jobs.pipeline.lifecycle import expected_processing
+from jobs.models import FailureCode, Job, JobSource, JobState
+from jobs.pipeline.lifecycle import expected_processing, stop_waiting_from
+from jobs.providers.catalogue import label_of
 from jobs.pipeline.retention import inputs_expire_at
 
 # Small overlap so a change committed just as the page asked is not missed.
@@ -55,6 +56,20 @@ class Card:
     status_text: str = ""
     expired: tuple[str, ...] = ()  # what retention removed, and when
     source_mark: str = ""  # "API · render script" for a job a script made
+    # Epoch ms from which "Stop waiting" is offered (the page reveals it then).
+    stop_from: int | None = None
+    stop_due: bool = False  # overdue already as rendered (else revealed by the page)
+    state_label: str = ""  # the pill: "Waiting at JoyPix" rather than "Processing"
+
+    @property
+    def can_stop_waiting(self) -> bool:
+        return self.stop_from is not None
+
+    @property
+    def outcome_unknown(self) -> bool:
+        """Failed while sending, not knowing whether the provider took it:
+        "try again" warns that the first may still be rendering."""
+        return self.job.failure_code == FailureCode.OUTCOME_UNKNOWN
 
     @property
     def countdown(self) -> Countdown | None:
@@ -73,7 +88,15 @@ def card_for(job: Job, *, now: datetime | None = None) -> Card:
     now = now or timezone.now()
     start = expected = None
     label = ""
-    if job.state == JobState.PROCESSING and job.submitted_at:
+    state_label = job.get_state_display()
+    if job.state == JobState.PROCESSING and job.provider_state == "pending":
+        # Accepted but not started (JoyPix's "submitted"): in its line, not rendering.
+        provider = label_of(job.provider)
+        state_label = f"Waiting at {provider}"
+        progress = 5
+        waited = short_duration((now - (job.submitted_at or now)).total_seconds())
+        label = f"Waiting in {provider}’s line · sent {waited} ago"
+    elif job.state == JobState.PROCESSING and job.submitted_at:
         start = _epoch_ms(job.submitted_at)
         expected = int(expected_processing(job).total_seconds() * 1000)
         progress, label = progress_at(start_ms=start, expected_ms=expected, now_ms=_epoch_ms(now))
@@ -85,6 +108,11 @@ def card_for(job: Job, *, now: datetime | None = None) -> Card:
             JobState.COMPLETED: 100,
             JobState.FAILED: 100,
         }.get(job.state, 0)
+    if job.state == JobState.QUEUED:
+        place = place_in_line(job)
+        if place > 1:
+            label = f"Waiting to be sent · {ordinal(place)} in line"
+    stop_from = stop_waiting_from(job)
     return Card(
         job=job,
         pill=PILL.get(job.state, "neutral"),
@@ -95,7 +123,24 @@ def card_for(job: Job, *, now: datetime | None = None) -> Card:
         status_text=label or STATUS_TEXT.get(job.state, ""),
         expired=_expired(job),
         source_mark=source_mark(job),
+        stop_from=_epoch_ms(stop_from) if stop_from else None,
+        stop_due=stop_from is not None and now >= stop_from,
+        state_label=state_label,
     )
+
+
+def place_in_line(job: Job) -> int:
+    """A queued job's place among the jobs waiting to be sent (everyone's, in
+    the order the poller takes them): 1 when it is next. One query, only for
+    a queued card, which is sent within seconds unless the cluster is busy."""
+    ahead = Job.objects.filter(state=JobState.QUEUED, pk__lt=job.pk).count()
+    return ahead + 1
+
+
+def ordinal(n: int) -> str:
+    """1 -> "1st", 2 -> "2nd", 3 -> "3rd", 11 -> "11th", 22 -> "22nd"."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def source_mark(job: Job) -> str:
