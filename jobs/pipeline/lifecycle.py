@@ -337,9 +337,7 @@ def job_submit(job_id: int) -> None:
         job_fail(job, message=f"The provider refused this job: {exc}")
         return
     except ProviderOutcomeUnknown as exc:
-        job_fail(
-            job, message=f"{exc} Its credits were released.", code=FailureCode.OUTCOME_UNKNOWN
-        )
+        job_fail(job, message=f"{exc} Its credits were released.", code=FailureCode.OUTCOME_UNKNOWN)
         return
     except Exception:
         log.exception("job %s: unexpected error while submitting", job.pk)

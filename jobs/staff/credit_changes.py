@@ -114,30 +114,31 @@ class StarterCreditsRefused(Exception):
     """Only staff grant themselves starter credits."""
 
 
-def starter_credits_grant(*, member: AbstractBaseUser) -> CreditChangeResult:
+def starter_credits_grant(*, member: AbstractBaseUser, after: int) -> CreditChangeResult:
     """A staff member's one-click grant of STARTER_CREDITS studio credits to
     themselves (the first run: the printed staff login has none), posted and
-    logged as the admin's grant is. The form key is the member's last ledger
-    entry, so a double click grants once, and a later click (the credits spent)
-    grants again. Raises StarterCreditsRefused for anyone not staff."""
+    logged as the admin's grant is. `after` is the member's last ledger entry
+    when the page was drawn (starter_credits_after): it keys the grant, so the
+    same page's button sent twice grants once. Raises StarterCreditsRefused
+    for anyone not staff."""
     if not (member.is_active and member.is_staff):
         raise StarterCreditsRefused("Only staff can grant credits; ask a staff member.")
-    last = (
-        LedgerEntry.objects.filter(account__user=member)
-        .order_by("-pk")
-        .values_list("pk", flat=True)
-        .first()
-    )
     [result] = credit_change_apply(
         [member],
         kind=EntryKind.GRANT,
         pool=Pool.STUDIO,
         amount=settings.STARTER_CREDITS,
         reason="Starter credits, granted to themselves from the Studio",
-        form_key=f"starter-after-{last or 0}",
+        form_key=f"starter-after-{after}",
         by=member,
     )
     return result
+
+
+def starter_credits_after(member: AbstractBaseUser) -> int:
+    """The member's last ledger entry (0 for none), for the grant's key."""
+    last = LedgerEntry.objects.filter(account__user=member).order_by("-pk").first()
+    return last.pk if last else 0
 
 
 def staff_to_ask() -> list[str]:

@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from jobs.models import FailureCode, Job, JobSource, JobState
 from jobs.pipeline.lifecycle import expected_processing, stop_waiting_from
-from jobs.providers.catalogue import label_of
 from jobs.pipeline.retention import inputs_expire_at
+from jobs.providers.catalogue import label_of
 
 # Small overlap so a change committed just as the page asked is not missed.
 CHANGE_OVERLAP = timedelta(seconds=2)

@@ -12,10 +12,9 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
-from jobs.credits.ledger import InsufficientCredits, LedgerError
+from jobs.credits.ledger import InsufficientCredits, LedgerError, credits_balances
 from jobs.credits.pricing import NoRate
 from jobs.files import media
-from jobs.credits.ledger import credits_balances
 from jobs.models import Job, JobMode, Pool
 from jobs.pipeline import lifecycle
 from jobs.pipeline.selectors import job_for_owner
@@ -25,6 +24,7 @@ from jobs.staff.credit_changes import (
     CreditChangeRefused,
     StarterCreditsRefused,
     staff_to_ask,
+    starter_credits_after,
     starter_credits_grant,
 )
 
@@ -75,7 +75,11 @@ def _first_run_context(request) -> dict:
     if available > 0:
         return {"no_credits": False}
     if request.user.is_staff:
-        return {"no_credits": True, "starter_credits": settings.STARTER_CREDITS}
+        return {
+            "no_credits": True,
+            "starter_credits": settings.STARTER_CREDITS,
+            "starter_after": starter_credits_after(request.user),
+        }
     return {"no_credits": True, "ask_staff": staff_to_ask()}
 
 
@@ -331,9 +335,13 @@ def job_retry(request, pk: int):
 def starter_credits(request):
     """Staff's one-click grant of starter credits to themselves. The form's
     fields come along (htmx), so the form is drawn again as it was, files
-    and all, with the new balance and the cost that now fits."""
+    and all, with the new balance and the cost that now fits. The same
+    page's button sent twice grants once (its `starter_after`)."""
+    after = _int(request.POST.get("starter_after"))
+    if after is None:
+        return HttpResponseBadRequest("starter_after must be a ledger entry's number.")
     try:
-        result = starter_credits_grant(member=request.user)
+        result = starter_credits_grant(member=request.user, after=after)
     except (StarterCreditsRefused, CreditChangeRefused) as exc:
         if request.htmx:
             return HttpResponse(str(exc), status=403)

@@ -33,7 +33,9 @@ def overdue(db, settings, alice):
     settings.SANDBOX_RTF = RTF
     credits_grant(user=alice, pool=Pool.STUDIO, amount=100, key="grant:alice:stuck")
     created = timezone.now() - timedelta(seconds=21)
-    return make_job(alice, state="processing", created=created, submitted_after=timedelta(seconds=1))
+    return make_job(
+        alice, state="processing", created=created, submitted_after=timedelta(seconds=1)
+    )
 
 
 def test_stop_waiting_fails_the_job_releases_its_hold_and_says_who_and_that_a_late_video_is_ignored(
