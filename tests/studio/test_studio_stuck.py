@@ -177,7 +177,7 @@ def test_the_quote_shows_the_render_time_and_both_providers_for_a_dialog(
     ).content.decode()
 
     # 6.1 s, the longer clip, at 15 s of work per second: about 1 min 32 s.
-    assert "ready in about 1 min 32 s" in html
+    assert "Ready in about 1 min 32 s once JoyPix starts it." in html
     table = html[html.index('<table class="quote-options">') : html.index("</table>")]
     rows = re.findall(
         r"<tr[^>]*>\s*<th scope=\"row\">(.*?)</th>\s*<td[^>]*>(.*?)</td>", table, re.S
@@ -202,7 +202,7 @@ def test_a_talking_photo_quote_has_the_time_and_no_comparison(
         | {"audio_upload": audio},
     ).content.decode()
 
-    assert "ready in about 1 min 20 s" in html  # 3.2 s x 25
+    assert "Ready in about 1 min 20 s once lipsync.studio starts it." in html  # 3.2 s x 25
     assert "quote-options" not in html
 
 
