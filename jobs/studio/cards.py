@@ -8,7 +8,17 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import QuerySet
+from django.db.models import (
+    Case,
+    Count,
+    IntegerField,
+    OuterRef,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from jobs.models import FailureCode, Job, JobSource, JobState
@@ -131,10 +141,29 @@ def card_for(job: Job, *, now: datetime | None = None) -> Card:
 
 def place_in_line(job: Job) -> int:
     """A queued job's place among the jobs waiting to be sent (everyone's, in
-    the order the poller takes them): 1 when it is next. One query, only for
-    a queued card, which is sent within seconds unless the cluster is busy."""
-    ahead = Job.objects.filter(state=JobState.QUEUED, pk__lt=job.pk).count()
+    the order the poller takes them, oldest first): 1 when it is next. Jobs
+    from studio_jobs() carry the count (no query); any other asks once."""
+    ahead = getattr(job, "queued_ahead", None)
+    if ahead is None:
+        ahead = Job.objects.filter(state=JobState.QUEUED, pk__lt=job.pk).count()
     return ahead + 1
+
+
+def _queued_ahead():
+    """For a queued job, how many queued jobs are ahead of it, in the same
+    query as the cards (so a page's query count does not grow with them)."""
+    ahead = (
+        Job.objects.filter(state=JobState.QUEUED, pk__lt=OuterRef("pk"))
+        .order_by()
+        .values("state")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Case(
+        When(state=JobState.QUEUED, then=Coalesce(Subquery(ahead), Value(0))),
+        default=Value(None),
+        output_field=IntegerField(),
+    )
 
 
 def ordinal(n: int) -> str:
@@ -226,6 +255,7 @@ def studio_jobs(user) -> QuerySet[Job]:
     """The member's own jobs, newest first, with what a card needs."""
     return (
         Job.objects.filter(owner=user, deleted_at__isnull=True)
+        .annotate(queued_ahead=_queued_ahead())
         .select_related("api_key")
         .prefetch_related("inputs", "retries")
         .order_by("-created_at", "-id")

@@ -9,6 +9,8 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.admin.models import LogEntry
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -359,3 +361,21 @@ def test_other_options_or_a_failed_earlier_job_are_not_repeats(
 
     assert "is queued." in response.content.decode()
     assert Job.objects.count() == 3
+
+
+def test_places_in_line_cost_no_query_per_queued_card(alice_client, alice, bob):
+    credits_grant(user=alice, pool="studio", amount=1000, key="grant:alice:many")
+    credits_grant(user=bob, pool="studio", amount=100, key="grant:bob:many")
+    make_job(bob)
+    make_job(alice)
+    alice_client.get(reverse("studio"))  # warm: sessions, rates
+    with CaptureQueriesContext(connection) as two:
+        alice_client.get(reverse("studio"))
+    for _ in range(5):
+        make_job(alice)
+
+    with CaptureQueriesContext(connection) as seven:
+        html = alice_client.get(reverse("studio")).content.decode()
+
+    assert len(seven) == len(two)
+    assert "Waiting to be sent · 7th in line" in html
