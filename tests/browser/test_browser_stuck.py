@@ -226,3 +226,28 @@ def test_a_finished_job_notifies_while_the_page_is_in_another_tab(
         full_page_shot(page, artifacts / "notify-2-done.png")
     finally:
         context.close()
+
+
+ASKS = """
+(() => {
+  window.__asked = 0;
+  const real = Notification.requestPermission.bind(Notification);
+  Notification.requestPermission = (...args) => { window.__asked += 1; return real(...args); };
+})();
+"""
+
+
+def test_the_browser_is_asked_about_notifications_only_after_the_button(
+    page, sign_in, alice, live_server
+):
+    page.add_init_script(ASKS)
+    sign_in(page, alice)
+    assert page.evaluate("Notification.permission") == "default"
+
+    toggle = page.get_by_role("button", name="Notify me when a job is done")
+    expect(toggle).to_be_visible()
+    assert page.evaluate("window.__asked") == 0  # never unprompted
+
+    toggle.click()
+
+    page.wait_for_function("window.__asked === 1")
