@@ -76,10 +76,11 @@ class Card:
         return self.stop_from is not None
 
     @property
-    def outcome_unknown(self) -> bool:
-        """Failed while sending, not knowing whether the provider took it:
-        "try again" warns that the first may still be rendering."""
-        return self.job.failure_code == FailureCode.OUTCOME_UNKNOWN
+    def may_still_render(self) -> bool:
+        """Failed while sending, not knowing whether the provider took it, or
+        given up by its owner while the provider had it: "try again" warns
+        that the first may still be rendering (and cost at the provider)."""
+        return self.job.failure_code in (FailureCode.OUTCOME_UNKNOWN, FailureCode.STOPPED_WAITING)
 
     @property
     def countdown(self) -> Countdown | None:

@@ -106,7 +106,9 @@ def test_stop_waiting_without_javascript_says_so_on_the_next_page(alice_client, 
 # --- Try again after an unknown outcome ------------------------------------------------------
 
 
-def test_try_again_after_lost_contact_warns_the_first_may_still_be_rendering(alice_client, alice):
+def test_try_again_after_lost_contact_or_stop_waiting_warns_the_first_may_still_render(
+    alice_client, alice
+):
     credits_grant(user=alice, pool="studio", amount=100, key="grant:alice:lost")
     lost = make_job(
         alice,
@@ -118,11 +120,19 @@ def test_try_again_after_lost_contact_warns_the_first_may_still_be_rendering(ali
     refused = make_job(
         alice, state="failed", finished_after=timedelta(0), error="The provider refused the photo."
     )
+    stopped = make_job(
+        alice,
+        state="failed",
+        finished_after=timedelta(0),
+        error="Stopped waiting by alice.",
+        failure_code=FailureCode.STOPPED_WAITING,
+    )
 
     html = alice_client.get(reverse("studio")).content.decode()
 
     warning = "The first request may still be rendering at JoyPix and cost credits there"
     assert warning in card_html(html, lost.pk)
+    assert warning in card_html(html, stopped.pk)
     assert "hx-confirm" in card_html(html, lost.pk)
     assert warning not in card_html(html, refused.pk)
 
