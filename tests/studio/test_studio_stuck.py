@@ -389,3 +389,23 @@ def test_places_in_line_cost_no_query_per_queued_card(alice_client, alice, bob):
 
     assert len(seven) == len(two)
     assert "Waiting to be sent · 7th in line" in html
+
+
+def test_staff_short_of_credits_but_not_out_are_pointed_to_the_admins_grant(
+    staff_client, staff, files, media_root
+):
+    credits_grant(user=staff, pool="studio", amount=20, key="test:staff:20")
+    left = staged_id(upload(staff_client, "left_audio", files["left"]), "left_audio")
+    right = staged_id(upload(staff_client, "right_audio", files["right"]), "right_audio")
+
+    html = staff_client.post(
+        reverse("studio_quote"),
+        {"mode": "dialog", "provider": "joypix", "resolution": "480p"}
+        | {"left_audio_upload": left, "right_audio_upload": right},
+    ).content.decode()
+
+    assert "this needs 30, you have 20 available." in html
+    assert (
+        f'href="/admin/auth/user/{staff.pk}/credits/">grant yourself more in the admin</a>' in html
+    )
+    assert "(above)" not in html
