@@ -329,6 +329,10 @@ SANDBOX_API_KEY = env_str("SANDBOX_API_KEY", "sandbox-key")
 # Seconds of processing per second of video in the sandbox (real providers: 15-25).
 SANDBOX_RTF = env_float("SANDBOX_RTF", 0.2, minimum=0)
 
+# Studio credits a staff member can grant themselves with one click when they
+# run short (the first run: the printed staff login starts with none).
+STARTER_CREDITS = env_int("STARTER_CREDITS", 1000, minimum=1)
+
 # --- Job pipeline ---------------------------------------------------------------
 PROVIDER_CONNECT_TIMEOUT = env_float("PROVIDER_CONNECT_TIMEOUT", 5, minimum=0.1)
 PROVIDER_READ_TIMEOUT = env_float("PROVIDER_READ_TIMEOUT", 30, minimum=0.1)
@@ -336,7 +340,8 @@ PROVIDER_READ_TIMEOUT = env_float("PROVIDER_READ_TIMEOUT", 30, minimum=0.1)
 JOB_MAX_SUBMIT_ATTEMPTS = env_int("JOB_MAX_SUBMIT_ATTEMPTS", 6, minimum=1)
 # A job still "submitting" after this long lost its worker mid-request.
 JOB_SUBMITTING_STUCK_SECONDS = env_int("JOB_SUBMITTING_STUCK_SECONDS", 180, minimum=1)
-# A job still processing after max(this, 4 x its expected time) is failed.
+# A job still processing after max(this, 2 x its expected time) is failed
+# (its owner may stop waiting from 1.5 x; jobs.pipeline.lifecycle).
 JOB_PROCESSING_TIMEOUT_SECONDS = env_int("JOB_PROCESSING_TIMEOUT_SECONDS", 1800, minimum=1)
 # An archive's claim on its job, renewed while the download progresses: a
 # worker that dies mid-download gives the job up to another within this.

@@ -3,6 +3,7 @@ from .idempotency import IdempotencyKey
 from .job import (
     PICTURE_ROLES,
     DialogOrder,
+    FailureCode,
     InputRole,
     Job,
     JobInput,
@@ -27,6 +28,7 @@ __all__ = [
     "DeliveryStatus",
     "DialogOrder",
     "EntryKind",
+    "FailureCode",
     "IdempotencyKey",
     "InputRole",
     "Job",

@@ -52,6 +52,16 @@ class JobSource(models.TextChoices):
     API = "api", "API"
 
 
+class FailureCode(models.TextChoices):
+    """Why a failed job failed, where the studio must act on it: "try again"
+    warns after an unknown outcome; a job stopped by its owner says so."""
+
+    # The studio lost contact while sending: the provider may have the job.
+    OUTCOME_UNKNOWN = "outcome_unknown", "Outcome unknown"
+    # Its owner stopped waiting for the provider (jobs.pipeline.lifecycle.job_stop_waiting).
+    STOPPED_WAITING = "stopped_waiting", "Owner stopped waiting"
+
+
 class Job(models.Model):
     """One lip-sync video made by one provider for one member.
 
@@ -88,6 +98,19 @@ class Job(models.Model):
 
     state = models.CharField(max_length=20, choices=JobState.choices, default=JobState.QUEUED)
     error = models.TextField(blank=True)
+    # Blank for most failures; set where the studio acts on the reason.
+    failure_code = models.CharField(max_length=30, choices=FailureCode.choices, blank=True)
+    # Who stopped waiting for the provider (when: finished_at).
+    stopped_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    # The provider's own word for a processing job, as last polled: "pending"
+    # (JoyPix's "submitted": waiting in its line) or "processing".
+    provider_state = models.CharField(max_length=20, blank=True)
     provider_task_id = models.CharField(max_length=200, blank=True, db_index=True)
 
     # Cost, as quoted when the job was made.
@@ -163,6 +186,10 @@ class Job(models.Model):
                 condition=Q(source__in=JobSource.values), name="job_source_known"
             ),
             models.CheckConstraint(condition=Q(pool__in=Pool.values), name="job_pool_known"),
+            models.CheckConstraint(
+                condition=Q(failure_code="") | Q(state=JobState.FAILED),
+                name="job_failure_code_only_when_failed",
+            ),
             # A capture never exceeds its hold; the job's copies say the same.
             models.CheckConstraint(
                 condition=Q(credits_charged__isnull=True)
@@ -276,6 +303,8 @@ class JobInput(StoredMedia):
         constraints = [
             models.UniqueConstraint(fields=["job", "role"], name="one_input_per_role"),
         ]
+        # "You made this already": a member's earlier job with the same files.
+        indexes = [models.Index(fields=["sha256"], name="jobinput_sha256")]
 
     def __str__(self) -> str:
         return f"{self.get_role_display()} of job #{self.job_id}"

@@ -30,9 +30,12 @@ class StoredMedia(models.Model):
     duration = models.FloatField(null=True, blank=True)
     width = models.PositiveIntegerField(null=True, blank=True)
     height = models.PositiveIntegerField(null=True, blank=True)
+    # The file's SHA-256 (hex), so the same inputs are recognised whatever
+    # their names; blank for files stored before it was kept.
+    sha256 = models.CharField(max_length=64, blank=True)
 
     # What media_facts() copies: the measured facts, not the files.
-    FACTS = ("original_name", "content_type", "size", "duration", "width", "height")
+    FACTS = ("original_name", "content_type", "size", "duration", "width", "height", "sha256")
 
     class Meta:
         abstract = True

@@ -38,6 +38,7 @@ from jobs.models import (
     ApiKey,
     DialogOrder,
     EntryKind,
+    FailureCode,
     InputRole,
     Job,
     JobInput,
@@ -63,6 +64,7 @@ from jobs.providers.routing import adapter_for, endpoint_for, sandbox_rtf
 from jobs.studio.uploads import upload_copy
 
 from .inputs import input_link
+from .selectors import job_made_already
 from .webhooks import webhook_url, webhooks_enabled
 
 log = logging.getLogger("jobs.pipeline.lifecycle")
@@ -99,6 +101,15 @@ class StagedUploadsGone(JobActionRefused):
                 "held. Check your jobs; to make another, choose the files again."
             )
         super().__init__(message)
+
+
+class MadeAlready(JobActionRefused):
+    """The member made a job of the same files and options lately (`earlier`),
+    and did not confirm making it again: nothing was made or held."""
+
+    def __init__(self, earlier: Job):
+        self.earlier = earlier
+        super().__init__(f"You made this already (job #{earlier.pk}).")
 
 
 # --- Quoting and creating ---------------------------------------------------------
@@ -158,6 +169,8 @@ def job_create(
     source: str = JobSource.STUDIO,
     api_key: ApiKey | None = None,
     api_webhook: str = "",
+    repeat_check: bool = False,
+    repeat_of: int | None = None,
 ) -> Job:
     """Turn staged uploads into a job's inputs, hold the quoted credits and
     queue the job, in one transaction.
@@ -166,7 +179,12 @@ def job_create(
     and deletes the staging rows first and goes on only if it got all of
     them, so concurrent posts of the same form make one job and one hold.
 
-    Raises StagedUploadsGone, ledger.InsufficientCredits, pricing.NoRate or
+    With `repeat_check` (the Studio's form), a job repeating one the member
+    made lately (selectors.job_made_already) raises MadeAlready unless
+    `repeat_of` names that job: checked once the uploads are claimed, so
+    concurrent posts of the same files lose the claim first.
+
+    Raises StagedUploadsGone, MadeAlready, ledger.InsufficientCredits, pricing.NoRate or
     (for an API key's job) key_budget.KeyBudgetExceeded / KeyTooManyInFlight;
     then nothing is kept, and (but for the first) the uploads stay staged
     for the member to try again.
@@ -177,6 +195,19 @@ def job_create(
     try:
         with transaction.atomic():
             _uploads_claim(owner=owner, files=files, form_token=form_token)
+            if repeat_check:
+                earlier = job_made_already(
+                    owner=owner,
+                    mode=mode,
+                    provider=provider,
+                    resolution=resolution,
+                    prompt=prompt,
+                    seed=seed,
+                    dialog_order=dialog_order,
+                    files=files,
+                )
+                if earlier is not None and earlier.pk != repeat_of:
+                    raise MadeAlready(earlier)
             job = Job.objects.create(
                 owner=owner,
                 pool=pool,
@@ -306,7 +337,7 @@ def job_submit(job_id: int) -> None:
         job_fail(job, message=f"The provider refused this job: {exc}")
         return
     except ProviderOutcomeUnknown as exc:
-        job_fail(job, message=f"{exc} Its credits were released.")
+        job_fail(job, message=f"{exc} Its credits were released.", code=FailureCode.OUTCOME_UNKNOWN)
         return
     except Exception:
         log.exception("job %s: unexpected error while submitting", job.pk)
@@ -314,6 +345,7 @@ def job_submit(job_id: int) -> None:
             job,
             message="Something went wrong while sending this job. It may have reached the "
             "provider, so it was not sent again; its credits were released.",
+            code=FailureCode.OUTCOME_UNKNOWN,
         )
         return
     finally:
@@ -392,11 +424,45 @@ def backoff(attempt: int, *, retry_after: float | None = None, cap: float = 60.0
 # --- Polling --------------------------------------------------------------------
 
 
-def expected_processing(job: Job) -> timedelta:
-    rtf = sandbox_rtf(job.provider)
+def expected_render(*, provider: str, resolution: str, seconds: float) -> timedelta:
+    """How long `provider` is expected to take for `seconds` of video: the one
+    place the studio says so (the quote, the cards' bars, the first poll,
+    "Stop waiting" and the reconciler all ask here), from the provider's
+    stated speed for the resolution, or the sandbox's when it stands in."""
+    rtf = sandbox_rtf(provider)
     if rtf is None:
-        rtf = catalogue.provider_facts(job.provider).rtf(job.resolution)
-    return timedelta(seconds=max(job.input_seconds, 1.0) * rtf)
+        rtf = catalogue.provider_facts(provider).rtf(resolution)
+    return timedelta(seconds=max(seconds, 1.0) * rtf)
+
+
+def expected_processing(job: Job) -> timedelta:
+    return expected_render(
+        provider=job.provider, resolution=job.resolution, seconds=job.input_seconds
+    )
+
+
+# A member may stop waiting for a job once it is this far past its expected
+# time at the provider; the reconciler gives up on its own at GIVE_UP_FACTOR.
+STOP_WAITING_FACTOR = 1.5
+GIVE_UP_FACTOR = 2
+
+
+def stop_waiting_from(job: Job) -> datetime | None:
+    """When the owner may stop waiting for a job at its provider; None when
+    it is not at the provider (not processing)."""
+    if job.state != JobState.PROCESSING or job.submitted_at is None:
+        return None
+    return job.submitted_at + STOP_WAITING_FACTOR * expected_processing(job)
+
+
+def processing_give_up_after(job: Job) -> timedelta:
+    """How long the reconciler waits for a provider before it fails the job:
+    twice the expected time, at least JOB_PROCESSING_TIMEOUT_SECONDS. Twice
+    covers a provider running at half its stated speed; its owner could stop
+    waiting from 1.5 times on (4 times kept a 10-minute 720p clip's credits
+    held for some 17 hours)."""
+    floor = timedelta(seconds=settings.JOB_PROCESSING_TIMEOUT_SECONDS)
+    return max(floor, GIVE_UP_FACTOR * expected_processing(job))
 
 
 def polls_claim_due(*, limit: int) -> list[Job]:
@@ -456,6 +522,12 @@ def job_status_apply(job: Job, *, result: TaskStatus | ProviderError) -> None:
     if result.state == "failed":
         job_fail(job, message=result.error or "The provider reported a failure without a reason.")
         return
+    if result.state != job.provider_state:
+        # "pending" shows as waiting in the provider's line, not rendering; the
+        # card changes, so updated_at too (open pages ask by it).
+        Job.objects.filter(pk=job.pk, state=JobState.PROCESSING).update(
+            provider_state=result.state, updated_at=now
+        )
     _schedule_next_poll(job, at=now + next_poll_delay(job, now=now))
 
 
@@ -713,13 +785,26 @@ def hold_of(job: Job) -> LedgerEntry | None:
 # --- Failing, and members' actions --------------------------------------------------
 
 
-def job_fail(job: Job, *, message: str) -> bool:
-    """Fail a live job and release its hold. False if it had already ended."""
-    now = timezone.now()
+def job_fail(
+    job: Job,
+    *,
+    message: str,
+    code: str = "",
+    from_states: Iterable[str] | None = None,
+    stopped_by: AbstractBaseUser | None = None,
+    now: datetime | None = None,
+) -> bool:
+    """Fail a live job (one in `from_states`, by default any live state) and
+    release its hold. False if it had already left them: whoever moves the
+    job releases the hold, so it is released once."""
+    now = now or timezone.now()
+    states = list(from_states) if from_states is not None else JobState.live()
     with transaction.atomic():
-        moved = Job.objects.filter(pk=job.pk, state__in=JobState.live()).update(
+        moved = Job.objects.filter(pk=job.pk, state__in=states).update(
             state=JobState.FAILED,
             error=message[:2000],
+            failure_code=code,
+            stopped_by=stopped_by,
             finished_at=now,
             state_changed_at=now,
             updated_at=now,
@@ -735,6 +820,58 @@ def job_fail(job: Job, *, message: str) -> bool:
     if moved:
         log.info("job %s failed: %s", job.pk, message)
     return bool(moved)
+
+
+def job_stop_waiting(job: Job, *, by: AbstractBaseUser) -> None:
+    """The owner's "Stop waiting" for a job overdue at its provider: failed,
+    its hold released, by one conditional UPDATE that races safely with a
+    completion (the poller's move to archiving is conditional too, so one of
+    them wins and the other changes nothing). A completion arriving later
+    finds the job failed and is ignored: nothing is charged.
+
+    Raises JobActionRefused when the job is not at the provider any more, or
+    not yet overdue."""
+    now = timezone.now()
+    from_at = stop_waiting_from(job)
+    if from_at is None:
+        raise JobActionRefused(_not_waiting(job))
+    if now < from_at:
+        raise JobActionRefused(
+            f"This job is not overdue yet: you can stop waiting from {from_at:%H:%M:%S} UTC."
+        )
+    label = catalogue.label_of(job.provider)
+    waited = short_wait(now - job.submitted_at)
+    who = getattr(by, "get_username", lambda: "its owner")()
+    message = (
+        f"Stopped waiting by {who} on {now:%-d %b %Y at %H:%M} UTC, after {waited} at {label}. "
+        f"Its {job.credits_held:,} credits were released and nothing is charged. {label} may "
+        "still finish this video; if it does, the studio ignores it and charges nothing."
+    )
+    if not job_fail(
+        job,
+        message=message,
+        code=FailureCode.STOPPED_WAITING,
+        from_states=[JobState.PROCESSING],
+        stopped_by=by,
+        now=now,
+    ):
+        raise JobActionRefused(_not_waiting(Job.objects.get(pk=job.pk)))
+    log.info("job %s: %s stopped waiting after %s", job.pk, who, waited)
+
+
+def _not_waiting(job: Job) -> str:
+    if job.state == JobState.FAILED and job.failure_code == FailureCode.STOPPED_WAITING:
+        return "You already stopped waiting for this job; its credits were released."
+    if job.state in (JobState.ARCHIVING, JobState.COMPLETED):
+        return "This job has just finished at the provider; its video is being kept."
+    return "This job is not waiting at the provider."
+
+
+def short_wait(elapsed: timedelta) -> str:
+    """75 s -> "1 min", 5000 s -> "1 h 23 min"."""
+    minutes = max(1, round(elapsed.total_seconds() / 60))
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
 
 
 def job_ended(job: Job) -> None:
@@ -854,12 +991,11 @@ def jobs_reconcile() -> dict[str, int]:
             message="The studio lost contact while sending this job, so it cannot know "
             "whether the provider received it. It was not sent again; its "
             "credits were released.",
+            code=FailureCode.OUTCOME_UNKNOWN,
         ):
             counts["submitting"] += 1
     for job in Job.objects.filter(state=JobState.PROCESSING):
-        limit = max(
-            timedelta(seconds=settings.JOB_PROCESSING_TIMEOUT_SECONDS), 4 * expected_processing(job)
-        )
+        limit = processing_give_up_after(job)
         if now - (job.submitted_at or job.state_changed_at) > limit:
             minutes = max(1, round(limit.total_seconds() / 60))
             if job_fail(

@@ -64,9 +64,13 @@ def poll_due(*, max_seconds: float) -> int:
 
 def run_round(adapters: dict[str, ProviderAdapter], *, pool: ThreadPoolExecutor) -> None:
     now = timezone.now()
-    for pk in Job.objects.filter(state=JobState.QUEUED, next_poll_at__lte=now).values_list(
-        "pk", flat=True
-    )[:BATCH]:
+    # Oldest first (the model's ordering is newest first): the cards' "3rd in
+    # line" counts the queued jobs made before each one.
+    for pk in (
+        Job.objects.filter(state=JobState.QUEUED, next_poll_at__lte=now)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:BATCH]
+    ):
         lifecycle.job_submit(pk)
     jobs = lifecycle.polls_claim_due(limit=BATCH)
     if jobs:

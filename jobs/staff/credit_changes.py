@@ -9,7 +9,9 @@ replayed form (same key) finds it and does not log twice.
 from dataclasses import dataclass
 from uuid import UUID
 
+from django.conf import settings
 from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
@@ -106,3 +108,41 @@ def _already_logged(member: AbstractBaseUser, entry: LedgerEntry) -> bool:
         object_id=str(member.pk),
         change_message__contains=f"(ledger entry #{entry.pk})",
     ).exists()
+
+
+class StarterCreditsRefused(Exception):
+    """Only staff grant themselves starter credits."""
+
+
+def starter_credits_grant(*, member: AbstractBaseUser, after: int) -> CreditChangeResult:
+    """A staff member's one-click grant of STARTER_CREDITS studio credits to
+    themselves (the first run: the printed staff login has none), posted and
+    logged as the admin's grant is. `after` is the member's last ledger entry
+    when the page was drawn (starter_credits_after): it keys the grant, so the
+    same page's button sent twice grants once. Raises StarterCreditsRefused
+    for anyone not staff."""
+    if not (member.is_active and member.is_staff):
+        raise StarterCreditsRefused("Only staff can grant credits; ask a staff member.")
+    [result] = credit_change_apply(
+        [member],
+        kind=EntryKind.GRANT,
+        pool=Pool.STUDIO,
+        amount=settings.STARTER_CREDITS,
+        reason="Starter credits, granted to themselves from the Studio",
+        form_key=f"starter-after-{after}",
+        by=member,
+    )
+    return result
+
+
+def starter_credits_after(member: AbstractBaseUser) -> int:
+    """The member's last ledger entry (0 for none), for the grant's key."""
+    last = LedgerEntry.objects.filter(account__user=member).order_by("-pk").first()
+    return last.pk if last else 0
+
+
+def staff_to_ask() -> list[str]:
+    """Who a member without credits asks: active staff, by name (full name,
+    else username), at most a handful."""
+    people = get_user_model().objects.filter(is_active=True, is_staff=True).order_by("pk")[:5]
+    return [person.get_full_name() or person.get_username() for person in people]

@@ -8,12 +8,23 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import QuerySet
+from django.db.models import (
+    Case,
+    Count,
+    IntegerField,
+    OuterRef,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from jobs.models import Job, JobSource, JobState
-from jobs.pipeline.lifecycle import expected_processing
+from jobs.models import FailureCode, Job, JobSource, JobState
+from jobs.pipeline.lifecycle import expected_processing, stop_waiting_from
 from jobs.pipeline.retention import inputs_expire_at
+from jobs.providers.catalogue import label_of
 
 # Small overlap so a change committed just as the page asked is not missed.
 CHANGE_OVERLAP = timedelta(seconds=2)
@@ -55,6 +66,21 @@ class Card:
     status_text: str = ""
     expired: tuple[str, ...] = ()  # what retention removed, and when
     source_mark: str = ""  # "API · render script" for a job a script made
+    # Epoch ms from which "Stop waiting" is offered (the page reveals it then).
+    stop_from: int | None = None
+    stop_due: bool = False  # overdue already as rendered (else revealed by the page)
+    state_label: str = ""  # the pill: "Waiting at JoyPix" rather than "Processing"
+
+    @property
+    def can_stop_waiting(self) -> bool:
+        return self.stop_from is not None
+
+    @property
+    def may_still_render(self) -> bool:
+        """Failed while sending, not knowing whether the provider took it, or
+        given up by its owner while the provider had it: "try again" warns
+        that the first may still be rendering (and cost at the provider)."""
+        return self.job.failure_code in (FailureCode.OUTCOME_UNKNOWN, FailureCode.STOPPED_WAITING)
 
     @property
     def countdown(self) -> Countdown | None:
@@ -73,7 +99,15 @@ def card_for(job: Job, *, now: datetime | None = None) -> Card:
     now = now or timezone.now()
     start = expected = None
     label = ""
-    if job.state == JobState.PROCESSING and job.submitted_at:
+    state_label = job.get_state_display()
+    if job.state == JobState.PROCESSING and job.provider_state == "pending":
+        # Accepted but not started (JoyPix's "submitted"): in its line, not rendering.
+        provider = label_of(job.provider)
+        state_label = f"Waiting at {provider}"
+        progress = 5
+        waited = short_duration((now - (job.submitted_at or now)).total_seconds())
+        label = f"Waiting in {provider}’s line · sent {waited} ago"
+    elif job.state == JobState.PROCESSING and job.submitted_at:
         start = _epoch_ms(job.submitted_at)
         expected = int(expected_processing(job).total_seconds() * 1000)
         progress, label = progress_at(start_ms=start, expected_ms=expected, now_ms=_epoch_ms(now))
@@ -85,6 +119,11 @@ def card_for(job: Job, *, now: datetime | None = None) -> Card:
             JobState.COMPLETED: 100,
             JobState.FAILED: 100,
         }.get(job.state, 0)
+    if job.state == JobState.QUEUED:
+        place = place_in_line(job)
+        if place > 1:
+            label = f"Waiting to be sent · {ordinal(place)} in line"
+    stop_from = stop_waiting_from(job)
     return Card(
         job=job,
         pill=PILL.get(job.state, "neutral"),
@@ -95,7 +134,43 @@ def card_for(job: Job, *, now: datetime | None = None) -> Card:
         status_text=label or STATUS_TEXT.get(job.state, ""),
         expired=_expired(job),
         source_mark=source_mark(job),
+        stop_from=_epoch_ms(stop_from) if stop_from else None,
+        stop_due=stop_from is not None and now >= stop_from,
+        state_label=state_label,
     )
+
+
+def place_in_line(job: Job) -> int:
+    """A queued job's place among the jobs waiting to be sent (everyone's, in
+    the order the poller takes them, oldest first): 1 when it is next. Jobs
+    from studio_jobs() carry the count (no query); any other asks once."""
+    ahead = getattr(job, "queued_ahead", None)
+    if ahead is None:
+        ahead = Job.objects.filter(state=JobState.QUEUED, pk__lt=job.pk).count()
+    return ahead + 1
+
+
+def _queued_ahead():
+    """For a queued job, how many queued jobs are ahead of it, in the same
+    query as the cards (so a page's query count does not grow with them)."""
+    ahead = (
+        Job.objects.filter(state=JobState.QUEUED, pk__lt=OuterRef("pk"))
+        .order_by()
+        .values("state")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Case(
+        When(state=JobState.QUEUED, then=Coalesce(Subquery(ahead), Value(0))),
+        default=Value(None),
+        output_field=IntegerField(),
+    )
+
+
+def ordinal(n: int) -> str:
+    """1 -> "1st", 2 -> "2nd", 3 -> "3rd", 11 -> "11th", 22 -> "22nd"."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def source_mark(job: Job) -> str:
@@ -181,6 +256,7 @@ def studio_jobs(user) -> QuerySet[Job]:
     """The member's own jobs, newest first, with what a card needs."""
     return (
         Job.objects.filter(owner=user, deleted_at__isnull=True)
+        .annotate(queued_ahead=_queued_ahead())
         .select_related("api_key")
         .prefetch_related("inputs", "retries")
         .order_by("-created_at", "-id")

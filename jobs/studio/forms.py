@@ -4,7 +4,8 @@ itself; either way each is decoded and measured before it is accepted, and a
 good file is kept (as a staged upload) when something else in the form is wrong."""
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django import forms
 from django.urls import reverse
@@ -18,6 +19,7 @@ from jobs.pipeline.lifecycle import (
     StagedUploadsGone,
     billed_seconds,
     dialog_order_for,
+    expected_render,
 )
 from jobs.providers import catalogue
 from jobs.templatetags.studio_tags import duration
@@ -95,6 +97,18 @@ class RoleField:
 
 
 @dataclass(frozen=True)
+class ProviderOption:
+    """One provider's price and render time for the job as the form stands
+    (a dialog's quote shows each offered provider side by side)."""
+
+    slug: str
+    label: str
+    quote: Quote
+    expected: timedelta
+    current: bool
+
+
+@dataclass(frozen=True)
 class QuoteView:
     """What the form shows about the cost, whatever is filled in so far."""
 
@@ -103,6 +117,10 @@ class QuoteView:
     problem: str = ""  # why no cost can be given
     clips: str = ""  # which audio is billed, when it is not plain: " (the longer clip)"
     available: int | None = None
+    # How long the provider is expected to render it (lifecycle.expected_render).
+    expected: timedelta | None = None
+    # A dialog's offered providers side by side, when there are two or more.
+    options: list[ProviderOption] = field(default_factory=list)
 
     @property
     def enough(self) -> bool:
@@ -202,6 +220,9 @@ class NewJobForm(forms.Form):
         self.uploads: dict[str, Upload] = {}
         # Set when this same form already made a job (a second post of it).
         self.already_made: Job | None = None
+        # Set when the member made a job of the same files and options lately
+        # (selectors.job_made_already): making it again needs a second yes.
+        self.made_already: Job | None = None
         if not self.is_bound:
             self.initial.setdefault("form_token", new_form_token())
         self._wire_controls()
@@ -419,7 +440,48 @@ def form_quote(form: NewJobForm) -> QuoteView:
     except NoRate:
         return QuoteView(quote=None, problem="No price is set for this choice yet; ask staff.")
     available = credits_balances(user=form.owner)[Pool.STUDIO].available
-    return QuoteView(quote=q, clips=CLIPS_BILLED.get((mode, order), ""), available=available)
+    return QuoteView(
+        quote=q,
+        clips=CLIPS_BILLED.get((mode, order), ""),
+        available=available,
+        expected=expected_render(provider=provider, resolution=resolution, seconds=seconds),
+        options=_dialog_options(form, staged=staged, resolution=resolution),
+    )
+
+
+def _dialog_options(form: NewJobForm, *, staged, resolution: str) -> list[ProviderOption]:
+    """Every offered provider's price and time for a dialog, so the member
+    can compare before paying; empty for other modes or a single provider.
+    Each is quoted with its own speaking order (JoyPix's clips always play
+    at once), so the same files may bill differently."""
+    mode = form.current_mode
+    offered = form.fields["provider"].choices
+    if mode != JobMode.DIALOG or len(offered) < 2:
+        return []
+    options = []
+    for slug, label in offered:
+        chosen = form.current_dialog_order or form.kept_dialog_order
+        order = dialog_order_for(provider=slug, mode=mode, order=chosen)
+        seconds = billed_seconds(mode=mode, files=staged, dialog_order=order)
+        try:
+            q = quote(
+                provider=slug,
+                model=catalogue.model_for(slug, mode),
+                resolution=resolution,
+                seconds=seconds,
+            )
+        except NoRate:
+            continue
+        options.append(
+            ProviderOption(
+                slug=slug,
+                label=label,
+                quote=q,
+                expected=expected_render(provider=slug, resolution=resolution, seconds=seconds),
+                current=slug == form.current_provider,
+            )
+        )
+    return options if len(options) > 1 else []
 
 
 MODE_TITLES = {

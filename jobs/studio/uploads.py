@@ -1,6 +1,7 @@
 """Checking and staging uploads: each file is decoded (never trusted by its
 name), measured, and kept as an Upload until a job takes it."""
 
+import hashlib
 import math
 import shutil
 import tempfile
@@ -61,6 +62,7 @@ def upload_stage(*, owner, kind: str, uploaded: UploadedFile) -> Upload:
             duration=getattr(info, "duration", None),
             width=getattr(info, "width", None),
             height=getattr(info, "height", None),
+            sha256=file_sha256(path),
         )
         stem = uuid.uuid4().hex
         with open(path, "rb") as fh:
@@ -77,6 +79,16 @@ def upload_stage(*, owner, kind: str, uploaded: UploadedFile) -> Upload:
                     upload.thumbnail.save(f"{stem}.webp", File(fh), save=False)
     upload.save()
     return upload
+
+
+def file_sha256(path: Path) -> str:
+    """The file's content hash: the same inputs are recognised by it ("You
+    made this already"), whatever the files are called."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1024 * 1024), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def upload_copy(media: StoredMedia, *, owner) -> Upload:

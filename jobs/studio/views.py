@@ -12,14 +12,21 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
 
-from jobs.credits.ledger import InsufficientCredits, LedgerError
+from jobs.credits.ledger import InsufficientCredits, LedgerError, credits_balances
 from jobs.credits.pricing import NoRate
 from jobs.files import media
-from jobs.models import Job, JobMode
+from jobs.models import Job, JobMode, Pool
 from jobs.pipeline import lifecycle
 from jobs.pipeline.selectors import job_for_owner
 from jobs.providers.catalogue import label_of
 from jobs.providers.routing import provider_sources
+from jobs.staff.credit_changes import (
+    CreditChangeRefused,
+    StarterCreditsRefused,
+    staff_to_ask,
+    starter_credits_after,
+    starter_credits_grant,
+)
 
 from .cards import card_for, cards_changed_since, cards_for_page, has_live_jobs, studio_jobs
 from .forms import (
@@ -58,7 +65,22 @@ def _form_context(request, form: NewJobForm) -> dict:
         "quote": form_quote(form),
         "sandboxed": [label_of(slug) for slug in sandboxed],
         "sandbox_url": settings.SANDBOX_URL if sandboxed else "",
-    }
+    } | _first_run_context(request)
+
+
+def _first_run_context(request) -> dict:
+    """A member with no studio credits sees so above the form: staff with a
+    one-click grant to themselves, anyone else with the names to ask."""
+    available = credits_balances(user=request.user)[Pool.STUDIO].available
+    if available > 0:
+        return {"no_credits": False}
+    if request.user.is_staff:
+        return {
+            "no_credits": True,
+            "starter_credits": settings.STARTER_CREDITS,
+            "starter_after": starter_credits_after(request.user),
+        }
+    return {"no_credits": True, "ask_staff": staff_to_ask()}
 
 
 def _cards_context(request) -> dict:
@@ -184,13 +206,21 @@ def job_new(request):
                 seed=data["seed"] if data["seed"] is not None else -1,
                 dialog_order=data["dialog_order"],
                 form_token=data["form_token"] or "",
+                # "You made this already": the "make it again" button sends
+                # the earlier job's number, the second yes checked here.
+                repeat_check=True,
+                repeat_of=_int(request.POST.get("make_again")),
             )
+        except lifecycle.MadeAlready as exc:
+            form.made_already = exc.earlier
         except (InsufficientCredits, NoRate) as exc:
             form.add_error(None, str(exc))
         except lifecycle.StagedUploadsGone as exc:
             form.add_error(None, str(exc))
             form.already_made = exc.earlier
             status = 409
+    if form.made_already is not None:
+        status = 409
     if form.already_made is not None:
         # A second post of a form that already made its job: it made nothing,
         # and the form starts afresh, so that new files make a new job.
@@ -298,6 +328,54 @@ def job_retry(request, pk: int):
         return result
     announce = f"Job #{result.pk} is queued; it tries job #{pk} again."
     return _job_queued(render(request, f"{TEMPLATE}#job-queued", {"announce": announce}))
+
+
+@login_required
+@require_POST
+def starter_credits(request):
+    """Staff's one-click grant of starter credits to themselves. The form's
+    fields come along (htmx), so the form is drawn again as it was, files
+    and all, with the new balance and the cost that now fits. The same
+    page's button sent twice grants once (its `starter_after`)."""
+    after = _int(request.POST.get("starter_after"))
+    if after is None:
+        return HttpResponseBadRequest("starter_after must be a ledger entry's number.")
+    try:
+        result = starter_credits_grant(member=request.user, after=after)
+    except (StarterCreditsRefused, CreditChangeRefused) as exc:
+        if request.htmx:
+            return HttpResponse(str(exc), status=403)
+        messages.error(request, str(exc))
+        return redirect("studio")
+    done = f"You granted yourself {result.entry.amount:,} studio credits."
+    if not request.htmx:
+        messages.success(request, done)
+        return redirect("studio")
+    # Unbound, from what was sent: the options and staged files, no errors yet.
+    form = form_switched(owner=request.user, mode=request.POST.get("mode", ""), params=request.POST)
+    context = _form_context(request, form) | {"announce": done}
+    return render(request, f"{TEMPLATE}#credits-granted", context)
+
+
+@login_required
+@require_POST
+def job_stop_waiting(request, pk: int):
+    def stop(job):
+        lifecycle.job_stop_waiting(job, by=request.user)
+        return None
+
+    result = _card_action(
+        request,
+        pk,
+        stop,
+        "You stopped waiting for job #{job.pk}; its credits are back. The provider may still "
+        "finish it: the studio then ignores it and charges nothing.",
+    )
+    if isinstance(result, HttpResponse):
+        return result
+    card = card_for(Job.objects.get(pk=pk))
+    announce = f"Stopped waiting for job #{pk}; its credits are back."
+    return render(request, f"{TEMPLATE}#card-changed", {"card": card, "announce": announce})
 
 
 @login_required

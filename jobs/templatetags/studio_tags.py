@@ -4,13 +4,15 @@ what a ledger entry means for the member reading it."""
 from datetime import datetime
 
 from django import template
+from django.urls import reverse
 
 from jobs.accounts.api_keys import api_key_display
 from jobs.credits.pricing import terms_text
 from jobs.files.media import format_duration
 from jobs.models import EntryKind
 from jobs.providers import catalogue
-from jobs.studio.cards import PILL, job_countdowns
+from jobs.staff.credit_changes import staff_to_ask as _staff_to_ask
+from jobs.studio.cards import PILL, job_countdowns, short_duration
 
 register = template.Library()
 
@@ -168,3 +170,34 @@ def key_display(key) -> str:
 def countdowns(job) -> tuple:
     """The deletions that apply to a job's files, soonest first."""
     return job_countdowns(job)
+
+
+@register.filter
+def render_time(expected) -> str:
+    """A render time (timedelta) in words: "40 s", "2 min 05 s", "25 min", "4 h 10 min"."""
+    if expected is None:
+        return ""
+    seconds = expected.total_seconds()
+    if seconds < 600:
+        return short_duration(seconds)
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if minutes else f"{hours} h"
+
+
+@register.simple_tag
+def staff_to_ask() -> str:
+    """The staff a member asks for credits, by name: "Ann Lee or Bob"."""
+    names = _staff_to_ask()
+    if not names:
+        return "the studio's staff"
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+@register.filter
+def job_url(job) -> str:
+    """Where "open it" takes a member for one of their jobs: its card in the
+    Studio for now; the job's own page (`job_detail`) once it exists."""
+    return reverse("studio") + f"#job-{job.pk}"

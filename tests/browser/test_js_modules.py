@@ -29,7 +29,7 @@ BASE = {"ui/notices.js", "ui/menu.js", "ui/forms.js", "ui/requests.js"}
 PAGES = {
     "sign-in": BASE,
     "studio": BASE
-    | {"studio/uploads.js", "studio/progress.js", "studio/poller.js"}
+    | {"studio/uploads.js", "studio/progress.js", "studio/poller.js", "studio/notify.js"}
     | {"ui/countdowns.js"},
     "gallery": BASE | {"gallery/videos.js", "ui/countdowns.js"},
     "gallery item": BASE | {"ui/countdowns.js"},

@@ -280,7 +280,7 @@ def test_a_provider_that_only_answers_garbage_is_given_up_at_the_timeout(pipelin
 
 
 def test_a_task_that_never_finishes_is_failed_by_the_reconciler(pipeline, settings):
-    # The limit is max(this setting, 4 x the expected processing time); the
+    # The limit is max(this setting, 2 x the expected processing time); the
     # expected time of 2 s of sandbox video is 2 x SANDBOX_RTF = 0.1 s.
     settings.JOB_PROCESSING_TIMEOUT_SECONDS = 2
     pipeline.sandbox.faults.update({"never_finish": 1})

@@ -39,6 +39,10 @@ function tick() {
     const text = bar.parentElement.querySelector("[data-progress-label]");
     if (text) text.textContent = label;
   });
+  // "Stop waiting" appears once a job is overdue (cards.py's stop_from).
+  document.querySelectorAll("[data-reveal-at][hidden]").forEach((element) => {
+    if (now >= Number(element.getAttribute("data-reveal-at"))) element.hidden = false;
+  });
 }
 
 tick();
