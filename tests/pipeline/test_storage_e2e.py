@@ -163,9 +163,7 @@ def test_upload_archive_ranged_playback_and_the_api_link_go_through_the_storage(
     assert requests.get(link, timeout=10).status_code == 404
 
 
-def test_deleting_a_job_removes_its_files_but_not_a_remixs_copies(
-    pipeline, media_storage, alice
-):
+def test_deleting_a_job_removes_its_files_but_not_a_remixs_copies(pipeline, media_storage, alice):
     done = run_until_terminal(pipeline.create_dialog())
     assert done.state == "completed", done.error
     client = Client()
@@ -178,7 +176,9 @@ def test_deleting_a_job_removes_its_files_but_not_a_remixs_copies(
     # A remix copies the inputs: objects of their own.
     remix = client.post(reverse("gallery_remix", args=[done.pk]))
     assert remix.status_code == 302
-    copies = {f.name for u in Upload.objects.filter(owner=alice) for f in (u.file, u.thumbnail) if f}
+    copies = {
+        f.name for u in Upload.objects.filter(owner=alice) for f in (u.file, u.thumbnail) if f
+    }
     assert len(copies) == 4  # the photo, its thumbnail and the two voices
     assert not copies & names
     copied = {n: stored_bytes(n) for n in copies}
