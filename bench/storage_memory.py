@@ -218,7 +218,8 @@ def main() -> None:
             print()
             print(
                 f"{backend}: {results['size_mb']} MB video, job {results['state']}, "
-                f"stored {results['stored_mb']} MB; peak RSS before: "
+                f"stored {results['stored_mb']} MB, streamed back {results['streamed_mb']} MB, "
+                f"copied back {results['copy_mb']} MB; peak RSS before: "
                 f"{results['rss_peak_before_mb']} MB"
             )
             for name, figures in results.items():

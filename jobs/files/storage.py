@@ -70,17 +70,14 @@ def local_copy(name: str) -> Iterator[Path]:
     if path is not None:
         yield path
         return
+    reader = StoredReader(name)
     with tempfile.TemporaryDirectory(prefix="stored-") as tmp:
         copy = Path(tmp) / f"copy{PurePosixPath(name).suffix[:10]}"
-        with default_storage.open(name, "rb") as src, open(copy, "wb") as dst:
-            obj = _s3_object(src)
-            if obj is not None:
-                # Straight from the store to the file, in parts; S3File's own
-                # read would first spool the whole object to another file.
-                obj.download_fileobj(dst, Config=default_storage.transfer_config)
-            else:
-                for chunk in src.chunks(CHUNK):
-                    dst.write(chunk)
+        with open(copy, "wb") as dst:
+            # One streamed GET, chunk by chunk: S3File's own read would first
+            # spool the whole object to another temporary file.
+            for chunk in reader.read(0, reader.size):
+                dst.write(chunk)
         yield copy
 
 
