@@ -187,8 +187,6 @@ def main() -> None:
 
     django.setup()
     print("Command:", shlex.join([sys.executable, *sys.argv]))
-    for line in machine_info(database="SQLite"):
-        print(line)
     moto = subprocess.Popen(
         [sys.executable, "-c", S3_SERVER],
         stdin=subprocess.PIPE,
@@ -232,6 +230,9 @@ def main() -> None:
     finally:
         moto.stdin.close()
         moto.wait(timeout=30)
+    print()
+    for line in machine_info(database="SQLite"):
+        print(line)
 
 
 if __name__ == "__main__":
