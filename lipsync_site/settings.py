@@ -18,6 +18,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
 from .env import env_bool, env_float, env_int, env_list, env_str, env_url
+from .media_storage import media_storage
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "var"))).resolve()
@@ -224,8 +225,42 @@ STATIC_ROOT = DATA_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(DATA_DIR / "media"))).resolve()
 MEDIA_URL = "/media/"
+# Unset, a bucket name alone chooses S3; STORAGE_BACKEND=s3 without one is an
+# error of the system check (jobs/checks.py), which names the variable.
+STORAGE_BACKEND = (
+    env_str("STORAGE_BACKEND", "s3" if env_str("AWS_STORAGE_BUCKET_NAME") else "local")
+    .strip()
+    .lower()
+)
+if STORAGE_BACKEND not in ("local", "s3"):
+    raise ImproperlyConfigured(f"STORAGE_BACKEND must be local or s3, got {STORAGE_BACKEND!r}")
+AWS_STORAGE_BUCKET_NAME = env_str("AWS_STORAGE_BUCKET_NAME").strip()
+AWS_S3_ENDPOINT_URL = env_url("AWS_S3_ENDPOINT_URL", "")
+AWS_S3_REGION_NAME = env_str("AWS_S3_REGION_NAME").strip()
+AWS_ACCESS_KEY_ID = env_str("AWS_ACCESS_KEY_ID").strip()
+AWS_SECRET_ACCESS_KEY = env_str("AWS_SECRET_ACCESS_KEY").strip()
+AWS_S3_ADDRESSING_STYLE = env_str("AWS_S3_ADDRESSING_STYLE", "auto").strip().lower() or "auto"
+if AWS_S3_ADDRESSING_STYLE not in ("auto", "path", "virtual"):
+    raise ImproperlyConfigured(
+        f"AWS_S3_ADDRESSING_STYLE must be auto, path or virtual, got {AWS_S3_ADDRESSING_STYLE!r}"
+    )
+# Life of the signed links a member's browser is redirected to for playback
+# (the studio checks who may see the file first, on every request).
+STORAGE_URL_MAX_AGE = env_int("STORAGE_URL_MAX_AGE", 300, minimum=30)
+# Inputs, outputs and posters go through Django's storage API only: the local
+# disk, or an S3-compatible bucket that every node shares (media_storage.py).
+_default_storage, STORAGE_ORIGINS = media_storage(
+    backend=STORAGE_BACKEND,
+    bucket=AWS_STORAGE_BUCKET_NAME,
+    endpoint_url=AWS_S3_ENDPOINT_URL,
+    region=AWS_S3_REGION_NAME,
+    access_key=AWS_ACCESS_KEY_ID,
+    secret_key=AWS_SECRET_ACCESS_KEY,
+    addressing_style=AWS_S3_ADDRESSING_STYLE,
+    url_max_age=STORAGE_URL_MAX_AGE,
+)
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": _default_storage,
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
@@ -267,8 +302,9 @@ SECURE_CSP = {
     "default-src": [CSP.SELF],
     "script-src": [CSP.SELF, CSP.NONCE],
     "style-src": [CSP.SELF, CSP.NONCE],
-    "img-src": [CSP.SELF],
-    "media-src": [CSP.SELF],
+    # With S3 storage, posters and videos come from the store by signed redirect.
+    "img-src": [CSP.SELF, *STORAGE_ORIGINS],
+    "media-src": [CSP.SELF, *STORAGE_ORIGINS],
     "connect-src": [CSP.SELF],
     "object-src": [CSP.NONE],
     "base-uri": [CSP.NONE],

@@ -15,8 +15,9 @@ from tests.media_factory import make_audio, make_image
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 # The `pipeline` fixture: the studio on a live server wired to the sandbox provider;
-# `net` and `serve`: a network that never leaves loopback, for the SSRF guard's tests.
-pytest_plugins = ["tests.pipeline_support", "tests.fetch_support"]
+# `net` and `serve`: a network that never leaves loopback, for the SSRF guard's tests;
+# `media_storage`: each test that asks runs on the local disk and on S3 (moto on loopback).
+pytest_plugins = ["tests.pipeline_support", "tests.fetch_support", "tests.storage_support"]
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 PASSWORD = "correct horse battery staple"

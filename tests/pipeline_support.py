@@ -26,7 +26,6 @@ import av
 import pytest
 import requests
 from django.apps import apps as django_apps
-from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.db import close_old_connections
@@ -34,6 +33,7 @@ from django.test import Client
 
 from jobs.credits.ledger import Balance, credits_balances, credits_grant
 from jobs.files import media
+from jobs.files.storage import local_copy
 from jobs.models import EntryKind, Job, LedgerEntry, Pool, Rate, Upload
 from jobs.pipeline import lifecycle, poller
 from jobs.providers.sandbox import RESOLUTIONS, SandboxConfig, SandboxServer
@@ -243,7 +243,11 @@ def assert_released(job: Job) -> None:
 def assert_playable(done: Job, resolution: str, seconds: float) -> media.VideoInfo:
     """The archived output: H.264 + AAC at the requested size, `seconds` long,
     and every frame and sample decodes."""
-    path = default_storage.path(done.output.name)
+    with local_copy(done.output.name) as path:
+        return _assert_playable(done, str(path), resolution, seconds)
+
+
+def _assert_playable(done: Job, path: str, resolution: str, seconds: float) -> media.VideoInfo:
     info = media.probe_output_video(path)
     assert (info.video_codec, info.audio_codec) == ("h264", "aac")
     assert (info.width, info.height) == RESOLUTIONS[resolution]

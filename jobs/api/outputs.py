@@ -1,17 +1,18 @@
 """Signed, expiring links to a finished job's video in the studio: what the
 API answers as `output`. The token is the key (no session), and the video is
 served with HTTP Range so players seek; links die after
-API_OUTPUT_LINK_MAX_AGE, or when the video is deleted."""
+API_OUTPUT_LINK_MAX_AGE, or when the video is deleted. From an object store
+the video is streamed through the studio, not redirected: any HTTP client
+(curl without -L too) gets the bytes, and Range works as the API documents."""
 
 from django.conf import settings
 from django.core import signing
-from django.core.files.storage import default_storage
 from django.http import Http404
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
+from jobs.files.delivery import stored_file_response
 from jobs.models import Job, JobState
-from jobs.net.ranged import ranged_file_response
 
 _SALT = "jobs.api.output-link"
 
@@ -37,9 +38,10 @@ def job_output(request, token: str, name: str):
     job = job_from_output_token(token)
     if job is None:
         raise Http404("This link has expired or its video is no longer kept.")
-    return ranged_file_response(
+    return stored_file_response(
         request,
-        default_storage.path(job.output.name),
+        job.output.name,
         content_type="video/mp4",
         filename=f"{job.uuid}.mp4",
+        redirect=False,
     )

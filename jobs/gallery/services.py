@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -30,6 +31,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from jobs.files import media
+from jobs.files.storage import local_copy
 from jobs.models import Job, JobInput, JobMode, JobState, Resolution, Upload
 from jobs.pipeline.selectors import jobs_visible_to
 from jobs.providers import catalogue
@@ -305,22 +307,24 @@ def job_share_set(*, job: Job, shared: bool) -> None:
     job.shared = shared
 
 
-def job_poster_make(*, job: Job) -> bool:
+def job_poster_make(*, job: Job, video: Path | None = None) -> bool:
     """Store a small WebP still of the job's video as its poster. Never raises:
     a video without a poster still plays, and the gallery falls back to the
-    input's thumbnail. Returns whether a poster was stored."""
+    input's thumbnail. `video`: a local file of the output already at hand
+    (the archive's download), else the stored one is read. Returns whether a
+    poster was stored."""
     try:
         if not job.output:
             return False
         at = POSTER_AT_SECONDS
         if job.output_seconds:
             at = min(POSTER_AT_SECONDS, job.output_seconds / 3)
-        with tempfile.TemporaryDirectory() as tmp:
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            nullcontext(video) if video else local_copy(job.output.name) as source,
+        ):
             out = media.poster_frame(
-                default_storage.path(job.output.name),
-                Path(tmp) / "poster.webp",
-                at_seconds=at,
-                max_width=POSTER_MAX_WIDTH,
+                source, Path(tmp) / "poster.webp", at_seconds=at, max_width=POSTER_MAX_WIDTH
             )
             with open(out, "rb") as fh:
                 now = timezone.now()

@@ -662,8 +662,19 @@ def job_archive(job_id: int) -> None:
                 job, message=f"The provider's video could not be read ({exc}). Nothing was charged."
             )
             return
+        # Streamed from the file into storage (an object store gets it in
+        # parts); the download is kept on disk until the poster is taken from it.
         with open(path, "rb") as fh:
             name = default_storage.save(f"outputs/{now:%Y/%m}/job-{job.pk}.mp4", File(fh))
+        if _archive_complete(job, name=name, info=info):
+            # The gallery's still; it logs and gives up on any error, never failing the archive.
+            job_poster_make(job=Job.objects.get(pk=job.pk), video=path)
+
+
+def _archive_complete(job: Job, *, name: str, info: media.VideoInfo) -> bool:
+    """Settle an archived job whose output is stored as `name`: charge it and
+    mark it completed. False (and the stored file deleted) if it left
+    archiving meanwhile."""
     charge = settle_amount(job=job, output_seconds=info.duration)
     retention = settings.OUTPUT_RETENTION_DAYS
     # Stamped now, not when the download began: open pages ask for cards
@@ -699,13 +710,12 @@ def job_archive(job_id: int) -> None:
         # Failed or refunded meanwhile (reconciler, staff): that decision stands.
         default_storage.delete(name)
         log.warning("job %s left archiving while its output was being stored", job.pk)
-        return
+        return False
     except BaseException:
         default_storage.delete(name)
         raise
     log.info("job %s completed: %.2f s, %s credits charged", job.pk, info.duration, charge)
-    # The gallery's still; it logs and gives up on any error, never failing the archive.
-    job_poster_make(job=Job.objects.get(pk=job.pk))
+    return True
 
 
 class ArchiveLeaseLost(Exception):

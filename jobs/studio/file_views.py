@@ -1,24 +1,28 @@
 """Files: inputs for providers (signed links), and outputs and thumbnails for
-members (signed-in, visibility checked), served with HTTP Range."""
+members (signed-in, visibility checked), served with HTTP Range from the local
+disk, or by a signed redirect to the object store (jobs/files/delivery.py)."""
 
 from django.contrib.auth.decorators import login_required
-from django.core.files.storage import default_storage
 from django.http import Http404
 from django.views.decorators.http import require_GET, require_safe
 
-from jobs.net.ranged import ranged_file_response
+from jobs.files.delivery import stored_file_response
 from jobs.pipeline.inputs import input_from_token
 from jobs.pipeline.selectors import job_for_viewer
+
+DAY = 86400
 
 
 @require_safe  # some providers send HEAD before GET
 def job_input(request, token: str, name: str):
-    """A provider fetching an input. No session: the signed token is the key."""
+    """A provider fetching an input. No session: the signed token is the key.
+    Streamed, never redirected: a provider's fetcher may not follow a
+    redirect, and the link must die when the job ends."""
     inp = input_from_token(token)
     if inp is None or inp.file.name.rsplit("/", 1)[-1] != name:
         raise Http404("This link has expired or the job has ended.")
-    return ranged_file_response(
-        request, default_storage.path(inp.file.name), content_type=inp.content_type
+    return stored_file_response(
+        request, inp.file.name, content_type=inp.content_type, redirect=False
     )
 
 
@@ -29,9 +33,9 @@ def job_video(request, pk: int):
     if not job.output:
         raise Http404("This job has no video.")
     download = request.GET.get("download") == "1"
-    return ranged_file_response(
+    return stored_file_response(
         request,
-        default_storage.path(job.output.name),
+        job.output.name,
         content_type="video/mp4",
         filename=f"lipsync-job-{job.pk}.mp4",
         attachment=download,
@@ -46,11 +50,9 @@ def job_thumbnail(request, pk: int):
     image = job.inputs.with_picture().first()
     if image is None:
         raise Http404("This job has no thumbnail.")
-    response = ranged_file_response(
-        request, default_storage.path(image.thumbnail.name), content_type="image/webp"
+    return stored_file_response(
+        request, image.thumbnail.name, content_type="image/webp", cache_seconds=DAY
     )
-    response["Cache-Control"] = "private, max-age=86400"
-    return response
 
 
 @login_required
@@ -66,9 +68,7 @@ def job_poster(request, pk: int):
     if not name:
         raise Http404("This job has no poster.")
     kind = "image/jpeg" if name.lower().endswith((".jpg", ".jpeg")) else "image/webp"
-    response = ranged_file_response(request, default_storage.path(name), content_type=kind)
-    response["Cache-Control"] = "private, max-age=86400"
-    return response
+    return stored_file_response(request, name, content_type=kind, cache_seconds=DAY)
 
 
 @login_required
@@ -84,16 +84,14 @@ def job_input_media(request, pk: int, role: str):
     if request.GET.get("thumbnail") == "1":
         if not inp.thumbnail:
             raise Http404("This input has no thumbnail.")
-        response = ranged_file_response(
-            request, default_storage.path(inp.thumbnail.name), content_type="image/webp"
+        return stored_file_response(
+            request, inp.thumbnail.name, content_type="image/webp", cache_seconds=DAY
         )
-        response["Cache-Control"] = "private, max-age=86400"
-        return response
     base = inp.file.name.rsplit("/", 1)[-1]
     suffix = base[base.rfind(".") :][:10] if "." in base else ""
-    return ranged_file_response(
+    return stored_file_response(
         request,
-        default_storage.path(inp.file.name),
+        inp.file.name,
         content_type=inp.content_type,
         filename=f"lipsync-job-{job.pk}-{role}{suffix}",
     )

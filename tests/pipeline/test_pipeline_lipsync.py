@@ -10,11 +10,11 @@ from pathlib import Path
 import av
 import pytest
 import requests
-from django.core.files.storage import default_storage
 from django.urls import reverse
 from PIL import ImageChops
 
 from jobs.credits.pricing import rate_current
+from jobs.files.storage import local_copy
 from jobs.models import EntryKind, Job, Rate
 from tests.pipeline_support import (
     GRANT,
@@ -214,7 +214,8 @@ def test_a_dub_puts_the_new_audio_on_the_videos_frames_and_bills_the_audio(
     source = dot_track(video(pipeline, video_seconds))
     assert all(x is not None for _t, x in source)
     step = max(b - a for (_, a), (_, b) in zip(source, source[1:], strict=False))
-    output = dot_track(default_storage.path(done.output.name))
+    with local_copy(done.output.name) as path:
+        output = dot_track(path)
     assert len(output) == pytest.approx(audio_seconds * info.fps, abs=3)
     for t, x in output:
         assert x is not None, f"no dot at {t:.2f} s"
@@ -279,7 +280,7 @@ def test_a_dialog_through_lipsync_studio_lasts_and_costs_as_its_order_says(
         credits
     )
     # Both voices are in it: the left one on the left channel, the right on the right.
-    with av.open(default_storage.path(done.output.name)) as container:
+    with local_copy(done.output.name) as path, av.open(str(path)) as container:
         assert container.streams.audio[0].layout.name == "stereo"
     assert_links_dead(urls)
 
