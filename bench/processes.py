@@ -322,9 +322,14 @@ class Studio:
             self.wait_node(name)
         return process
 
-    def stop_all(self) -> None:
-        for process in reversed(list(self.processes.values())):
-            process.stop()
+    def stop_all(self, timeout: float = 10.0) -> None:
+        """Ask every process to stop at once (SIGTERM), then wait for each
+        and SIGKILL whatever is left."""
+        for process in self.processes.values():
+            if process.alive:
+                process.popen.send_signal(signal.SIGTERM)
+        for process in self.processes.values():
+            process.stop(timeout=timeout)
 
     def __enter__(self) -> Studio:
         return self
