@@ -125,7 +125,9 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": DATA_DIR / "db.sqlite3",
+            # SQLITE_PATH: another file (the integration tests point the
+            # processes they start at pytest's test database).
+            "NAME": Path(env_str("SQLITE_PATH", str(DATA_DIR / "db.sqlite3"))),
             "OPTIONS": {
                 # IMMEDIATE takes the write lock at BEGIN, so two processes never
                 # deadlock upgrading a read lock; WAL lets readers run beside a writer.
@@ -427,5 +429,8 @@ LOGGING = {
     "loggers": {
         "jobs": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
         "django_q": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        # django-q2 logs as "django-q": without this its INFO lines (a node
+        # running, tasks processed, workers reincarnated) fell to the root's WARNING.
+        "django-q": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
     },
 }

@@ -96,6 +96,19 @@ def idempotent(
     return status, body
 
 
+def answer_keep(request, *, owner, status: int, body: dict, job=None) -> None:
+    """Keep the answer to this request's Idempotency-Key now. Work that makes
+    something calls it inside the transaction that makes it (api_job_submit's
+    `made`): a process killed after that commit, before `idempotent` stores the
+    answer, would otherwise leave a key with no answer, which a retry takes
+    after STALE_AFTER and does the work again: a second job."""
+    key = request.headers.get(HEADER, "").strip()
+    if key:
+        IdempotencyKey.objects.filter(owner=owner, key=key).update(
+            status_code=status, response=body, job=job
+        )
+
+
 def _run(work: Work, error_body: Callable[[ApiError], dict]) -> tuple[int, dict, object]:
     try:
         return work()

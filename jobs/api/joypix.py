@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .base import ContractApi, body_doc, json_answer, read_body
 from .errors import ApiError
-from .idempotency import idempotent
+from .idempotency import answer_keep, idempotent
 from .schemas import (
     JoyPixDialogRequest,
     JoyPixError,
@@ -67,8 +67,14 @@ def _submit(request, *, model: str, schema):
             provider=body.provider or "",
             prefix="",
         )
-        job = api_job_submit(key=key, sub=sub)
-        return 200, {"code": 0, "message": "success", "data": {"task_id": str(job.uuid)}}, job
+        job = api_job_submit(key=key, sub=sub, made=made)
+        return 200, accepted(job), job
+
+    def accepted(job) -> dict:
+        return {"code": 0, "message": "success", "data": {"task_id": str(job.uuid)}}
+
+    def made(job) -> None:  # in the job's transaction: a crash after it leaves the answer
+        answer_keep(request, owner=key.owner, status=200, body=accepted(job), job=job)
 
     status, answer = idempotent(
         request, owner=key.owner, work=work, error_body=ApiError.joypix_body

@@ -10,7 +10,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from .base import ContractApi, body_doc, json_answer, read_body
 from .errors import ApiError
-from .idempotency import idempotent
+from .idempotency import answer_keep, idempotent
 from .schemas import (
     Accepted,
     ErrorAnswer,
@@ -88,10 +88,16 @@ def _submission(model: str, body, files: dict) -> Submission:
 def _submit(request, model: str):
     key = request.auth
 
+    def answer(job) -> dict:
+        return {"id": str(job.uuid), "status": "processing"}
+
+    def made(job) -> None:  # in the job's transaction: a crash after it leaves the answer
+        answer_keep(request, owner=key.owner, status=200, body=answer(job), job=job)
+
     def work():
         body, files = read_body(request, SUBMIT_MODELS[model], form_key="formState")
-        job = api_job_submit(key=key, sub=_submission(model, body, files))
-        return 200, {"id": str(job.uuid), "status": "processing"}, job
+        job = api_job_submit(key=key, sub=_submission(model, body, files), made=made)
+        return 200, answer(job), job
 
     return json_answer(*idempotent(request, owner=key.owner, work=work))
 

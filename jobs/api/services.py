@@ -7,9 +7,11 @@ import base64
 import binascii
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -204,8 +206,12 @@ def _mode_and_provider(*, key: ApiKey, sub: Submission) -> tuple[str, str]:
     return mode, provider
 
 
-def api_job_submit(*, key: ApiKey, sub: Submission) -> Job:
-    """Stage the inputs, hold the API credits and queue the job. Raises
+def api_job_submit(
+    *, key: ApiKey, sub: Submission, made: Callable[[Job], None] | None = None
+) -> Job:
+    """Stage the inputs, hold the API credits and queue the job; `made(job)`
+    runs in the transaction that makes the job (to keep the request's answer
+    with it: jobs.api.idempotency.answer_keep). Raises
     ApiError (402 short of credits or past the key's budget, 403 a kind of
     video or provider the key may not use, 429 too many of the key's jobs in
     flight, 422 naming the field at fault)."""
@@ -214,20 +220,24 @@ def api_job_submit(*, key: ApiKey, sub: Submission) -> Job:
     webhook = webhook_clean(sub.webhook, field_name="webhook")
     files = _stage_all(owner=key.owner, sub=sub)
     try:
-        return lifecycle.job_create(
-            owner=key.owner,
-            mode=mode,
-            provider=provider,
-            resolution=sub.resolution,
-            files=files,
-            prompt=sub.prompt,
-            seed=sub.seed,
-            dialog_order=order,
-            pool=Pool.API,
-            source=JobSource.API,
-            api_key=key,
-            api_webhook=webhook,
-        )
+        with transaction.atomic():
+            job = lifecycle.job_create(
+                owner=key.owner,
+                mode=mode,
+                provider=provider,
+                resolution=sub.resolution,
+                files=files,
+                prompt=sub.prompt,
+                seed=sub.seed,
+                dialog_order=order,
+                pool=Pool.API,
+                source=JobSource.API,
+                api_key=key,
+                api_webhook=webhook,
+            )
+            if made is not None:
+                made(job)
+        return job
     except InsufficientCredits as exc:
         inputs_discard(files.values())
         raise ApiError(

@@ -1100,3 +1100,153 @@ def test_the_management_command_stops_cleanly_when_signalled_twice(tmp_path, sec
     assert "Traceback" not in output, output
     assert "Sandbox provider stopped." in output
     assert process.returncode == 0
+
+
+# --- fault rates, submissions per job, state kept across a restart ----------------------------
+
+
+def _draw(rates: dict, seed: int, name: str, n: int = 200) -> list[bool]:
+    from jobs.providers.sandbox import Faults
+
+    faults = Faults()
+    faults.update({"rates": rates, "seed": seed})
+    return [faults.take(name) for _ in range(n)]
+
+
+def test_fault_rates_are_drawn_from_the_seed():
+    first = _draw({"poll_500": 0.3}, seed=7, name="poll_500")
+    assert first == _draw({"poll_500": 0.3, "submit_429": 0.5}, seed=7, name="poll_500")
+    assert first != _draw({"poll_500": 0.3}, seed=8, name="poll_500")
+    assert 40 <= sum(first) <= 80  # about 30 % of 200
+    assert not any(_draw({"poll_500": 0.3}, seed=7, name="poll_429"))
+
+
+def test_a_count_applies_before_the_rate():
+    from jobs.providers.sandbox import Faults
+
+    faults = Faults()
+    faults.update({"poll_500": 2, "rates": {"poll_500": 0.0}})
+    assert [faults.take("poll_500") for _ in range(3)] == [True, True, False]
+
+
+def test_one_fault_rate_spreads_over_each_kind_of_request():
+    from jobs.providers.sandbox import Faults
+
+    faults = Faults()
+    faults.update({"fault_rate": 0.2, "seed": 3, "rates": {"task_fail": 0.0}})
+    submit = ("submit_429", "submit_503", "submit_502", "submit_500", "submit_reset")
+    hits = sum(any(faults.take(name) for name in submit) for _ in range(2000))
+    assert 340 <= hits <= 460  # about 20 % of submissions meet one fault
+    assert "task_fail" not in faults.rates  # a rate given beside it wins
+    with pytest.raises(ValueError):
+        faults.update({"fault_rate": 1.5})
+    with pytest.raises(ValueError):
+        faults.update({"rates": {"no_such_fault": 0.1}})
+
+
+def test_fault_rates_can_be_set_over_http(sandbox):
+    url = f"{sandbox.url}/_sandbox/faults"
+    answer = requests.post(url, json={"rates": {"poll_500": 1}, "seed": 5}, headers=AUTH, timeout=5)
+    assert answer.status_code == 200
+    assert answer.json()["rates"] == {"poll_500": 1.0} and answer.json()["seed"] == 5
+    status = requests.get(f"{sandbox.url}/v1/tasks/task_nope", headers=AUTH, timeout=5)
+    assert status.status_code == 500
+    assert requests.post(url, json={"clear": True}, headers=AUTH, timeout=5).json()["rates"] == {}
+    stats = requests.get(f"{sandbox.url}/_sandbox/stats", headers=AUTH, timeout=5).json()
+    assert stats["answers"] == {"poll": 1} and stats["faulted"] == {"poll_500": 1}
+
+
+def test_a_dropped_or_slow_status_answer_leaves_the_task_going_on(sandbox, files):
+    task_id = submit_joypix(sandbox, files)
+    sandbox.faults.update({"poll_reset": 1, "poll_slow": 1, "slow_poll_seconds": 0.5})
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{sandbox.url}/v1/tasks/{task_id}", headers=AUTH, timeout=5)
+    started = time.monotonic()
+    assert joypix_task(sandbox, task_id)["task_id"] == task_id
+    assert time.monotonic() - started >= 0.5
+    answer, _ = poll(lambda: joypix_task(sandbox, task_id))
+    assert answer["status"] == "completed"
+
+
+def test_submissions_are_counted_per_job_by_their_inputs_names(sandbox, files):
+    sandbox.faults.update({"submit_429": 1, "submit_500": 1})
+    url = sandbox.url + JOYPIX_SUBMIT
+    assert requests.post(url, json=dialog_body(files), headers=AUTH, timeout=5).status_code == 429
+    assert requests.post(url, json=dialog_body(files), headers=AUTH, timeout=5).status_code == 500
+    # The same job's inputs behind freshly signed links: the same key.
+    other_links = {k: f"{v}?token=2" for k, v in dialog_body(files).items()}
+    assert requests.post(url, json=other_links, headers=AUTH, timeout=5).status_code == 200
+    photo = requests.post(
+        sandbox.url + JOYPIX_PHOTO_SUBMIT, json=photo_body(files), headers=AUTH, timeout=5
+    )
+    assert photo.status_code == 200
+    counts = requests.get(f"{sandbox.url}/_sandbox/submissions", headers=AUTH, timeout=5)
+    assert counts.json() == {
+        "left.mp3+photo.png+right.wav": {"posts": 3, "tasks": 2},
+        "photo.png+voice.m4a": {"posts": 1, "tasks": 1},
+    }
+    assert requests.get(f"{sandbox.url}/_sandbox/submissions", timeout=5).status_code == 401
+
+
+def test_kept_state_survives_a_restart(make_sandbox, files, tmp_path):
+    storage = tmp_path / "sb"
+    first = make_sandbox(storage_dir=storage, keep_state=True)
+    done = submit_joypix(first, files)
+    poll(lambda: joypix_task(first, done))
+    first.faults.update({"never_finish": 1})
+    stuck = submit_joypix(first, files)
+    first.stop()
+
+    second = make_sandbox(storage_dir=storage, keep_state=True)
+    finished = joypix_task(second, done)
+    assert finished["status"] == "completed"
+    assert requests.get(finished["video_url"], timeout=5).status_code == 200  # output kept
+    assert joypix_task(second, stuck)["status"] in ("submitted", "processing")
+    assert second.by_key == {"left.mp3+photo.png+right.wav": {"posts": 2, "tasks": 2}}
+    assert second.answers["by_kind"]["submit"] == 2
+
+
+def test_an_unfinished_task_goes_on_after_a_restart(make_sandbox, files, tmp_path):
+    storage = tmp_path / "sb"
+    first = make_sandbox(storage_dir=storage, keep_state=True, start_delay=30)
+    task_id = submit_joypix(first, files)
+    first.stop()
+    second = make_sandbox(storage_dir=storage, keep_state=True)
+    answer, _ = poll(lambda: joypix_task(second, task_id))
+    assert answer["status"] == "completed"
+
+
+def test_the_management_command_takes_fault_rates_from_its_arguments(tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "manage.py",
+            "sandbox",
+            "--port",
+            "0",
+            "--storage-dir",
+            str(tmp_path / "sb"),
+            "--fault-rate",
+            "0.2",
+            "--fault-seed",
+            "9",
+            "--keep-state",
+        ],
+        cwd=root,
+        env=os.environ | {"DATA_DIR": str(tmp_path), "SANDBOX_API_KEY": KEY},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        line = process.stdout.readline()
+        while line and "lipsync.studio) listening on" not in line:
+            line = process.stdout.readline()
+        url = line.rsplit(" ", 1)[1].strip()
+        faults = requests.get(f"{url}/_sandbox/faults", headers=AUTH, timeout=5).json()
+        assert faults["seed"] == 9 and faults["rates"]["output_slow"] == 0.2
+        assert (tmp_path / "sb" / "journal.jsonl").exists()
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=15)

@@ -3,8 +3,10 @@ lipsync.studio that renders real MP4s. Ctrl-C (or SIGTERM) stops it cleanly.
 
 Defaults come from the environment, through settings: SANDBOX_PORT,
 SANDBOX_API_KEY (never printed or logged), SANDBOX_RTF; and SANDBOX_FAULTS, a
-JSON object of faults, e.g. '{"submit_429": 2, "poll_500": 1}' (see
-jobs/providers/sandbox/config.py). Faults can also be changed while it runs:
+JSON object of faults, e.g. '{"submit_429": 2, "poll_500": 1}', or of their
+rates, '{"fault_rate": 0.2, "seed": 7}' or '{"rates": {"poll_500": 0.1}}' (see
+jobs/providers/sandbox/config.py; --fault-rate and --fault-seed override those).
+Faults can also be changed while it runs:
 
     curl -H "Authorization: Bearer $SANDBOX_API_KEY" -d '{"task_fail": 1}' \\
          http://127.0.0.1:8010/_sandbox/faults
@@ -60,6 +62,22 @@ class Command(BaseCommand):
             help="base of the output URLs (default: SANDBOX_URL if set, "
             "else the listening address)",
         )
+        parser.add_argument(
+            "--fault-rate",
+            type=float,
+            default=None,
+            help="chance (0-1) that a provider answer is faulted, spread over the "
+            "submit, status and output faults (see spread_rate)",
+        )
+        parser.add_argument(
+            "--fault-seed", type=int, default=None, help="seed of the fault draws (default 0)"
+        )
+        parser.add_argument(
+            "--keep-state",
+            action="store_true",
+            help="keep tasks and counts in STORAGE_DIR/journal.jsonl and go on with "
+            "them after a restart",
+        )
 
     def handle(
         self,
@@ -71,6 +89,9 @@ class Command(BaseCommand):
         output_ttl,
         storage_dir,
         public_url,
+        fault_rate,
+        fault_seed,
+        keep_state,
         verbosity,
         **options,
     ):
@@ -83,8 +104,17 @@ class Command(BaseCommand):
             output_ttl_seconds=output_ttl,
             storage_dir=Path(storage_dir),
             public_url=public_url,
+            keep_state=keep_state,
         )
-        config.faults.update(_faults_from_env())
+        faults = _faults_from_env()
+        if fault_rate is not None:
+            faults["fault_rate"] = fault_rate
+        if fault_seed is not None:
+            faults["seed"] = fault_seed
+        try:
+            config.faults.update(faults)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
         if verbosity >= 2:
             logging.getLogger("jobs.providers.sandbox").setLevel(logging.DEBUG)
 
@@ -115,6 +145,9 @@ class Command(BaseCommand):
 
     def _announce(self, server, config, rtf, min_delay, output_ttl, storage_dir):
         active = {k: v for k, v in config.faults.as_dict().items() if k in FAULT_COUNTS and v}
+        if config.faults.rates:
+            active["rates"] = config.faults.rates
+            active["seed"] = config.faults.seed
         self.stdout.write(
             self.style.SUCCESS(
                 f"Sandbox provider (JoyPix + lipsync.studio) listening on {server.url}"

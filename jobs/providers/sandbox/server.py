@@ -16,7 +16,8 @@ Routes (ROUTES, at the end of this module; all but /outputs/ and
     GET  /outputs/{name}.mp4               rendered video (404 once output_ttl_seconds passed)
     GET  /_sandbox/health                  {"ok": true}
     GET  /_sandbox/faults, POST /_sandbox/faults {...}   read / change faults
-    GET  /_sandbox/stats                   submissions, calls, tasks by status
+    GET  /_sandbox/stats                   submissions, calls, tasks by status, answers
+    GET  /_sandbox/submissions             per job (by its inputs' file names): POSTs and tasks
 
 A task's life: "submitted" -> (inputs fetched) "processing" -> (rendered, and
 max(min_delay, rtf x seconds) after it started processing) "completed", or
@@ -40,7 +41,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,31 @@ MAX_REQUEST_BYTES = 1024 * 1024
 OUTPUT_NAME = re.compile(r"^[0-9a-f]{32}\.mp4$")
 CHUNK = 64 * 1024
 AUDIO_ROLES = ("audio", "left_audio", "right_audio")
+JOURNAL = "journal.jsonl"
+# The routes a provider's client calls, by kind, for the answer counts.
+ANSWER_KINDS = (
+    (c.JOYPIX_SUBMIT_PREFIX, "submit"),
+    (c.LIPSYNC_JOB_PREFIX, "poll"),
+    (c.JOYPIX_TASK_PREFIX, "poll"),
+    (c.LIPSYNC_SUBMIT_PREFIX, "submit"),
+    ("/outputs/", "output"),
+)
+
+
+def submission_key(sub: c.Submission) -> str:
+    """Names a submission by its inputs' file names (the last segment of each URL,
+    sorted, joined by "+"): the same for every submission of one studio job,
+    whatever its signed links' tokens, and different from any other job's."""
+    return "+".join(sorted(urlsplit(url).path.rsplit("/", 1)[-1] for _, url in sub.inputs.values()))
+
+
+def _answer_kind(method: str, path: str) -> str | None:
+    for prefix, kind in ANSWER_KINDS:
+        if path.startswith(prefix):
+            if kind == "submit" and (method != "POST" or path.startswith(c.LIPSYNC_JOB_PREFIX)):
+                continue
+            return kind
+    return None
 
 
 @dataclass(frozen=True)
@@ -116,6 +142,16 @@ class Task:
     webhook_never: bool = False
     webhook_twice: bool = False
     webhook_early: bool = False
+    key: str = ""  # submission_key of the submission that made it
+
+    def as_record(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Task:
+        record = dict(record)
+        record["inputs"] = {name: tuple(pair) for name, pair in record["inputs"].items()}
+        return cls(**record)
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -256,6 +292,13 @@ class SandboxServer:
         self._tasks: dict[str, Task] = {}
         self._calls: list[Call] = []
         self._submissions: Counter[str] = Counter()
+        # Per submission_key: POSTs received and tasks created. A studio that never
+        # sends a job twice has tasks <= 1 for every key.
+        self._by_key: dict[str, Counter[str]] = {}
+        # Provider answers by kind (submit, poll, output), and those a fault made.
+        self._answers: Counter[str] = Counter()
+        self._faulted: Counter[str] = Counter()
+        self._journal: Any = None  # the open journal file (keep_state)
         self._webhooks: list[WebhookDelivery] = []
         self._outputs: dict[str, float] = {}  # name -> expires at (time.time())
         self._threads: set[threading.Thread] = set()  # the tasks at work
@@ -279,6 +322,7 @@ class SandboxServer:
             self.root = Path(self.config.storage_dir)
         self.outputs_dir.mkdir(parents=True, exist_ok=True)
         self.work_dir.mkdir(parents=True, exist_ok=True)
+        resume = self._load_journal() if self.config.keep_state else []
         self._remove_leftovers()
         self._stop.clear()
         self._httpd = _HTTPServer((self.host, self._port), _Handler)
@@ -294,6 +338,8 @@ class SandboxServer:
             target=self._sweep_loop, name="sandbox-janitor", daemon=True
         )
         self._janitor.start()
+        for task in resume:
+            self._start_task(task)
         log.info("sandbox provider listening on %s", self.url)
         return self
 
@@ -310,6 +356,10 @@ class SandboxServer:
             if thread is not None:
                 thread.join(max(0.0, deadline - time.monotonic()))
         self._httpd = None
+        with self._lock:
+            if self._journal is not None:
+                self._journal.close()
+                self._journal = None
         if self._own_dir is not None:
             shutil.rmtree(self._own_dir, ignore_errors=True)
             self._own_dir = None
@@ -377,11 +427,26 @@ class SandboxServer:
         with self._lock:
             return list(self._webhooks)
 
+    @property
+    def by_key(self) -> dict[str, dict[str, int]]:
+        """{submission_key: {"posts": n, "tasks": n}}."""
+        with self._lock:
+            return {key: dict(counts) for key, counts in self._by_key.items()}
+
+    @property
+    def answers(self) -> dict[str, Any]:
+        """Provider answers sent, by kind, and those a fault made, by fault."""
+        with self._lock:
+            return {"by_kind": dict(self._answers), "faulted": dict(self._faulted)}
+
     def reset_stats(self) -> None:
         with self._lock:
             self._calls.clear()
             self._submissions.clear()
             self._webhooks.clear()
+            self._by_key.clear()
+            self._answers.clear()
+            self._faulted.clear()
 
     def output_url(self, task: Task) -> str:
         return f"{self.public_url}/outputs/{task.output_name}"
@@ -410,8 +475,59 @@ class SandboxServer:
                 raise TimeoutError(f"{len(self._threads)} sandbox task(s) still at work")
 
     def _record(self, call: Call) -> None:
+        kind = _answer_kind(call.method, call.path)
         with self._lock:
             self._calls.append(call)
+            if kind is not None:
+                self._count_answer(kind, call.fault)
+                self._write({"answer": kind, "fault": call.fault})
+
+    def _count_answer(self, kind: str, fault: str | None) -> None:
+        self._answers[kind] += 1
+        if fault:
+            self._faulted[fault] += 1
+
+    def _count_key(self, key: str, what: str) -> None:
+        self._by_key.setdefault(key, Counter())[what] += 1
+
+    # --- the journal (keep_state) ------------------------------------------------------------
+
+    def _write(self, record: dict[str, Any]) -> None:
+        """Append one record to the journal (under self._lock). Flushed at once: a
+        SIGKILL of this process loses nothing the kernel has."""
+        if self._journal is not None:
+            self._journal.write(json.dumps(record, separators=(",", ":")) + "\n")
+            self._journal.flush()
+
+    def _load_journal(self) -> list[Task]:
+        """Take back the previous run's tasks and counts; return the tasks to go on
+        with (those not finished: their inputs are fetched and rendered again)."""
+        path = self.root / JOURNAL
+        tasks: dict[str, Task] = {}
+        if path.exists():
+            with open(path, encoding="utf-8") as fh:
+                for line in fh:
+                    try:
+                        record = json.loads(line)
+                    except ValueError:  # a line cut short by a kill
+                        continue
+                    if "task" in record:
+                        task = Task.from_record(record["task"])
+                        tasks[task.id] = task
+                    elif "answer" in record:
+                        self._count_answer(record["answer"], record.get("fault"))
+                    elif "key" in record:
+                        self._count_key(record["key"], record["count"])
+                        if record["count"] == "posts":
+                            self._submissions[record["path"]] += 1
+        for task in tasks.values():
+            if task.status == "completed" and task.completed_at is not None:
+                self._outputs[task.output_name] = task.completed_at + self.config.output_ttl_seconds
+        self._tasks.update(tasks)
+        self._journal = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed in stop)
+        if tasks:
+            log.info("took back %d task(s) from %s", len(tasks), path)
+        return [t for t in tasks.values() if t.status not in ("completed", "failed")]
 
     # --- routing -------------------------------------------------------------------------
 
@@ -507,8 +623,16 @@ class SandboxServer:
     # --- submit ---------------------------------------------------------------------------
 
     def _submit(self, h: _Handler, path: str, provider: str, parse: Any) -> None:
+        try:
+            submission: c.Submission | None = parse()
+        except c.BadRequest as exc:
+            submission, bad = None, exc
+        key = submission_key(submission) if submission is not None else ""
         with self._lock:
             self._submissions[path] += 1
+            if key:
+                self._count_key(key, "posts")
+            self._write({"key": key, "count": "posts", "path": path})
         if not h.authorized(self.config.api_key):
             return self._unauthorized(h, provider)
         # Refusals: nothing is created.
@@ -518,11 +642,9 @@ class SandboxServer:
             return self._error(h, provider, 503, "Service temporarily unavailable")
         if self._fault(h, "submit_502"):
             return self._gateway(h, 502, "Bad Gateway")
-        try:
-            submission: c.Submission = parse()
-        except c.BadRequest as exc:
-            return self._error(h, provider, 400, str(exc))
-        task = self._create_task(submission)
+        if submission is None:
+            return self._error(h, provider, 400, str(bad))
+        task = self._create_task(submission, key)
         answer, no_id = c.submitted(task)
         # The task exists from here on: every fault below leaves the outcome unknown.
         if self._fault(h, "submit_500"):
@@ -538,7 +660,7 @@ class SandboxServer:
             return self._malformed(h, provider, answer, no_id)
         return h.send_json(200, answer)
 
-    def _create_task(self, sub: c.Submission) -> Task:
+    def _create_task(self, sub: c.Submission, key: str) -> Task:
         faults = self.faults
         task_id = f"task_{secrets.token_hex(12)}" if sub.provider == c.JOYPIX else str(uuid.uuid4())
         has_webhook = bool(sub.webhook)
@@ -561,16 +683,24 @@ class SandboxServer:
             webhook_never=has_webhook and faults.take("webhook_never"),
             webhook_twice=has_webhook and faults.take("webhook_twice"),
             webhook_early=has_webhook and faults.take("webhook_early"),
-        )
-        thread = threading.Thread(
-            target=self._run_task, args=(task,), name=f"sandbox-{task_id[:13]}", daemon=True
+            key=key,
         )
         with self._lock:
             self._tasks[task_id] = task
-            self._threads.add(thread)
-        thread.start()
+            self._count_key(key, "tasks")
+            self._write({"key": key, "count": "tasks"})
+            self._write({"task": task.as_record()})
+        self._start_task(task)
         log.info("%s task %s submitted (%s, %s)", sub.provider, task_id, sub.model, sub.resolution)
         return task
+
+    def _start_task(self, task: Task) -> None:
+        thread = threading.Thread(
+            target=self._run_task, args=(task,), name=f"sandbox-{task.id[:13]}", daemon=True
+        )
+        with self._lock:
+            self._threads.add(thread)
+        thread.start()
 
     # --- status ----------------------------------------------------------------------------
 
@@ -581,6 +711,10 @@ class SandboxServer:
             return self._too_many(h, provider)
         if self._fault(h, "poll_500"):
             return self._error(h, provider, 500, "Internal server error")
+        if self._fault(h, "poll_reset"):
+            return h.reset()
+        if self._fault(h, "poll_slow") and self._stop.wait(self.faults.slow_poll_seconds):
+            return h.reset()
         with self._lock:
             task = self._tasks.get(task_id)
             if task is not None and task.provider == provider:
@@ -622,8 +756,13 @@ class SandboxServer:
                 "calls": len(self._calls),
                 "tasks": dict(by_status),
                 "webhooks": len(self._webhooks),
+                "answers": dict(self._answers),
+                "faulted": dict(self._faulted),
             }
         h.send_json(200, stats)
+
+    def _submissions_show(self, h: _Handler, body: bytes) -> None:
+        h.send_json(200, self.by_key)
 
     # --- outputs ---------------------------------------------------------------------------
 
@@ -688,7 +827,7 @@ class SandboxServer:
         """Outputs and work files of an earlier run are unreachable (tasks live in
         memory): remove the ones this server made, nothing else."""
         for path in self.outputs_dir.glob("*.mp4"):
-            if OUTPUT_NAME.match(path.name):
+            if OUTPUT_NAME.match(path.name) and path.name not in self._outputs:
                 path.unlink(missing_ok=True)
         for path in self.work_dir.iterdir():
             if path.is_dir() and re.match(r"^(task_[0-9a-f]{24}|[0-9a-f-]{36})$", path.name):
@@ -801,6 +940,7 @@ class SandboxServer:
             self._outputs[task.output_name] = now + cfg.output_ttl_seconds
             task.status, task.completed_at = "completed", now
             task.execution_ms = int((now - started) * 1000)
+            self._write({"task": task.as_record()})
         log.info(
             "task %s completed (%.1f s of video, rendered in %.2f s)",
             task.id,
@@ -817,6 +957,7 @@ class SandboxServer:
     def _fail(self, task: Task, message: str) -> None:
         with self._lock:
             task.status, task.error, task.completed_at = "failed", message, time.time()
+            self._write({"task": task.as_record()})
         log.info("task %s failed: %s", task.id, message)
         self._final_webhook(task)
 
@@ -883,6 +1024,11 @@ ROUTES: tuple[Route, ...] = (
     _route(
         "/_sandbox/stats",
         {"GET": SandboxServer._stats, ANY: SandboxServer._not_found_lipsync},
+        keyed=True,
+    ),
+    _route(
+        "/_sandbox/submissions",
+        {"GET": SandboxServer._submissions_show, ANY: SandboxServer._not_found_lipsync},
         keyed=True,
     ),
     _route("/_sandbox/.*", {ANY: SandboxServer._not_found_lipsync}, keyed=True),
