@@ -154,6 +154,9 @@ if REDIS_URL:
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# The Studio's per-member card stamps (jobs/models/card_stamps.py) live in the
+# cache only when every process shares it; a local-memory cache is per process.
+CARD_STAMPS_IN_CACHE = bool(REDIS_URL)
 
 # timeout < retry, or the ORM broker hands a slow task out a second time.
 Q_CLUSTER = {
