@@ -24,7 +24,8 @@ from functools import partial
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
+from django.utils.dateparse import parse_datetime
 
 log = logging.getLogger(__name__)
 
@@ -69,25 +70,43 @@ def card_stamp(owner_id: int) -> int | None:
         except Exception:
             log.warning("card stamp of member %s unreadable", owner_id, exc_info=True)
             return None
+    return _newest_update_ms(owner_id)
+
+
+def _newest_update_ms(owner_id: int) -> int:
+    """The member's newest job `updated_at` (epoch ms; 0 without jobs), from
+    the (owner, updated_at) index. Plain SQL: this runs for every open page
+    every 2 s, and building the ORM query cost more than running it."""
     from .job import Job  # this module is imported by job.py
 
-    newest = (
-        Job.objects.filter(owner_id=owner_id)
-        .order_by("-updated_at")
-        .values_list("updated_at", flat=True)
-        .first()
-    )
-    return int(newest.timestamp() * 1000) if newest else 0
+    table = connection.ops.quote_name(Job._meta.db_table)
+    column = connection.ops.quote_name(Job._meta.get_field("updated_at").column)
+    owner = connection.ops.quote_name(Job._meta.get_field("owner").column)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {column} FROM {table} WHERE {owner} = %s ORDER BY {column} DESC LIMIT 1",
+            [owner_id],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return 0
+    newest = row[0]
+    if isinstance(newest, str):  # SQLite answers text, in UTC
+        newest = parse_datetime(newest)
+    if newest.tzinfo is None:
+        newest = newest.replace(tzinfo=UTC)
+    return int(newest.timestamp() * 1000)
 
 
-def card_stamp_known(owner_id: int, *, now_ms: int) -> None:
-    """After a full answer found the stamp missing (never bumped, expired,
-    or the cache restarted): record one as of `now_ms`, unless a bump got
-    there first. Claiming a change that did not happen is safe; the next
-    answers simply look at the jobs once more."""
+def card_stamp_known(owner_id: int, *, as_of_ms: int) -> None:
+    """After a full answer that found the stamp missing (never bumped,
+    expired, or the cache restarted empty): record `as_of_ms`, a time before
+    the page's new cursor, unless a bump got there first. The answer covered
+    every change committed before its query; any later one bumps the stamp
+    after its commit, replacing this value (or making this add a no-op)."""
     if not stamps_in_cache():
         return
     try:
-        cache.add(_key(owner_id), now_ms, timeout=STAMP_TTL)
+        cache.add(_key(owner_id), as_of_ms, timeout=STAMP_TTL)
     except Exception:
         log.warning("card stamp of member %s not recorded", owner_id, exc_info=True)

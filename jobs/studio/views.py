@@ -23,6 +23,7 @@ from jobs.providers.catalogue import label_of
 from jobs.providers.routing import provider_sources
 
 from .cards import (
+    CHANGE_OVERLAP,
     card_for,
     cards_changed_since,
     cards_for_page,
@@ -272,7 +273,8 @@ def cards(request):
     response = render(request, f"{TEMPLATE}#cards-update", context)
     response["X-Cards-Since"] = str(_epoch_ms(now))
     response["X-Cards-Polling"] = "1" if live else "0"
-    card_stamp_known(request.user.pk, now_ms=_epoch_ms(now))
+    # Just old enough that the next ask, from this cursor, trusts it.
+    card_stamp_known(request.user.pk, as_of_ms=_epoch_ms(now - CHANGE_OVERLAP) - 1)
     return response
 
 
