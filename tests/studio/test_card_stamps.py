@@ -295,3 +295,12 @@ def test_every_members_action_and_retention_bumps(
     retention.retention_purge()
     assert ("write", "UPDATE") in stamp_log
     assert every_write_followed_by_a_bump(stamp_log, alice.pk)
+
+
+def test_a_per_process_cache_never_holds_the_stamps(settings):
+    """Jobs change in cluster workers and pages ask any web worker: the stamps
+    go to the cache only when it is shared (Redis); a local-memory cache is
+    private to each process, so without Redis the database answers."""
+    backend = settings.CACHES["default"]["BACKEND"]
+    assert settings.CARD_STAMPS_IN_CACHE == backend.endswith("RedisCache")
+    assert settings.CARD_STAMPS_IN_CACHE == bool(settings.REDIS_URL)
