@@ -128,6 +128,10 @@ else:
             # SQLITE_PATH: another file (the integration tests point the
             # processes they start at pytest's test database).
             "NAME": Path(env_str("SQLITE_PATH", str(DATA_DIR / "db.sqlite3"))),
+            # Each web thread keeps its connection: opening one (and running
+            # the pragmas below) per request cost signed-in pages more than
+            # their queries (bench/RESULTS.md, load.py).
+            "CONN_MAX_AGE": 60,
             "OPTIONS": {
                 # IMMEDIATE takes the write lock at BEGIN, so two processes never
                 # deadlock upgrading a read lock; WAL lets readers run beside a writer.
@@ -157,6 +161,14 @@ if REDIS_URL:
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# The Studio's per-member card stamps (jobs/models/card_stamps.py) live in the
+# cache only when every process shares it; a local-memory cache is per process.
+CARD_STAMPS_IN_CACHE = bool(REDIS_URL)
+if REDIS_URL:
+    # Sessions read from Redis, written through to the database: a signed-in
+    # request (every card update) makes one query fewer. Not with the
+    # local-memory cache: a sign-out in one process would not reach another's.
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
 # timeout < retry, or the ORM broker hands a slow task out a second time.
 Q_CLUSTER = {

@@ -38,6 +38,17 @@ def _fast_passwords(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Each test starts with an empty cache: the Studio's card stamps live
+    there (with Redis), and one left by another test or run for a member of
+    the same id would answer "nothing changed" to this test's pages."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
 @pytest.fixture
 def alice(django_user_model):
     return django_user_model.objects.create_user(

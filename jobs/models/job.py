@@ -5,6 +5,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from .card_stamps import card_stamps_bump
 from .ledger import Pool
 from .media import StoredMedia, UploadKind
 
@@ -60,6 +61,29 @@ class FailureCode(models.TextChoices):
     OUTCOME_UNKNOWN = "outcome_unknown", "Outcome unknown"
     # Its owner stopped waiting for the provider (jobs.pipeline.lifecycle.job_stop_waiting).
     STOPPED_WAITING = "stopped_waiting", "Owner stopped waiting"
+
+
+class JobQuerySet(models.QuerySet):
+    def update(self, **kwargs) -> int:
+        """As QuerySet.update; one that sets `updated_at` (a change a card
+        shows) also bumps the owners' card stamps (card_stamps.py).
+
+        The owners are read first, and the update is held to the rows read,
+        so no row another transaction moved into the filter meanwhile is
+        changed unseen: for the conditional updates of the lifecycle
+        (`filter(pk=..., state=...)`) it is as if the update had run at the read.
+        """
+        if "updated_at" not in kwargs:
+            return super().update(**kwargs)
+        rows = dict(self.values_list("pk", "owner_id"))
+        if not rows:
+            return 0
+        changed = super(JobQuerySet, self.filter(pk__in=list(rows))).update(**kwargs)
+        if changed:
+            card_stamps_bump(rows.values(), using=self.db)
+        return changed
+
+    update.alters_data = True
 
 
 class Job(models.Model):
@@ -163,6 +187,8 @@ class Job(models.Model):
     inputs_purged_at = models.DateTimeField(null=True, blank=True)
     output_purged_at = models.DateTimeField(null=True, blank=True)
 
+    objects = JobQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
@@ -255,6 +281,11 @@ class Job(models.Model):
 
     def __str__(self) -> str:
         return f"Job #{self.pk} ({self.get_mode_display()}, {self.get_state_display()})"
+
+    def save(self, *args, **kwargs) -> None:
+        # auto_now sets updated_at on every save: the card changed.
+        super().save(*args, **kwargs)
+        card_stamps_bump([self.owner_id], using=kwargs.get("using") or self._state.db)
 
     @property
     def is_live(self) -> bool:

@@ -22,12 +22,17 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from jobs.models import FailureCode, Job, JobSource, JobState
+from jobs.models.card_stamps import card_stamp
 from jobs.pipeline.lifecycle import expected_processing, stop_waiting_from
 from jobs.pipeline.retention import inputs_expire_at
 from jobs.providers.catalogue import label_of
 
 # Small overlap so a change committed just as the page asked is not missed.
 CHANGE_OVERLAP = timedelta(seconds=2)
+# How long a page's cursor may rest on the card stamp's "nothing changed"
+# before the jobs are asked again anyway: a stamp bump that was lost (the
+# cache down for a moment) delays a card by at most this, never loses it.
+STAMP_TRUST = timedelta(seconds=30)
 # Countdowns turn to the warning colour in their last stretch.
 WARN_WITHIN = timedelta(hours=6)
 
@@ -261,6 +266,19 @@ def studio_jobs(user) -> QuerySet[Job]:
         .prefetch_related("inputs", "retries")
         .order_by("-created_at", "-id")
     )
+
+
+def cards_unchanged_since(user_id: int, since: datetime, *, now: datetime) -> bool:
+    """True when the member's card stamp proves no card changed since the
+    page's cursor, so the answer needs no query on the jobs. Unknown or
+    close calls say False (the jobs are then asked), as does a cursor older
+    than STAMP_TRUST or in the future."""
+    if not (now - STAMP_TRUST < since <= now):
+        return False
+    stamp = card_stamp(user_id)
+    if stamp is None:
+        return False
+    return stamp < (since - CHANGE_OVERLAP).timestamp() * 1000
 
 
 def cards_changed_since(user, since: datetime) -> list[Card]:

@@ -16,6 +16,7 @@ from jobs.credits.ledger import InsufficientCredits, LedgerError, credits_balanc
 from jobs.credits.pricing import NoRate
 from jobs.files import media
 from jobs.models import Job, JobMode, Pool
+from jobs.models.card_stamps import card_stamp_known
 from jobs.pipeline import lifecycle
 from jobs.pipeline.selectors import job_for_owner
 from jobs.providers.catalogue import label_of
@@ -28,7 +29,15 @@ from jobs.staff.credit_changes import (
     starter_credits_grant,
 )
 
-from .cards import card_for, cards_changed_since, cards_for_page, has_live_jobs, studio_jobs
+from .cards import (
+    CHANGE_OVERLAP,
+    card_for,
+    cards_changed_since,
+    cards_for_page,
+    cards_unchanged_since,
+    has_live_jobs,
+    studio_jobs,
+)
 from .forms import (
     MODE_HELP,
     MODE_TITLES,
@@ -276,6 +285,15 @@ def cards(request):
         if raw is not None and bounds[name] is None:
             return HttpResponseBadRequest(f"{name} must be a time in milliseconds.")
     now = timezone.now()
+    if cards_unchanged_since(request.user.pk, since, now=now):
+        # The common answer, every 2 s from every open page with live jobs:
+        # nothing to render, and no query on the jobs. The cursor stays put,
+        # so the next full answer covers everything since the last one; and
+        # polling goes on, as jobs stop being live only by changing.
+        response = HttpResponse(b"")
+        response["X-Cards-Since"] = str(int(request.GET["since"]))
+        response["X-Cards-Polling"] = "1"
+        return response
     # Live first: a job finishing between the two queries is then still
     # polled for once more, instead of stopping before its card is sent.
     live = has_live_jobs(request.user)
@@ -285,6 +303,8 @@ def cards(request):
     response = render(request, f"{TEMPLATE}#cards-update", context)
     response["X-Cards-Since"] = str(_epoch_ms(now))
     response["X-Cards-Polling"] = "1" if live else "0"
+    # Just old enough that the next ask, from this cursor, trusts it.
+    card_stamp_known(request.user.pk, as_of_ms=_epoch_ms(now - CHANGE_OVERLAP) - 1)
     return response
 
 

@@ -22,27 +22,7 @@ class Command(BaseCommand):
         python = sys.executable
         manage = str(settings.BASE_DIR / "manage.py")
         processes = {
-            "web": [
-                python,
-                "-m",
-                "gunicorn",
-                "lipsync_site.wsgi",
-                "--bind",
-                f"127.0.0.1:{settings.PORT}",
-                "--worker-class",
-                "gthread",
-                "--workers",
-                "2",
-                "--threads",
-                "8",
-                # Large uploads and slow clients: do not kill a worker mid-upload.
-                "--timeout",
-                "300",
-                "--access-logfile",
-                "-",
-                "--chdir",
-                str(settings.BASE_DIR),
-            ],
+            "web": web_command(bind=f"127.0.0.1:{settings.PORT}"),
             "cluster": [python, manage, "qcluster"],
         }
         env = os.environ.copy()
@@ -84,6 +64,32 @@ class Command(BaseCommand):
         finally:
             _stop_all(children)
         sys.exit(code)
+
+
+def web_command(*, bind: str) -> list[str]:
+    """The web server as the run command starts it (bench/load.py measures
+    this very configuration)."""
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "lipsync_site.wsgi",
+        "--bind",
+        bind,
+        "--worker-class",
+        "gthread",
+        "--workers",
+        "2",
+        "--threads",
+        "8",
+        # Large uploads and slow clients: do not kill a worker mid-upload.
+        "--timeout",
+        "300",
+        "--access-logfile",
+        "-",
+        "--chdir",
+        str(settings.BASE_DIR),
+    ]
 
 
 def _stop_all(children: dict[str, subprocess.Popen]) -> None:
