@@ -79,6 +79,8 @@ class Job(models.Model):
     resolution = models.CharField(max_length=8, choices=Resolution.choices)
     prompt = models.TextField(blank=True)
     seed = models.BigIntegerField(default=-1, help_text="-1 lets the provider pick.")
+    # The seed the provider says it used (JoyPix echoes its inputs), if it says.
+    provider_seed = models.BigIntegerField(null=True, blank=True)
     shared = models.BooleanField(default=True, help_text="Shown in the team's gallery.")
     retried_from = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="retries"
@@ -126,7 +128,11 @@ class Job(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     state_changed_at = models.DateTimeField(default=timezone.now)
+    # The timeline on the job's page: the (last) submission request went out,
+    # the provider accepted it (submitted_at), its first status answer came.
+    sent_at = models.DateTimeField(null=True, blank=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
+    first_status_at = models.DateTimeField(null=True, blank=True)
     provider_completed_at = models.DateTimeField(null=True, blank=True)
     provider_expires_at = models.DateTimeField(null=True, blank=True)
     archived_at = models.DateTimeField(null=True, blank=True)
