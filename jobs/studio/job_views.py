@@ -32,7 +32,7 @@ def job_page(request, pk: int):
         "is_owner": job.owner_id == request.user.pk,
     }
     if request.htmx and request.htmx.target == "job-live":
-        response = render(request, f"{TEMPLATE}#job-live", context)
+        response = render(request, f"{TEMPLATE}#job-live-update", context)
         if not job.is_live:
             response.status_code = HTMX_STOP_POLLING
         return response

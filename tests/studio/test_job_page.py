@@ -164,6 +164,9 @@ def test_a_processing_jobs_page_polls_itself_until_the_job_ends(alice_client, al
     ended = alice_client.get(reverse("job_page", args=[job.pk]), headers=htmx)
     assert ended.status_code == 286  # htmx stops polling, after swapping this last answer
     assert "The provider did not finish the job in time." in ended.content.decode()
+    assert 'id="balances" aria-labelledby="balances-title" hx-swap-oob="true"' in (
+        ended.content.decode()
+    )  # the hold released shows in the sidebar too
     assert 'hx-trigger="every 2s"' not in ended.content.decode()
 
 
