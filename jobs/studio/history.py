@@ -39,7 +39,8 @@ class JobFilterForm(forms.Form):
     mode = forms.ChoiceField(
         label="Kind", required=False, choices=[("", "Any kind"), *JobMode.choices]
     )
-    provider = forms.ChoiceField(label="Provider", required=False, choices=[])
+    # Not "Provider": the new-job form beside it has a field of that name.
+    provider = forms.ChoiceField(label="Rendered by", required=False, choices=[])
     source = forms.ChoiceField(
         label="Made in",
         required=False,
