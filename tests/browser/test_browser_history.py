@@ -114,6 +114,8 @@ def test_filters_live_in_the_address_and_back_restores_them(
         state=lambda i: JobState.FAILED if i % 5 == 0 else JobState.COMPLETED,
         provider=lambda i: "lipsync_studio" if i % 2 else "joypix",
     )
+    # One job still rendering, older than the rest: the page's poller runs.
+    bulk_jobs(alice, 1, start=start - timedelta(hours=1), state=JobState.PROCESSING)
     page.set_viewport_size({"width": 1360, "height": 1000})
     sign_in(page, alice)
     expect(page.locator("#job-cards > article.job-card")).to_have_count(24)
@@ -126,6 +128,13 @@ def test_filters_live_in_the_address_and_back_restores_them(
         .values_list("pk", flat=True)
     )
     expect(page.locator("#job-cards > article.job-card")).to_have_count(len(failed))
+    assert dom_card_ids(page) == failed
+    # New jobs arrive: the poller brings only the one this column shows.
+    [new_failed] = bulk_jobs(alice, 1, start=timezone.now(), state=JobState.FAILED)
+    bulk_jobs(alice, 1, start=timezone.now() + timedelta(minutes=1))  # completed
+    expect(page.locator("#job-cards > article.job-card")).to_have_count(len(failed) + 1)
+    failed.insert(0, new_failed.pk)
+    page.wait_for_timeout(2500)  # another poll or two: still nothing else
     assert dom_card_ids(page) == failed
 
     page.locator("#id_jobs-provider").select_option("joypix")

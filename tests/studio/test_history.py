@@ -6,6 +6,7 @@ address; the card poller honours them; constant queries however many jobs."""
 import re
 from datetime import UTC, datetime, timedelta
 from html import unescape
+from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -278,8 +279,7 @@ def test_the_poller_brings_a_new_job_only_into_a_column_that_would_show_it(
 
 
 def test_the_poller_sends_the_columns_filters():
-    with open("templates/jobs/studio.html") as fh:
-        template = fh.read()
+    template = (Path(__file__).resolve().parents[2] / "templates/jobs/studio.html").read_text()
     poller = re.search(r'<div id="cards-poller"[^>]*>', template).group(0)
     assert 'hx-include="#job-filters"' in poller
 
