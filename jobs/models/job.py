@@ -209,6 +209,10 @@ class Job(models.Model):
             # The Studio's card updates (changed since) and "any job live?".
             models.Index(fields=["owner", "updated_at"], name="job_owner_updated"),
             models.Index(fields=["owner", "state"], name="job_owner_state"),
+            # The Studio's history filtered by state: one range, newest first.
+            models.Index(
+                fields=["owner", "state", "-created_at", "-id"], name="job_owner_state_recent"
+            ),
             # The gallery: finished videos, newest first, then its filters.
             # `state` leads so that SQLite, which has no statistics unless
             # ANALYZE ran, picks these over job_state_due (bench/RESULTS.md).
