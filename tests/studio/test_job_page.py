@@ -253,6 +253,13 @@ def test_trying_a_completed_job_again_makes_one_new_job(
     assert LedgerEntry.objects.filter(job=new, kind="hold").count() == 1
 
 
+def test_a_job_under_way_cannot_be_tried_again(alice):
+    job = make_job(alice, state=JobState.PROCESSING, submitted_after=timedelta())
+    with pytest.raises(lifecycle.JobActionRefused, match="Only a finished job"):
+        lifecycle.job_retry(job)
+    assert not Job.objects.filter(retried_from=job).exists()
+
+
 def test_remixing_a_failed_job_opens_the_form_with_copies_of_its_files(
     funded_alice_client, alice, dialog_inputs, media_root
 ):
