@@ -3,6 +3,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 
 from .ledger import Pool
@@ -238,6 +239,10 @@ class Job(models.Model):
 
     def __str__(self) -> str:
         return f"Job #{self.pk} ({self.get_mode_display()}, {self.get_state_display()})"
+
+    def get_absolute_url(self) -> str:
+        """The job's own page (its owner and staff); the admin's "View on site"."""
+        return reverse("job_page", args=[self.pk])
 
     @property
     def is_live(self) -> bool:

@@ -69,6 +69,15 @@ def test_staff_see_any_members_job_and_whose_it_is(staff_client, alice):
     assert "by Alice" in response.content.decode()
 
 
+def test_the_admins_view_on_site_opens_the_jobs_page(staff_client, alice):
+    job = make_job(alice, state=JobState.FAILED, finished_after=timedelta(), held=None)
+    change = staff_client.get(reverse("admin:jobs_job_change", args=[job.pk])).content.decode()
+    link = re.search(r'href="([^"]+)" class="viewsitelink"', change).group(1)
+    response = staff_client.get(link)
+    assert response.status_code == 302
+    assert response.url.endswith(reverse("job_page", args=[job.pk]))
+
+
 def test_signed_out_visitors_are_sent_to_sign_in(client, alice):
     job = make_job(alice, held=None)
     response = page(client, job)
