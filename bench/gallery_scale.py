@@ -30,7 +30,15 @@ it does in production):
 - a card update, as the Studio page's htmx poll sends it:
   GET /studio/cards/?since=<epoch ms> with HX-Request, answered with the 3
   cards that changed since (two processing jobs polled, one archiving). Its
-  "bigger" count asks since a week ago (every card changed in a week).
+  "bigger" count asks since a week ago (every card changed in a week);
+- the Studio's history: a deep page of the member's jobs as "Load older"
+  asks for it (GET /?before=<cursor> with HX-Target: load-older; page
+  --deep-page, or the last), and the column filtered by state, provider and
+  source (GET /?jobs-state=failed&jobs-provider=joypix&jobs-source=studio
+  with HX-Target: job-list);
+- a job's page: GET /jobs/<id>/ for one of the member's completed jobs (given
+  its hold and capture in the ledger), and the live part of a processing
+  job's page as its 2 s poll asks for it (HX-Target: job-live).
 
 What runs, all in this process:
 
@@ -438,6 +446,8 @@ def live_jobs(*, owner, now: datetime):
             job.submitted_at = created + timedelta(seconds=1)
             job.next_poll_at = now + timedelta(seconds=30)
         if state == "archiving":
+            # Migration 0013's constraint: an archiving job has its output's address.
+            job.output_url = f"https://provider.example/outputs/task-live-{i}.mp4"
             job.provider_completed_at = now - timedelta(seconds=5)
             job.provider_expires_at = job.provider_completed_at + timedelta(hours=72)
         jobs.append(job)
@@ -592,6 +602,8 @@ class Probe:
     bigger_note: str = ""
     # "member": the measured member; "other": a member with no live job.
     viewer: str = "member"
+    # HX-Target, for views that answer a part by the element it replaces.
+    target: str = ""
 
 
 @dataclass
@@ -612,18 +624,76 @@ def page_size(size: int | None):
     """The gallery's and the Studio page's page size, for the second count.
     The views take no size parameter: this sets the two defaults they use."""
     from jobs.gallery import services as gallery
-    from jobs.studio import views as studio
+    from jobs.studio import history
 
     if size is None:
         yield
         return
-    saved = dict(gallery.gallery_page.__kwdefaults__), studio.PAGE_JOBS
+    saved = dict(gallery.gallery_page.__kwdefaults__), dict(history.history_page.__kwdefaults__)
     gallery.gallery_page.__kwdefaults__ = saved[0] | {"size": size}
-    studio.PAGE_JOBS = size
+    history.history_page.__kwdefaults__ = saved[1] | {"size": size}
     try:
         yield
     finally:
-        gallery.gallery_page.__kwdefaults__, studio.PAGE_JOBS = saved
+        gallery.gallery_page.__kwdefaults__, history.history_page.__kwdefaults__ = saved
+
+
+def job_page_probes(args, fill: Fill) -> list[Probe]:
+    """The Studio's history (a deep "Load older" page, a filtered column) and
+    a job's page (whole, and its live part as its poll asks for it)."""
+    from jobs.credits.ledger import credits_capture, credits_hold
+    from jobs.models import Job
+    from jobs.studio.history import PAGE_SIZE, Cursor
+
+    member = fill.member
+    mine = Job.objects.filter(owner=member, deleted_at__isnull=True).order_by("-created_at", "-id")
+    total = mine.count()
+    page = max(2, min(args.deep_page, math.ceil(total / PAGE_SIZE)))
+    last = mine[min(total - 1, (page - 1) * PAGE_SIZE - 1)]
+    cursor = str(Cursor(last.created_at, last.pk))
+    # A completed job of the member's with its hold and capture in the ledger.
+    done = mine.filter(state="completed").first()
+    hold = credits_hold(
+        user=member, pool="studio", amount=done.credits_held, key=f"job:{done.pk}:hold", job=done
+    )
+    credits_capture(hold=hold, amount=done.credits_charged, key=f"job:{done.pk}:capture")
+    rendering = mine.filter(state="processing").first()
+    big = {"__size__": str(args.big_page)}
+    marker = 'class="card job-card'
+    return [
+        Probe(
+            f"Studio, page {page} (load older)",
+            "/",
+            {"before": cursor},
+            htmx=True,
+            target="load-older",
+            item_marker=marker,
+            bigger=big,
+        ),
+        Probe(
+            "Studio, filtered (failed, JoyPix, studio)",
+            "/",
+            {"jobs-state": "failed", "jobs-provider": "joypix", "jobs-source": "studio"},
+            htmx=True,
+            target="job-list",
+            item_marker=marker,
+            bigger=big,
+        ),
+        Probe(
+            "job page (completed)",
+            f"/jobs/{done.pk}/",
+            {},
+            item_marker='class="timeline-step timeline-step--done"',
+        ),
+        Probe(
+            "job page, live part (htmx poll)",
+            f"/jobs/{rendering.pk}/",
+            {},
+            htmx=True,
+            target="job-live",
+            item_marker='class="timeline-step timeline-step--done"',
+        ),
+    ]
 
 
 def build_probes(args, fill: Fill) -> list[Probe]:
@@ -677,6 +747,7 @@ def build_probes(args, fill: Fill) -> list[Probe]:
             bigger={"since": str(week)},
             bigger_note="since a week ago",
         ),
+        *job_page_probes(args, fill),
     ]
 
 
@@ -692,6 +763,8 @@ def measure(args, probes: list[Probe], fill: Fill) -> list[Measured]:
     results = []
     for probe in probes:
         headers = {"HX-Request": "true"} if probe.htmx else {}
+        if probe.target:
+            headers["HX-Target"] = probe.target
 
         def get(params, *, probe=probe, headers=headers):
             return clients[probe.viewer].get(probe.path, params, headers=headers)

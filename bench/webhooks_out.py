@@ -181,7 +181,8 @@ def run(args: argparse.Namespace) -> None:
     attempts = sum(a for _e, _c, a, _s in rows)
     p95 = latencies[int(0.95 * (len(latencies) - 1))] if latencies else float("nan")
     pace = f"{args.rate:g} a second" if args.rate > 0 else "as fast as possible"
-    print(f"jobs ended: {len(ids)} in {ended - started:.1f} s (lifecycle.job_fail, one by one, {pace})")
+    print(f"jobs ended: {len(ids)} in {ended - started:.1f} s (lifecycle.job_fail, one by one, "
+          f"{pace})")  # fmt: skip
     print(f"deliveries: {delivered} delivered of {len(rows)} in {finished - started:.1f} s")
     print(f"deliveries per second: {delivered / (finished - started):.0f}")
     print(f"attempts per delivery: {attempts / max(1, len(rows)):.3f} (receiver saw "

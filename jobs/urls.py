@@ -6,6 +6,7 @@ from jobs.api import webhooks_views as key_webhooks
 from jobs.gallery import views as gallery
 from jobs.pipeline import views as webhooks
 from jobs.studio import file_views as media
+from jobs.studio import job_views
 from jobs.studio import views as studio
 
 urlpatterns = [
@@ -22,6 +23,8 @@ urlpatterns = [
     path("studio/jobs/<int:pk>/stop/", studio.job_stop_waiting, name="job_stop_waiting"),
     path("studio/starter-credits/", studio.starter_credits, name="studio_starter_credits"),
     path("studio/jobs/<int:pk>/share/", gallery.job_share, name="job_share"),
+    path("jobs/<int:pk>/", job_views.job_page, name="job_page"),
+    path("jobs/<int:pk>/remix/", job_views.job_remix_own, name="job_remix"),
     path("jobs/<int:pk>/video.mp4", media.job_video, name="job_video"),
     path("jobs/<int:pk>/thumbnail.webp", media.job_thumbnail, name="job_thumbnail"),
     path("jobs/<int:pk>/poster.webp", media.job_poster, name="job_poster"),

@@ -100,6 +100,12 @@ SORTS = {
     "date_from": DATES,
     "date_to": DATES,
     "before": CURSORS,
+    "newest": NUMBERS,
+    "oldest": NUMBERS,
+    "jobs-state": st.sampled_from(["live", "queued", "processing", "completed", "failed"]),
+    "jobs-mode": st.sampled_from(["dialog", "talking_photo", "video_dub"]),
+    "jobs-provider": st.sampled_from(["joypix", "lipsync_studio"]),
+    "jobs-source": st.sampled_from(["studio", "api"]),
     **{f"{role}_upload": NUMBERS for role in ROLES},
 }
 STUDIO_NAMES = ["mode", "provider", "resolution", "prompt", "seed"] + [
@@ -245,10 +251,16 @@ def requests_made():
 
 
 HX = [{}, {"HTTP_HX_REQUEST": "true"}]
+# The Studio and a job's page answer a part by the element htmx replaces.
+HX_PARTS = HX + [
+    {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": target}
+    for target in ("load-older", "job-list", "job-live")
+]
+HISTORY_NAMES = ["jobs-state", "jobs-mode", "jobs-provider", "jobs-source", "before"]
 GET_PAGES = {
-    "GET /": ("/", STUDIO_NAMES),
+    "GET /": ("/", STUDIO_NAMES + HISTORY_NAMES),
     "GET /studio/form/": ("/studio/form/", STUDIO_NAMES),
-    "GET /studio/cards/": ("/studio/cards/", ["since"]),
+    "GET /studio/cards/": ("/studio/cards/", ["since", "newest", "oldest", *HISTORY_NAMES]),
     "GET /gallery/": (
         "/gallery/",
         ["q", "mode", "provider", "owner", "resolution", "date_from", "date_to", "before"],
@@ -278,7 +290,7 @@ def test_no_page_answers_5xx_to_any_query(member, requests_made, endpoint):
     path, names = GET_PAGES[endpoint]
 
     @FUZZ
-    @given(query=pairs(names), headers=st.sampled_from(HX))
+    @given(query=pairs(names), headers=st.sampled_from(HX_PARTS))
     def visit(query, headers):
         response = member.client.get(f"{path}?{urlencode(query)}", **headers)
         check(response, endpoint, requests_made)
@@ -337,6 +349,23 @@ def test_no_gallery_item_answers_5xx_to_any_id(member, requests_made):
     )
     def visit(pk, query, headers):
         response = member.client.get(f"/gallery/{pk}/?{urlencode(query)}", **headers)
+        check(response, page, requests_made)
+
+    visit()
+
+
+def test_no_job_page_answers_5xx_to_any_id(member, requests_made):
+    page = "GET /jobs/<id>/"
+    ids = list(Job.objects.values_list("pk", flat=True))
+
+    @FUZZ
+    @given(
+        pk=st.one_of(st.sampled_from(ids), st.integers(min_value=0, max_value=2**80)),
+        query=pairs([]),
+        headers=st.sampled_from(HX_PARTS),
+    )
+    def visit(pk, query, headers):
+        response = member.client.get(f"/jobs/{pk}/?{urlencode(query)}", **headers)
         check(response, page, requests_made)
 
     visit()

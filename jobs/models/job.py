@@ -3,6 +3,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 
 from .card_stamps import card_stamps_bump
@@ -113,6 +114,8 @@ class Job(models.Model):
     resolution = models.CharField(max_length=8, choices=Resolution.choices)
     prompt = models.TextField(blank=True)
     seed = models.BigIntegerField(default=-1, help_text="-1 lets the provider pick.")
+    # The seed the provider says it used (JoyPix echoes its inputs), if it says.
+    provider_seed = models.BigIntegerField(null=True, blank=True)
     shared = models.BooleanField(default=True, help_text="Shown in the team's gallery.")
     retried_from = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="retries"
@@ -173,7 +176,11 @@ class Job(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     state_changed_at = models.DateTimeField(default=timezone.now)
+    # The timeline on the job's page: the (last) submission request went out,
+    # the provider accepted it (submitted_at), its first status answer came.
+    sent_at = models.DateTimeField(null=True, blank=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
+    first_status_at = models.DateTimeField(null=True, blank=True)
     provider_completed_at = models.DateTimeField(null=True, blank=True)
     provider_expires_at = models.DateTimeField(null=True, blank=True)
     archived_at = models.DateTimeField(null=True, blank=True)
@@ -256,6 +263,10 @@ class Job(models.Model):
             # The Studio's card updates (changed since) and "any job live?".
             models.Index(fields=["owner", "updated_at"], name="job_owner_updated"),
             models.Index(fields=["owner", "state"], name="job_owner_state"),
+            # The Studio's history filtered by state: one range, newest first.
+            models.Index(
+                fields=["owner", "state", "-created_at", "-id"], name="job_owner_state_recent"
+            ),
             # The gallery: finished videos, newest first, then its filters.
             # `state` leads so that SQLite, which has no statistics unless
             # ANALYZE ran, picks these over job_state_due (bench/RESULTS.md).
@@ -286,6 +297,10 @@ class Job(models.Model):
         # auto_now sets updated_at on every save: the card changed.
         super().save(*args, **kwargs)
         card_stamps_bump([self.owner_id], using=kwargs.get("using") or self._state.db)
+
+    def get_absolute_url(self) -> str:
+        """The job's own page (its owner and staff); the admin's "View on site"."""
+        return reverse("job_page", args=[self.pk])
 
     @property
     def is_live(self) -> bool:

@@ -24,7 +24,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, Value
+from django.db.models import BigIntegerField, F, Q, Value
 from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
 
@@ -300,6 +300,7 @@ def job_submit(job_id: int) -> None:
             state=JobState.SUBMITTING,
             state_changed_at=now,
             updated_at=now,
+            sent_at=now,
             next_poll_at=None,
             submit_attempts=F("submit_attempts") + 1,
         )
@@ -505,6 +506,14 @@ def job_status_apply(job: Job, *, result: TaskStatus | ProviderError) -> None:
         return
     if job.not_found_count:
         Job.objects.filter(pk=job.pk).update(not_found_count=0, not_found_since=None)
+    if job.first_status_at is None or (result.seed is not None and job.provider_seed is None):
+        # For the job's page: when the provider first answered, the seed it used.
+        Job.objects.filter(pk=job.pk).update(
+            first_status_at=Coalesce(F("first_status_at"), Value(now)),
+            provider_seed=Coalesce(
+                F("provider_seed"), Value(result.seed, output_field=BigIntegerField())
+            ),
+        )
     if result.state == "completed":
         ttl = catalogue.provider_facts(job.provider).output_ttl
         moved = Job.objects.filter(pk=job.pk, state=JobState.PROCESSING).update(
@@ -930,8 +939,10 @@ def job_retry(job: Job) -> Job:
     with transaction.atomic():
         # The lock makes "one retry per failed job" hold against a double click.
         job = Job.objects.select_for_update().get(pk=job.pk)
-        if job.state != JobState.FAILED or job.deleted_at:
-            raise JobActionRefused("Only a failed job can be tried again.")
+        # A finished job, failed or completed (the same again, say for another
+        # take with a random seed); one retry each, so a double click makes one.
+        if job.state not in JobState.terminal() or job.deleted_at:
+            raise JobActionRefused("Only a finished job can be tried again.")
         earlier = job.retries.order_by("pk").first()
         if earlier is not None:
             raise JobActionRefused(f"This job was already tried again as job #{earlier.pk}.")
@@ -941,6 +952,8 @@ def job_retry(job: Job) -> Job:
                 if not inp.file or not default_storage.exists(inp.file.name):
                     raise JobActionRefused("This job's inputs are no longer kept; start a new job.")
                 files[inp.role] = upload_copy(inp, owner=job.owner)
+            # Its card changes too ("Tried again as #N"): open pages refresh it.
+            Job.objects.filter(pk=job.pk).update(updated_at=timezone.now())
             return job_create(
                 owner=job.owner,
                 mode=job.mode,

@@ -4,6 +4,7 @@ in adapters.ADAPTERS. No Django here."""
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ class TaskStatus:
     state: TaskState
     video_url: str | None = None
     error: str = ""  # the provider's reason when state == "failed"
+    seed: int | None = None  # the seed the provider says it used, if it says
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -136,18 +138,38 @@ class ProviderAdapter(ABC):
         state = fields.states.get(status) if isinstance(status, str) else None
         if state is None:
             raise ProviderMalformed(f"{fields.who} reported an unknown {fields.noun} status")
+        seed = reported_seed(data)
         if state == "completed":
             video_url = valid_output_url(data.get(fields.output))
             if video_url is None:
                 raise ProviderMalformed(
                     f"{fields.who} reported a finished {fields.noun} without {fields.output_noun}"
                 )
-            return TaskStatus(state="completed", video_url=video_url, raw=raw)
+            return TaskStatus(state="completed", video_url=video_url, seed=seed, raw=raw)
         if state == "failed":
             error = data.get(fields.error)
             error = self.http.redact(error) if isinstance(error, str) else ""
-            return TaskStatus(state="failed", error=error, raw=raw)
-        return TaskStatus(state=state, raw=raw)
+            return TaskStatus(state="failed", error=error, seed=seed, raw=raw)
+        return TaskStatus(state=state, seed=seed, raw=raw)
+
+
+def reported_seed(data: Mapping[str, Any]) -> int | None:
+    """The seed a task object says was used: its own `seed`, or the one in
+    its `inputs` (JoyPix's "input params", a JSON string or an object). None
+    when it says nothing usable, or -1 (random, without saying which)."""
+    seed = data.get("seed")
+    if seed is None:
+        inputs = data.get("inputs")
+        if isinstance(inputs, str):
+            try:
+                inputs = json.loads(inputs)
+            except ValueError:
+                inputs = None
+        if isinstance(inputs, Mapping):
+            seed = inputs.get("seed")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        return None
+    return seed
 
 
 def request_inputs(

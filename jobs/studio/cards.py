@@ -99,6 +99,17 @@ class Card:
     def is_live(self) -> bool:
         return self.job.is_live
 
+    @property
+    def can_remix(self) -> bool:
+        """A finished job whose input files are all still kept."""
+        inputs = self.job.inputs.all()
+        return not self.job.is_live and bool(inputs) and all(inp.file for inp in inputs)
+
+    @property
+    def retried_as(self) -> Job | None:
+        retries = self.job.retries.all()
+        return min(retries, key=lambda retry: retry.pk) if retries else None
+
 
 def card_for(job: Job, *, now: datetime | None = None) -> Card:
     now = now or timezone.now()

@@ -8,8 +8,10 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import trigger_client_event
 
 from jobs.credits.ledger import InsufficientCredits, LedgerError, credits_balances
@@ -36,7 +38,6 @@ from .cards import (
     cards_for_page,
     cards_unchanged_since,
     has_live_jobs,
-    studio_jobs,
 )
 from .forms import (
     MODE_HELP,
@@ -47,10 +48,10 @@ from .forms import (
     form_switched,
     new_form_token,
 )
+from .history import Cursor, JobFilterForm, history_page
 from .upload_limits import accepts_files
 from .uploads import upload_stage
 
-PAGE_JOBS = 24
 TEMPLATE = "jobs/studio.html"
 # The most files one job takes (a dialog's photo and two clips).
 JOB_FILES = max(len(roles) for roles in ROLES.values())
@@ -92,11 +93,27 @@ def _first_run_context(request) -> dict:
     return {"no_credits": True, "ask_staff": staff_to_ask()}
 
 
+def _filter_form(request) -> JobFilterForm:
+    prefix = f"{JobFilterForm.prefix}-"
+    bound = any(name.startswith(prefix) for name in request.GET)
+    return JobFilterForm(request.GET if bound else None)
+
+
 def _cards_context(request) -> dict:
+    """The job column: a page of the member's history (the newest, or older
+    than the address's `before`), filtered as the address says."""
     now = timezone.now()
-    jobs = studio_jobs(request.user)[:PAGE_JOBS]
+    filter_form = _filter_form(request)
+    filters = filter_form.filters()
+    before = Cursor.parse(request.GET.get("before"))
+    page = history_page(user=request.user, filters=filters, before=before, now=now)
     return {
-        "cards": [card_for(job, now=now) for job in jobs],
+        "cards": page.cards,
+        "filter_form": filter_form,
+        "filters": filters,
+        "filters_query": filters.query(),
+        "older_query": filters.query(before=str(page.next_cursor)) if page.has_more else "",
+        "continued": before is not None,
         "polling": has_live_jobs(request.user),
         "since": _epoch_ms(now),
     }
@@ -104,10 +121,26 @@ def _cards_context(request) -> dict:
 
 @login_required
 @require_GET
+@vary_on_headers("HX-Request")
 def studio(request):
+    """The whole page; for htmx, the job column (filters changed) or the
+    next older page of cards ("Load older")."""
+    history = _cards_context(request)
+    filters = history["filters"]
+    clean_url = reverse("studio") + (f"?{history['filters_query']}" if filters.active else "")
+    if request.htmx and not request.htmx.history_restore_request:
+        if request.htmx.target == "load-older":
+            return render(request, f"{TEMPLATE}#jobs-older", history)
+        if request.htmx.target == "job-list":
+            response = render(request, f"{TEMPLATE}#job-list", history)
+            # The address shows the filters in use, not the form's empty fields.
+            response["HX-Push-Url"] = clean_url
+            return response
+    prefix = f"{JobFilterForm.prefix}-"
+    if all(name.startswith(prefix) for name in request.GET) and "" in request.GET.values():
+        return redirect(clean_url)  # a filter form sent without htmx
     form = form_switched(owner=request.user, mode=request.GET.get("mode", ""), params=request.GET)
-    context = _form_context(request, form) | _cards_context(request)
-    return render(request, TEMPLATE, context)
+    return render(request, TEMPLATE, _form_context(request, form) | history)
 
 
 @login_required
@@ -299,6 +332,10 @@ def cards(request):
     live = has_live_jobs(request.user)
     changed = cards_changed_since(request.user, since)
     new, held = cards_for_page(changed, **bounds)
+    # A new job joins the column only if the column's filters (sent along
+    # from its form) would show it; a card already there is always refreshed.
+    filters = _filter_form(request).filters()
+    new = [card for card in new if filters.matches(card.job)]
     context = {"new_cards": new, "changed": held, "any_changed": bool(changed)}
     response = render(request, f"{TEMPLATE}#cards-update", context)
     response["X-Cards-Since"] = str(_epoch_ms(now))

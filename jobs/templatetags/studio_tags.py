@@ -4,7 +4,6 @@ what a ledger entry means for the member reading it."""
 from datetime import datetime
 
 from django import template
-from django.urls import reverse
 
 from jobs.accounts.api_keys import api_key_display
 from jobs.credits.pricing import terms_text
@@ -198,6 +197,5 @@ def staff_to_ask() -> str:
 
 @register.filter
 def job_url(job) -> str:
-    """Where "open it" takes a member for one of their jobs: its card in the
-    Studio for now; the job's own page (`job_detail`) once it exists."""
-    return reverse("studio") + f"#job-{job.pk}"
+    """Where "open it" takes a member for one of their jobs: its own page."""
+    return job.get_absolute_url()

@@ -165,6 +165,12 @@ def test_every_member_page_keeps_to_the_policy(
     page.get_by_label("Search").fill("hello")
     expect(page.locator(".gallery-item")).to_have_count(1)
     watch.visit(f"{url}/gallery/{done.pk}/", "gallery item")
+    watch.visit(f"{url}/jobs/{done.pk}/", "job page (completed)")
+    watch.visit(f"{url}/jobs/{team['live'].pk}/", "job page (live, polling)")
+    watch.visit(f"{url}/?jobs-state=failed", "studio (filtered)")
+    watch.where = "studio (filters, htmx)"
+    page.locator("#id_jobs-state").select_option("")
+    expect(page).to_have_url(f"{url}/")
     watch.visit(f"{url}/credits/", "credits")
     watch.visit(f"{url}/api-keys/", "API keys")
     watch.visit(f"{url}/api-keys/{team['key'].pk}/revoke/", "API key revoke")

@@ -150,7 +150,7 @@ def test_the_same_files_again_are_flagged_before_paying_twice(
     warning = page.locator("#made-already")
     expect(warning).to_contain_text(f"You made this already (job #{earlier.pk}):")
     expect(warning.get_by_role("link", name="open it")).to_have_attribute(
-        "href", f"/#job-{earlier.pk}"
+        "href", f"/jobs/{earlier.pk}/"
     )
     assert Job.objects.count() == 1
     expect(page.locator("#balances")).to_contain_text(f"{GRANT - 15} credits")

@@ -206,6 +206,12 @@ def test_a_second_run_of_each_task_does_nothing(pipeline, alice, monkeypatch):
         (EntryKind.CAPTURE, job.credits_charged),
     ]
     output = job.output.name
+    # The job page's timeline, each step stamped in order; the sandbox reports
+    # the seed it drew for "random" (-1), as JoyPix's echoed inputs would.
+    stamps = [job.created_at, job.sent_at, job.submitted_at, job.first_status_at]
+    stamps += [job.provider_completed_at, job.archived_at]
+    assert None not in stamps and stamps == sorted(stamps)
+    assert job.seed == -1 and job.provider_seed is not None and job.provider_seed >= 0
     # Later duplicates too: nothing moves, nothing is sent or charged again.
     tasks.submit_job(job.pk)
     tasks.archive_job(job.pk)

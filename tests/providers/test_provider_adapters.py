@@ -334,6 +334,22 @@ def test_joypix_status_mapping(server, data, expected):
 
 
 @pytest.mark.parametrize(
+    ("inputs", "seed"),
+    [
+        ('{"image_url": "https://x/p.png", "seed": 4242}', 4242),  # the page's string
+        ({"seed": 7}, 7),  # an object, should it come as one
+        ('{"seed": -1}', None),  # random, without saying which
+        ('{"seed": "42"}', None),
+        ("...", None),  # the page's example: not JSON
+        ("[1, 2]", None),
+    ],
+)
+def test_joypix_status_reports_the_seed_its_inputs_name(server, inputs, seed):
+    server.push(joypix_task(status="processing", inputs=inputs))
+    assert adapter(JoyPixAdapter, server).status("task_123456789").seed == seed
+
+
+@pytest.mark.parametrize(
     ("reply", "error"),
     [
         (joypix_task(status="completed", video_url=""), ProviderMalformed),

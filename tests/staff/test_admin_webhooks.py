@@ -38,9 +38,12 @@ def test_staff_find_a_failed_delivery_and_read_the_body_sent(staff_client, faile
     assert "<b>x</b>" not in html
     # Read-only: no save button, no delete.
     assert 'name="_save"' not in html
-    assert staff_client.post(
-        reverse("admin:jobs_webhookdelivery_delete", args=[failed.pk]), {"post": "yes"}
-    ).status_code == 403
+    assert (
+        staff_client.post(
+            reverse("admin:jobs_webhookdelivery_delete", args=[failed.pk]), {"post": "yes"}
+        ).status_code
+        == 403
+    )
     assert WebhookDelivery.objects.filter(pk=failed.pk).exists()
 
 

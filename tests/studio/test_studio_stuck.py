@@ -315,7 +315,7 @@ def test_the_same_files_and_options_again_need_a_second_yes(
 
     html = warned.content.decode()
     assert f"You made this already (job #{earlier.pk}):" in html
-    assert f'href="/#job-{earlier.pk}">open it</a>, or make it again.' in html
+    assert f'href="/jobs/{earlier.pk}/">open it</a>, or make it again.' in html
     assert f'name="make_again" value="{earlier.pk}"' in html
     assert Job.objects.count() == 1
     assert credits_balances(user=alice)["studio"].available == 70

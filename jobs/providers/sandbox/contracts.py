@@ -11,6 +11,7 @@ carries which role.
 from __future__ import annotations
 
 import json
+import secrets
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -131,6 +132,10 @@ def _options(data: dict[str, Any]) -> tuple[str, str, int]:
     return resolution, prompt, seed
 
 
+def _drawn_seed() -> int:
+    return secrets.randbelow(2**31)
+
+
 def parse_joypix(body: bytes, model: str = JOYPIX_MODEL) -> Submission:
     data = parse_json_object(body)
     inputs = {
@@ -138,7 +143,9 @@ def parse_joypix(body: bytes, model: str = JOYPIX_MODEL) -> Submission:
     }
     resolution, prompt, seed = _options(data)
     echo = {name: url for name, (_role, url) in inputs.items()}
-    echo.update(resolution=resolution, prompt=prompt, seed=seed)
+    # The sandbox draws a seed for -1 and reports it in "inputs", as a provider
+    # that says which seed it used would (JoyPix's page does not say it does).
+    echo.update(resolution=resolution, prompt=prompt, seed=seed if seed >= 0 else _drawn_seed())
     return Submission(
         provider=JOYPIX,
         model=model,

@@ -28,7 +28,9 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     )
     list_filter = ("status", "event_type", "created_at")
     search_fields = ("=event_id", "url", "api_key__owner__username", "api_key__name", "=job__id")
-    search_help_text = "An exact webhook-id or job number, a URL, a member's username or a key's name."
+    search_help_text = (
+        "An exact webhook-id or job number, a URL, a member's username or a key's name."
+    )
     list_select_related = ("api_key__owner", "job")
     date_hierarchy = "created_at"
     show_full_result_count = False
@@ -67,7 +69,9 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
         # A resend is a write: the right a change would need.
         return request.user.has_perm("jobs.change_webhookdelivery")
 
-    @admin.action(description="Resend the selected deliveries now (same id and body)", permissions=["resend"])
+    @admin.action(
+        description="Resend the selected deliveries now (same id and body)", permissions=["resend"]
+    )
     def resend(self, request, queryset):
         deliveries = list(queryset)
         for delivery in deliveries:
