@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .clock import RenderClock
+
 # Each fault is a count of the requests (or, for task_*/never_finish/webhook_*,
 # of the tasks submitted) it applies to; it is consumed one per use.
 # -1 means "every one, until cleared".
@@ -171,3 +173,6 @@ class SandboxConfig:
     webhook_attempts: int = 1
     webhook_retry_delay: float = 1.0
     faults: Faults = field(default_factory=Faults)
+    # The realistic clock (clock.py): queue wait + seconds x rtf x a seeded
+    # log-normal factor, with outliers. None: max(min_delay, rtf x seconds).
+    clock: RenderClock | None = None
