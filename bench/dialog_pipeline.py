@@ -77,6 +77,7 @@ sys.path.insert(0, str(ROOT))  # jobs, lipsync_site and tests.media_factory
 from bench.django_env import django_start  # noqa: E402
 from bench.machine import machine_info  # noqa: E402
 from jobs.providers.base import SubmitRequest  # noqa: E402
+from jobs.providers.http import ProviderError  # noqa: E402
 from jobs.providers.joypix import JoyPixAdapter  # noqa: E402
 from jobs.providers.sandbox import SandboxConfig, SandboxServer  # noqa: E402
 from jobs.providers.sandbox.clock import RenderClock  # noqa: E402
@@ -946,12 +947,18 @@ class PlainWatcher:
             )
             for k in range(1, 100_000):
                 sleep_until(submitted + k * PLAIN_INTERVAL)
-                status = adapter.status(task_id)
                 result["polls"] += 1
+                try:
+                    status = adapter.status(task_id)
+                except (ProviderError, requests.RequestException):
+                    continue  # counted; asked again 5 s later, as such a client would
                 if status.state == "completed":
                     result["noticed"] = time.time()
-                    http.get(status.video_url, timeout=60).content  # noqa: B018 (the download)
                     result["downloads"] += 1
+                    try:
+                        http.get(status.video_url, timeout=60).content  # noqa: B018
+                    except requests.RequestException:
+                        pass
                     break
                 if status.state == "failed" or time.time() - submitted > self.args.timeout:
                     break
