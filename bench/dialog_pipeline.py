@@ -1134,6 +1134,9 @@ def print_side_by_side(args, studio: RunResult, plain: RunResult, plan) -> None:
     plain_p95 = p95(plain_lag)
     started = time.perf_counter()
     bound_polls, shape = lower_bound(args, plan, overheads=overheads, target=plain_p95)
+    # The same search for the detection the studio reached (finished -> poll saw
+    # it, no archive or page): how close its schedule comes to the fewest calls.
+    seen_polls, seen_shape = lower_bound(args, plan, overheads=[0.0], target=p95(detect))
     took = time.perf_counter() - started
     print("\n== side by side, the same tasks")
     print(
@@ -1147,18 +1150,29 @@ def print_side_by_side(args, studio: RunResult, plain: RunResult, plan) -> None:
         f"{statistics.median(plain_lag):.2f} s, p95 {plain_p95:.2f} s"
     )
     if bound_polls is None:
-        print("lower bound: no schedule in the searched family reaches the 5 s poller's p95")
-        bound_ratio = float("nan")
+        print(
+            "lower bound for the 5 s poller's p95 finished -> seen: none in the searched "
+            "family reaches it with the studio's archive + page overhead (p95 of that "
+            f"alone: {p95(overheads):.2f} s)"
+        )
     else:
-        bound_calls = 2 + bound_polls  # a submit and a download cannot be saved
-        bound_ratio = bound_calls / plain_calls
         a, b, d = shape
         print(
-            f"lower bound (simulated, {took:.0f} s): {bound_calls:.2f} calls/job "
-            f"({bound_polls:.2f} status GETs: first at the job's p{a * 100:g}, then <= {d:g} s "
-            f"apart to its p{b * 100:g}, then every 30 s) give p95 finished -> seen "
-            f"<= {plain_p95:.2f} s with the studio's own archive + page overhead; "
-            f"studio / bound = {studio_calls / bound_calls:.2f}"
+            f"lower bound for the 5 s poller's p95 finished -> seen (simulated): "
+            f"{2 + bound_polls:.2f} calls/job ({bound_polls:.2f} status GETs: first at the "
+            f"job's p{a * 100:g}, then <= {d:g} s apart to its p{b * 100:g}, then every 30 s), "
+            f"with the studio's own archive + page overhead"
+        )
+    bound_ratio = float("nan")
+    if seen_polls is not None:
+        bound_calls = 2 + seen_polls  # a submit and a download cannot be saved
+        bound_ratio = bound_calls / plain_calls
+        a, b, d = seen_shape
+        print(
+            f"lower bound for the studio's own p95 finished -> poll saw it ({p95(detect):.2f} s; "
+            f"simulated, {took:.0f} s for both): {bound_calls:.2f} calls/job ({seen_polls:.2f} "
+            f"status GETs: first at the job's p{a * 100:g}, then <= {d:g} s apart to its "
+            f"p{b * 100:g}, then every 30 s); studio / bound = {studio_calls / bound_calls:.2f}"
         )
     print(
         f"SUMMARY realistic clock, rtf {args.rtf:g}, {args.resolution}, spread "
