@@ -445,7 +445,8 @@ def job_status_apply(job: Job, *, result: TaskStatus | ProviderError) -> None:
     if result.state == "completed":
         ttl = catalogue.provider_facts(job.provider).output_ttl
         finished = finish_estimate(job, seen_at=now, execution_seconds=_execution_seconds(result))
-        provider_seconds = (finished - job.submitted_at).total_seconds() if job.submitted_at else None
+        submitted = job.submitted_at
+        provider_seconds = (finished - submitted).total_seconds() if submitted else None
         moved = Job.objects.filter(pk=job.pk, state=JobState.PROCESSING).update(
             state=JobState.ARCHIVING,
             state_changed_at=now,

@@ -34,6 +34,7 @@ from jobs.providers import catalogue
 from jobs.providers.routing import sandbox_rtf
 
 from .schedule import PROBS, Prediction, Schedule, blend, follow_shift, learn, prior
+from .webhooks import webhooks_enabled
 
 log = logging.getLogger("jobs.pipeline.render_times")
 
@@ -95,7 +96,13 @@ def render_schedule(job: Job) -> Schedule:
         render_prediction(job),
         seconds=job.input_seconds,
         lag=settings.POLL_LAG_TARGET_SECONDS,
+        webhooks=_calls_back(job),
     )
+
+
+def _calls_back(job: Job) -> bool:
+    """Whether the provider was (or will be) given a webhook for this job."""
+    return catalogue.provider_facts(job.provider).supports_webhooks and webhooks_enabled()
 
 
 def finish_estimate(job: Job, *, seen_at: datetime, execution_seconds: float | None) -> datetime:

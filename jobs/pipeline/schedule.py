@@ -102,8 +102,10 @@ def _normal_quantile(p: float) -> float:
         return -_normal_quantile(1 - p)
     q = p - 0.5
     r = q * q
-    return (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q / (
-        ((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1
+    return (
+        (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5])
+        * q
+        / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1)
     )
 
 
@@ -193,10 +195,17 @@ class Schedule:
     tail_cap: float
 
     @classmethod
-    def for_job(cls, prediction: Prediction, *, seconds: float, lag: float) -> Schedule:
+    def for_job(
+        cls, prediction: Prediction, *, seconds: float, lag: float, webhooks: bool = False
+    ) -> Schedule:
+        """`webhooks`: the provider calls back when the job ends, so polling is
+        only the safety net for a lost webhook: the first poll at P_HIGH, then
+        the tail. (Polling densely would also hold the webhook back: a status
+        answer stays fresh for 5 s, and a webhook within them waits them out.)"""
         seconds = max(seconds, 1.0)
         lag = max(lag, MIN_INTERVAL)
-        first = max(MIN_INTERVAL, prediction.ratio(P_LOW) * seconds)
+        low = P_HIGH if webhooks else P_LOW
+        first = max(MIN_INTERVAL, prediction.ratio(low) * seconds)
         end = max(first, prediction.ratio(P_HIGH) * seconds)
         polls = math.ceil((end - first) / lag)
         step = (end - first) / polls if polls else lag

@@ -246,3 +246,23 @@ def test_a_not_done_answer_is_remembered_and_the_next_poll_follows_the_schedule(
     expected = render_schedule(job).next_after((now - job.submitted_at).total_seconds())
     due = (job.next_poll_at - job.submitted_at).total_seconds()
     assert due == pytest.approx(expected, abs=0.5)
+
+
+def test_with_webhooks_polling_is_only_the_safety_net():
+    prediction = prior(15.0, spread=0.3)
+    polled = Schedule.for_job(prediction, seconds=6, lag=3)
+    called_back = Schedule.for_job(prediction, seconds=6, lag=3, webhooks=True)
+    assert called_back.first == pytest.approx(prediction.ratio(P_HIGH) * 6)
+    window = polled.times(until=polled.window_end + 1e-6)
+    assert called_back.times(until=polled.window_end + 1e-6) == [called_back.first]
+    assert len(window) > 5
+
+
+@pytest.mark.django_db
+def test_a_lipsync_studio_job_with_webhooks_is_polled_late(settings, alice, funded_alice):
+    job = make_job(alice, provider="lipsync_studio", state=JobState.PROCESSING, input_seconds=6.0)
+    settings.WEBHOOKS_ALLOW_HTTP = False
+    settings.PUBLIC_BASE_URL = "http://studio.example"
+    polled = render_schedule(job)
+    settings.WEBHOOKS_ALLOW_HTTP = True
+    assert render_schedule(job).first > polled.first
