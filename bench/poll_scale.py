@@ -60,6 +60,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--submit-over", type=float, default=10.0, help="jobs submitted over this many seconds"
     )
+    parser.add_argument(
+        "--lead",
+        type=float,
+        default=90.0,
+        help="the first job is submitted this long after the start, so the set-up (the bulk "
+        "insert) is over and the loop first idles with every job in flight (default 90 s)",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--database-url", default=None, help="PostgreSQL instead of SQLite")
@@ -71,7 +78,7 @@ def plan(args) -> list[tuple[str, float, float, float]]:
     lo, _, hi = args.seconds.partition("-")
     rng = random.Random(args.seed)
     clock = RenderClock(spread=args.spread, seed=args.seed, rtf_by_resolution={"480p": RTF})
-    start = time.time() + 15  # set-up and the bulk insert come first
+    start = time.time() + args.lead  # set-up and the bulk insert come first
     out = []
     for n in range(args.jobs):
         seconds = round(rng.uniform(float(lo), float(hi or lo)), 2)
@@ -303,6 +310,7 @@ def main() -> None:
                     f"--spread={args.spread:g}",
                     f"--seconds={args.seconds}",
                     f"--submit-over={args.submit_over:g}",
+                    f"--lead={args.lead:g}",
                     f"--seed={args.seed}",
                     *([f"--database-url={args.database_url}"] if args.database_url else []),
                 ]
