@@ -68,7 +68,7 @@ class Prediction:
 
     def cdf(self, r: float) -> float:
         q = self.quantiles
-        if r < q[0]:
+        if r <= q[0]:
             return 0.0
         if r >= q[-1]:
             return 1.0
