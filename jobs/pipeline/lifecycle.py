@@ -461,7 +461,8 @@ def job_status_apply(job: Job, *, result: TaskStatus | ProviderError) -> None:
             transaction.on_commit(lambda: enqueue("jobs.tasks.archive_job", job.pk))
             if provider_seconds is not None:
                 try:
-                    render_times_learn(job)
+                    with transaction.atomic():  # a savepoint: a failure here rolls back only it
+                        render_times_learn(job)
                 except Exception:  # learning must never lose a finished job
                     log.exception("job %s: could not learn its render time", job.pk)
         return
