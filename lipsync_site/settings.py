@@ -400,6 +400,13 @@ JOB_ARCHIVE_LEASE_SECONDS = env_int("JOB_ARCHIVE_LEASE_SECONDS", 60, minimum=4)
 # least this long, is one it forgot: the job fails and its hold is released.
 JOB_NOT_FOUND_POLLS = env_int("JOB_NOT_FOUND_POLLS", 3, minimum=1)
 JOB_NOT_FOUND_SECONDS = env_int("JOB_NOT_FOUND_SECONDS", 120, minimum=0)
+# Polling (jobs/pipeline/schedule.py): status requests come at most this many
+# seconds apart where a job is likely to finish, so all but the slowest few
+# percent are seen within it.
+POLL_LAG_TARGET_SECONDS = env_float("POLL_LAG_TARGET_SECONDS", 3, minimum=1)
+# Finished jobs per provider, model and resolution that render times are learnt
+# from (newer ones weigh more: a quarter of this is their half-life).
+POLL_LEARN_JOBS = env_int("POLL_LEARN_JOBS", 40, minimum=4)
 # How long one run of the poll loop lasts before the schedule starts the next.
 POLL_LOOP_SECONDS = env_int("POLL_LOOP_SECONDS", 50, minimum=1)
 # Signed input links for providers stop working after this (and when the job ends).

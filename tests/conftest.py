@@ -49,6 +49,16 @@ def _fresh_cache():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _fresh_render_times():
+    """Learnt render times are memoised per process: each test starts without."""
+    from jobs.pipeline.render_times import render_times_forget
+
+    render_times_forget()
+    yield
+    render_times_forget()
+
+
 @pytest.fixture
 def alice(django_user_model):
     return django_user_model.objects.create_user(

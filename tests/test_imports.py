@@ -26,7 +26,7 @@ PROVIDER_PURE = {
 # (Its benchmark is a client, and may use the adapters.)
 SANDBOX_SERVER = {"jobs.providers.sandbox"} | {
     f"jobs.providers.sandbox.{name}"
-    for name in ("config", "contracts", "render", "server", "transport")
+    for name in ("clock", "config", "contracts", "render", "server", "transport")
 }
 
 

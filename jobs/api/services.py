@@ -440,7 +440,7 @@ def api_quote(*, key: ApiKey, sub: Submission, seconds: float | None) -> dict:
         )
     except NoRate as exc:
         raise ApiError(422, str(exc), field=f"{sub.prefix}resolution") from None
-    expected = Job(provider=provider, resolution=sub.resolution, input_seconds=seconds)
+    expected = Job(provider=provider, mode=mode, resolution=sub.resolution, input_seconds=seconds)
     return {
         "credits": q.credits,
         "usd": str(q.usd),

@@ -17,6 +17,7 @@ from .ledger import CreditAccount, EntryKind, LedgerEntry, Pool
 from .media import StoredMedia, UploadKind, media_facts
 from .pricing import Rate
 from .provider_account import ProviderAccount
+from .render_times import RenderTimes
 from .upload import Upload
 from .webhook_delivery import DeliveryStatus, WebhookDelivery
 
@@ -42,6 +43,7 @@ __all__ = [
     "ProviderAccount",
     "StoredMedia",
     "Rate",
+    "RenderTimes",
     "Resolution",
     "Upload",
     "UploadKind",

@@ -168,6 +168,11 @@ class Job(models.Model):
     # forgot the task fails the job after a few of them, not at the timeout.
     not_found_count = models.PositiveIntegerField(default=0)
     not_found_since = models.DateTimeField(null=True, blank=True)
+    # Learning render times (jobs/pipeline/render_times.py): when the provider
+    # last answered "not done yet", and so, once it answers "completed", an
+    # estimate of the seconds from submission to its finish.
+    provider_pending_at = models.DateTimeField(null=True, blank=True)
+    provider_seconds = models.FloatField(null=True, blank=True)
     # The new-job form's one-time token: a second post of the same form (a
     # double click that got past the browser) finds this job instead of
     # making another. Blank for jobs made otherwise.
@@ -282,6 +287,13 @@ class Job(models.Model):
             ),
             # Prompt search on PostgreSQL: a trigram index, made in migration
             # 0009 (PostgreSQL only, so it is not declared here).
+            # Learning render times: a provider, model and resolution's latest
+            # finished jobs (render_times.render_times_learn).
+            models.Index(
+                fields=["provider", "provider_model", "resolution", "-submitted_at"],
+                name="job_render_recent",
+                condition=Q(provider_seconds__isnull=False),
+            ),
             # Retention: finished jobs whose files are still kept.
             models.Index(
                 fields=["finished_at"],

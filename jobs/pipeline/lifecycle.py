@@ -60,11 +60,12 @@ from jobs.providers.http import (
     ProviderRefused,
     ProviderRejected,
 )
-from jobs.providers.routing import adapter_for, endpoint_for, sandbox_rtf
+from jobs.providers.routing import adapter_for, endpoint_for
 from jobs.studio.uploads import upload_copy
 
 from .inputs import input_link
 from .selectors import job_made_already
+from .render_times import finish_estimate, render_expected, render_schedule, render_times_learn
 from .webhooks import webhook_url, webhooks_enabled
 
 log = logging.getLogger("jobs.pipeline.lifecycle")
@@ -353,7 +354,8 @@ def job_submit(job_id: int) -> None:
         adapter.close()
 
     now = timezone.now()
-    first_poll = now + max(timedelta(seconds=1), expected_processing(job) * 0.9)
+    # The first status request near the low end of the predicted finish.
+    first_poll = now + timedelta(seconds=render_schedule(job).first)
     moved = Job.objects.filter(pk=job.pk, state=JobState.SUBMITTING).update(
         state=JobState.PROCESSING,
         provider_task_id=task_id,
@@ -425,21 +427,23 @@ def backoff(attempt: int, *, retry_after: float | None = None, cap: float = 60.0
 # --- Polling --------------------------------------------------------------------
 
 
-def expected_render(*, provider: str, resolution: str, seconds: float) -> timedelta:
-    """How long `provider` is expected to take for `seconds` of video: the one
-    place the studio says so (the quote, the cards' bars, the first poll,
-    "Stop waiting" and the reconciler all ask here), from the provider's
-    stated speed for the resolution, or the sandbox's when it stands in."""
-    rtf = sandbox_rtf(provider)
-    if rtf is None:
-        rtf = catalogue.provider_facts(provider).rtf(resolution)
-    return timedelta(seconds=max(seconds, 1.0) * rtf)
+def expected_render(
+    *, provider: str, resolution: str, seconds: float, mode: str = ""
+) -> timedelta:
+    """How long `provider` is expected to take for `seconds` of video, before
+    there is a job (the quote): the same learnt median as expected_processing."""
+    return render_expected(
+        Job(provider=provider, mode=mode, resolution=resolution, input_seconds=seconds)
+    )
 
 
 def expected_processing(job: Job) -> timedelta:
-    return expected_render(
-        provider=job.provider, resolution=job.resolution, seconds=job.input_seconds
-    )
+    """The expected time from submission to the provider's finish: the median
+    of what the studio learnt of this provider, model and resolution (the
+    provider page's figure until enough jobs finished; render_times.py). The
+    quote, the cards' bars and ETA, "Stop waiting" and the reconciler all ask
+    here (or expected_render, for a job not made yet)."""
+    return render_expected(job)
 
 
 # A member may stop waiting for a job once it is this far past its expected
@@ -459,7 +463,7 @@ def stop_waiting_from(job: Job) -> datetime | None:
 def processing_give_up_after(job: Job) -> timedelta:
     """How long the reconciler waits for a provider before it fails the job:
     twice the expected time, at least JOB_PROCESSING_TIMEOUT_SECONDS. Twice
-    covers a provider running at half its stated speed; its owner could stop
+    covers a provider running at half its usual speed; its owner could stop
     waiting from 1.5 times on (4 times kept a 10-minute 720p clip's credits
     held for some 17 hours)."""
     floor = timedelta(seconds=settings.JOB_PROCESSING_TIMEOUT_SECONDS)
@@ -516,6 +520,9 @@ def job_status_apply(job: Job, *, result: TaskStatus | ProviderError) -> None:
         )
     if result.state == "completed":
         ttl = catalogue.provider_facts(job.provider).output_ttl
+        finished = finish_estimate(job, seen_at=now, execution_seconds=_execution_seconds(result))
+        submitted = job.submitted_at
+        provider_seconds = (finished - submitted).total_seconds() if submitted else None
         moved = Job.objects.filter(pk=job.pk, state=JobState.PROCESSING).update(
             state=JobState.ARCHIVING,
             state_changed_at=now,
@@ -523,10 +530,17 @@ def job_status_apply(job: Job, *, result: TaskStatus | ProviderError) -> None:
             output_url=result.video_url,
             provider_completed_at=now,
             provider_expires_at=now + ttl,
+            provider_seconds=provider_seconds,
             next_poll_at=None,
         )
         if moved:
             transaction.on_commit(lambda: enqueue("jobs.tasks.archive_job", job.pk))
+            if provider_seconds is not None:
+                try:
+                    with transaction.atomic():  # a savepoint: a failure here rolls back only it
+                        render_times_learn(job)
+                except Exception:  # learning must never lose a finished job
+                    log.exception("job %s: could not learn its render time", job.pk)
         return
     if result.state == "failed":
         job_fail(job, message=result.error or "The provider reported a failure without a reason.")
@@ -537,7 +551,15 @@ def job_status_apply(job: Job, *, result: TaskStatus | ProviderError) -> None:
         Job.objects.filter(pk=job.pk, state=JobState.PROCESSING).update(
             provider_state=result.state, updated_at=now
         )
-    _schedule_next_poll(job, at=now + next_poll_delay(job, now=now))
+    _schedule_next_poll(job, at=now + next_poll_delay(job, now=now), pending_at=now)
+
+
+def _execution_seconds(result: TaskStatus) -> float | None:
+    """The execution time a provider reports (lipsync.studio: executionTime, ms)."""
+    ms = result.raw.get("executionTime") if isinstance(result.raw, dict) else None
+    if isinstance(ms, int | float) and not isinstance(ms, bool) and ms > 0:
+        return ms / 1000
+    return None
 
 
 def _task_not_found(job: Job, *, now: datetime) -> bool:
@@ -565,26 +587,22 @@ def _task_not_found(job: Job, *, now: datetime) -> bool:
     )
 
 
-def _schedule_next_poll(job: Job, *, at: datetime) -> None:
+def _schedule_next_poll(job: Job, *, at: datetime, pending_at: datetime | None = None) -> None:
     """Set the next status request after one that `job` (as claimed) made.
-    A webhook that asked for an earlier one meanwhile keeps its time."""
+    A webhook that asked for an earlier one meanwhile keeps its time.
+    `pending_at`: the provider just said the job is not done (render_times)."""
     processing = Job.objects.filter(pk=job.pk, state=JobState.PROCESSING)
-    if not processing.filter(next_poll_at=job.next_poll_at).update(next_poll_at=at):
-        processing.update(next_poll_at=Least(F("next_poll_at"), Value(at)))
+    also = {"provider_pending_at": pending_at} if pending_at else {}
+    if not processing.filter(next_poll_at=job.next_poll_at).update(next_poll_at=at, **also):
+        processing.update(next_poll_at=Least(F("next_poll_at"), Value(at)), **also)
 
 
 def next_poll_delay(job: Job, *, now: datetime) -> timedelta:
-    """Wait for the expected finish, then poll tightly, then back off slowly."""
-    expected = expected_processing(job)
-    elapsed = now - (job.submitted_at or now)
-    if elapsed < expected:
-        return max(timedelta(seconds=1), expected - elapsed)
-    tight = min(max(expected.total_seconds() * 0.1, 1.0), 15.0)
-    overdue = (elapsed - expected).total_seconds()
-    # After twice the expected time, stretch towards 30 s between polls.
-    if overdue > expected.total_seconds():
-        tight = min(30.0, tight * 2)
-    return timedelta(seconds=tight)
+    """Until the next poll of the job's schedule (schedule.py): at most
+    POLL_LAG_TARGET_SECONDS apart where the learnt distribution says it is
+    likely to finish, growing past it."""
+    elapsed = (now - (job.submitted_at or now)).total_seconds()
+    return timedelta(seconds=render_schedule(job).next_after(elapsed) - elapsed)
 
 
 def job_poll_now(job_id: int) -> None:

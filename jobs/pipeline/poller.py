@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from django.db import close_old_connections
-from django.db.models import Min, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from jobs.models import Job, JobState
@@ -29,6 +29,7 @@ CONCURRENCY = 4  # status requests in flight at once
 MAX_SLEEP = 1.0  # so a webhook's "poll now" is seen within a second
 ARCHIVE_HANDOFF = timedelta(seconds=30)  # the archive_job task's head start
 KEY_UNREADABLE_WAIT = timedelta(minutes=5)
+LIVE_STATES = (JobState.QUEUED, JobState.PROCESSING, JobState.ARCHIVING, JobState.SUBMITTING)
 
 
 def poll_due(*, max_seconds: float) -> int:
@@ -103,14 +104,27 @@ def run_round(adapters: dict[str, ProviderAdapter], *, pool: ThreadPoolExecutor)
 
 
 def seconds_until_due() -> float | None:
-    """Seconds until the next live job is due; None when no job is live."""
-    live = Job.objects.filter(
-        state__in=[JobState.QUEUED, JobState.PROCESSING, JobState.ARCHIVING, JobState.SUBMITTING]
-    )
-    agg = live.aggregate(next_due=Min("next_poll_at"))
-    if agg["next_due"] is None:
-        return None if not live.exists() else MAX_SLEEP
-    return (agg["next_due"] - timezone.now()).total_seconds()
+    """Seconds until the next live job is due; None when no job is live.
+
+    One indexed look-up per live state (job_state_due: state, next_poll_at),
+    never a scan of the jobs in flight: with 10,000 of them a round between
+    due times costs what it costs with one."""
+    now = timezone.now()
+    next_due = None
+    for state in LIVE_STATES:
+        due = (
+            Job.objects.filter(state=state, next_poll_at__isnull=False)
+            .order_by("next_poll_at")
+            .values_list("next_poll_at", flat=True)
+            .first()
+        )
+        if due is not None and (next_due is None or due < next_due):
+            next_due = due
+    if next_due is None:
+        # A live job with no time set (one mid-submit) is looked at again soon.
+        live = Job.objects.filter(state__in=LIVE_STATES).exists()
+        return MAX_SLEEP if live else None
+    return (next_due - now).total_seconds()
 
 
 def _adapter(adapters: dict[str, ProviderAdapter], *, slug: str) -> ProviderAdapter | None:

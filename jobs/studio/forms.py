@@ -444,7 +444,9 @@ def form_quote(form: NewJobForm) -> QuoteView:
         quote=q,
         clips=CLIPS_BILLED.get((mode, order), ""),
         available=available,
-        expected=expected_render(provider=provider, resolution=resolution, seconds=seconds),
+        expected=expected_render(
+            provider=provider, resolution=resolution, seconds=seconds, mode=mode
+        ),
         options=_dialog_options(form, staged=staged, resolution=resolution),
     )
 
@@ -477,7 +479,9 @@ def _dialog_options(form: NewJobForm, *, staged, resolution: str) -> list[Provid
                 slug=slug,
                 label=label,
                 quote=q,
-                expected=expected_render(provider=slug, resolution=resolution, seconds=seconds),
+                expected=expected_render(
+                    provider=slug, resolution=resolution, seconds=seconds, mode=mode
+                ),
                 current=slug == form.current_provider,
             )
         )

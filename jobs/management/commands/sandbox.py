@@ -2,7 +2,9 @@
 lipsync.studio that renders real MP4s. Ctrl-C (or SIGTERM) stops it cleanly.
 
 Defaults come from the environment, through settings: SANDBOX_PORT,
-SANDBOX_API_KEY (never printed or logged), SANDBOX_RTF; and SANDBOX_FAULTS, a
+SANDBOX_API_KEY (never printed or logged), SANDBOX_RTF; SANDBOX_CLOCK, a JSON
+object turning on the realistic clock (jobs/providers/sandbox/clock.py), e.g.
+'{"spread": 0.3, "queue_seconds": 2, "outliers": 0.02}'; and SANDBOX_FAULTS, a
 JSON object of faults, e.g. '{"submit_429": 2, "poll_500": 1}', or of their
 rates, '{"fault_rate": 0.2, "seed": 7}' or '{"rates": {"poll_500": 0.1}}' (see
 jobs/providers/sandbox/config.py; --fault-rate and --fault-seed override those).
@@ -23,6 +25,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from jobs.providers.sandbox import FAULT_COUNTS, Faults, SandboxConfig, SandboxServer
+from jobs.providers.sandbox.clock import RenderClock
 
 
 class Command(BaseCommand):
@@ -115,6 +118,7 @@ class Command(BaseCommand):
             config.faults.update(faults)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
+        config.clock = _clock_from_env()
         if verbosity >= 2:
             logging.getLogger("jobs.providers.sandbox").setLevel(logging.DEBUG)
 
@@ -176,3 +180,11 @@ def _faults_from_env() -> dict:
     except ValueError as exc:
         raise CommandError(f"SANDBOX_FAULTS: {exc}") from None
     return faults
+
+
+def _clock_from_env() -> RenderClock | None:
+    """SANDBOX_CLOCK: unset or empty keeps the fast, exact clock."""
+    try:
+        return RenderClock.from_json(os.environ.get("SANDBOX_CLOCK", ""))
+    except (ValueError, TypeError) as exc:
+        raise CommandError(f"SANDBOX_CLOCK: {exc}") from None

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .clock import RenderClock
+
 # Each fault is a count of the requests (or, for task_*/never_finish/webhook_*,
 # of the tasks submitted) it applies to; it is consumed one per use.
 # -1 means "every one, until cleared". A fault can also have a rate (`rates`):
@@ -249,3 +251,6 @@ class SandboxConfig:
     # start: a restarted sandbox goes on with its tasks, as a real provider would.
     keep_state: bool = False
     faults: Faults = field(default_factory=Faults)
+    # The realistic clock (clock.py): queue wait + seconds x rtf x a seeded
+    # log-normal factor, with outliers. None: max(min_delay, rtf x seconds).
+    clock: RenderClock | None = None

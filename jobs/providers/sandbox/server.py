@@ -21,7 +21,9 @@ Routes (ROUTES, at the end of this module; all but /outputs/ and
 
 A task's life: "submitted" -> (inputs fetched) "processing" -> (rendered, and
 max(min_delay, rtf x seconds) after it started processing) "completed", or
-"failed" with a message.
+"failed" with a message. With SandboxConfig.clock (clock.py) a task first
+waits its queue time "submitted", and its processing takes seconds x rtf of
+its resolution x a seeded log-normal factor (or 3x for an outlier).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import contracts as c
+from .clock import Draw
 from .config import Faults, SandboxConfig
 from .render import (
     RenderError,
@@ -143,6 +146,8 @@ class Task:
     webhook_twice: bool = False
     webhook_early: bool = False
     key: str = ""  # submission_key of the submission that made it
+    # The realistic clock's draw for this task (None: the clock is off).
+    draw: Draw | None = None
 
     def as_record(self) -> dict[str, Any]:
         return asdict(self)
@@ -151,6 +156,8 @@ class Task:
     def from_record(cls, record: dict[str, Any]) -> Task:
         record = dict(record)
         record["inputs"] = {name: tuple(pair) for name, pair in record["inputs"].items()}
+        if record.get("draw") is not None:
+            record["draw"] = Draw(**record["draw"])
         return cls(**record)
 
 
@@ -300,6 +307,7 @@ class SandboxServer:
         self._faulted: Counter[str] = Counter()
         self._journal: Any = None  # the open journal file (keep_state)
         self._webhooks: list[WebhookDelivery] = []
+        self._drawn = 0  # tasks given a draw of the realistic clock
         self._outputs: dict[str, float] = {}  # name -> expires at (time.time())
         self._threads: set[threading.Thread] = set()  # the tasks at work
         self._idle = threading.Condition(self._lock)  # notified as a task's work ends
@@ -686,6 +694,7 @@ class SandboxServer:
             key=key,
         )
         with self._lock:
+            task.draw = self._clock_draw()
             self._tasks[task_id] = task
             self._count_key(key, "tasks")
             self._write({"key": key, "count": "tasks"})
@@ -844,7 +853,8 @@ class SandboxServer:
         workdir = self.work_dir / task.id
         try:
             workdir.mkdir(parents=True, exist_ok=True)
-            if self.config.start_delay and self._stop.wait(self.config.start_delay):
+            queued = self._queue_wait(task)
+            if queued and self._stop.wait(max(0.0, task.created_at + queued - time.time())):
                 return
             paths = self._fetch_inputs(task, workdir)
             started = time.time()
@@ -929,7 +939,7 @@ class SandboxServer:
             self._render_slots.release()
         if task.never_finish:
             return
-        delay = max(cfg.min_delay, cfg.rtf * seconds)
+        delay = self._processing_time(task, seconds)
         if self._stop.wait(max(0.0, started + delay - time.time())):
             raise RenderStopped
         if task.fail:
@@ -948,6 +958,29 @@ class SandboxServer:
             task.render_seconds or 0,
         )
         self._final_webhook(task)
+
+    # --- the clock (clock.py) --------------------------------------------------------------
+
+    def _clock_draw(self) -> Draw | None:
+        """The next task's times, by its number in the order of submission
+        (called under the lock)."""
+        clock = self.config.clock
+        if clock is None:
+            return None
+        self._drawn += 1
+        return clock.draw(self._drawn - 1)
+
+    def _queue_wait(self, task: Task) -> float:
+        """Seconds after submission that the task stays "submitted"."""
+        return self.config.start_delay + (task.draw.queue_wait if task.draw else 0.0)
+
+    def _processing_time(self, task: Task, seconds: float) -> float:
+        """Seconds from "processing" to "completed" for `seconds` of video."""
+        cfg = self.config
+        if task.draw is None or cfg.clock is None:
+            return max(cfg.min_delay, cfg.rtf * seconds)
+        rtf = cfg.clock.rtf(task.resolution, cfg.rtf)
+        return max(cfg.min_delay, task.draw.processing(seconds=seconds, rtf=rtf))
 
     def _acquire_render_slot(self) -> None:
         while not self._render_slots.acquire(timeout=0.2):

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('jobs', '0017_key_limits'),
+        ('jobs', '0018_job_stop_waiting_and_input_hashes'),
     ]
 
     operations = [

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('jobs', '0018_job_timeline'),
+        ('jobs', '0019_job_timeline'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -1,0 +1,150 @@
+"""How long a job will take at its provider: learnt from the studio's own
+finished jobs per provider, model and resolution, seeded from the provider
+page's figure (the sandbox's SANDBOX_RTF when the sandbox stands in) until
+enough jobs exist. schedule.py does the arithmetic; this module stores it.
+
+- `render_times_learn(job)`: when a poll finds a job completed, its finish is
+  estimated (between the last "not done" answer and this one, and no earlier
+  than submission + the execution time the provider reports, if it does),
+  and the row of its provider, model and resolution is rewritten from the
+  latest POLL_LEARN_JOBS such jobs (newer ones weigh more; a run of jobs all
+  slower or faster than before moves the older ones with them: a provider
+  that changes speed moves the schedule within schedule.SHIFT_JOBS jobs).
+  Stored, so no poll recomputes it.
+- `render_prediction(job)`: the distribution for a job (learnt, blended with
+  the page's figure while fewer than schedule.MIN_JOBS taught it).
+- `render_expected(job)`: its median, the one ETA the cards, the quote and the
+  reconciler show.
+
+Rows are read all at once and kept MEMO_SECONDS per process, so a page of
+cards or a round of polls costs at most one query for them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import datetime, timedelta
+
+from django.conf import settings
+
+from jobs.models import Job, RenderTimes
+from jobs.providers import catalogue
+from jobs.providers.routing import sandbox_rtf
+
+from .schedule import PROBS, Prediction, Schedule, blend, follow_shift, learn, prior
+from .webhooks import webhooks_enabled
+
+log = logging.getLogger("jobs.pipeline.render_times")
+
+MEMO_SECONDS = 5.0
+_memo_lock = threading.Lock()
+_memo: dict[str, object] = {"at": None, "rows": {}}
+
+
+def render_key(job: Job) -> tuple[str, str, str]:
+    model = job.provider_model
+    if not model and job.mode:
+        try:
+            model = catalogue.model_for(job.provider, job.mode)
+        except (KeyError, catalogue.NotOffered):
+            model = ""
+    return job.provider, model, job.resolution
+
+
+def page_prior(job: Job) -> Prediction:
+    rtf = sandbox_rtf(job.provider)
+    if rtf is None:
+        rtf = catalogue.provider_facts(job.provider).rtf(job.resolution)
+    return prior(rtf)
+
+
+def _rows() -> dict[tuple[str, str, str], Prediction]:
+    now = time.monotonic()
+    with _memo_lock:
+        at = _memo["at"]
+        if at is not None and now - at < MEMO_SECONDS:  # type: ignore[operator]
+            return _memo["rows"]  # type: ignore[return-value]
+    rows = {
+        (r.provider, r.provider_model, r.resolution): Prediction(tuple(r.quantiles), r.samples)
+        for r in RenderTimes.objects.all()
+        if len(r.quantiles) == len(PROBS)
+    }
+    with _memo_lock:
+        _memo.update(at=now, rows=rows)
+    return rows
+
+
+def render_times_forget() -> None:
+    """Drop this process's memo (tests; a new row is put in it directly)."""
+    with _memo_lock:
+        _memo.update(at=None, rows={})
+
+
+def render_prediction(job: Job) -> Prediction:
+    return blend(_rows().get(render_key(job)), page_prior(job))
+
+
+def render_expected(job: Job) -> timedelta:
+    """The median predicted time from submission to the provider's finish."""
+    return timedelta(seconds=max(job.input_seconds, 1.0) * render_prediction(job).median)
+
+
+def render_schedule(job: Job) -> Schedule:
+    return Schedule.for_job(
+        render_prediction(job),
+        seconds=job.input_seconds,
+        lag=settings.POLL_LAG_TARGET_SECONDS,
+        webhooks=_calls_back(job),
+    )
+
+
+def _calls_back(job: Job) -> bool:
+    """Whether the provider was (or will be) given a webhook for this job."""
+    return catalogue.provider_facts(job.provider).supports_webhooks and webhooks_enabled()
+
+
+def finish_estimate(job: Job, *, seen_at: datetime, execution_seconds: float | None) -> datetime:
+    """When the provider most likely finished: the middle of the span between
+    its last "not done" answer (or the submission) and `seen_at`, narrowed by
+    the execution time it reports (it cannot have finished sooner than
+    submission + that)."""
+    submitted = job.submitted_at or seen_at
+    earliest = max(job.provider_pending_at or submitted, submitted)
+    if execution_seconds:
+        earliest = max(earliest, submitted + timedelta(seconds=execution_seconds))
+    if earliest >= seen_at:
+        return seen_at
+    return earliest + (seen_at - earliest) / 2
+
+
+def render_times_learn(job: Job) -> Prediction | None:
+    """Rewrite the row of `job`'s provider, model and resolution from its
+    latest finished jobs (`job` among them, its provider_seconds saved)."""
+    provider, model, resolution = render_key(job)
+    window = settings.POLL_LEARN_JOBS
+    ratios = [
+        seconds / max(billed, 1.0)
+        for seconds, billed in Job.objects.filter(
+            provider=provider,
+            provider_model=model,
+            resolution=resolution,
+            provider_seconds__isnull=False,
+        )
+        .order_by("-submitted_at")
+        .values_list("provider_seconds", "input_seconds")[:window]
+    ]
+    if not ratios:
+        return None
+    learnt = learn(follow_shift(ratios), half_life=max(1.0, window / 4))
+    RenderTimes.objects.update_or_create(
+        provider=provider,
+        provider_model=model,
+        resolution=resolution,
+        defaults={"samples": learnt.samples, "quantiles": list(learnt.quantiles)},
+    )
+    with _memo_lock:
+        if _memo["at"] is not None:
+            _memo["rows"] = {**_memo["rows"], (provider, model, resolution): learnt}  # type: ignore[dict-item]
+    return learnt

@@ -1,0 +1,268 @@
+"""Polling that learns: the schedule's bounds (pure arithmetic), a cold start
+on the provider page's figure, a provider that slows down moving the schedule
+within a few jobs, and a finished job teaching the studio its render time."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from jobs.credits.ledger import credits_grant
+from jobs.models import Job, JobState, RenderTimes
+from jobs.pipeline import lifecycle
+from jobs.pipeline.render_times import render_prediction, render_schedule, render_times_learn
+from jobs.pipeline.schedule import (
+    MIN_INTERVAL,
+    P_HIGH,
+    P_LOW,
+    TAIL_CAP,
+    Prediction,
+    Schedule,
+    blend,
+    follow_shift,
+    learn,
+    prior,
+)
+from jobs.providers.base import TaskStatus
+from tests.factories import make_job
+
+# --- the schedule's bounds -------------------------------------------------------------
+
+
+def detection_lag(schedule: Schedule, finish: float) -> float:
+    t = schedule.next_after(-MIN_INTERVAL)  # the first poll
+    while t < finish:
+        t = schedule.next_after(t)
+    return t - finish
+
+
+@pytest.mark.parametrize("spread", [0.1, 0.3])
+@pytest.mark.parametrize("lag", [2.0, 3.0, 5.0])
+@pytest.mark.parametrize("seconds", [1.0, 5.0, 30.0, 120.0])
+def test_every_job_finishing_in_the_window_is_seen_within_the_lag_target(spread, lag, seconds):
+    prediction = prior(15.0, spread=spread)
+    schedule = Schedule.for_job(prediction, seconds=seconds, lag=lag)
+    lo, hi = prediction.ratio(P_LOW) * seconds, prediction.ratio(P_HIGH) * seconds
+    assert schedule.first == pytest.approx(max(MIN_INTERVAL, lo))
+    polls = schedule.times(until=hi + 1e-6)
+    assert polls[0] == schedule.first and polls[-1] == pytest.approx(hi)
+    gaps = [b - a for a, b in zip(polls, polls[1:], strict=False)]
+    assert all(MIN_INTERVAL - 1e-9 <= g <= lag + 1e-9 for g in gaps)
+    rng = random.Random(1)
+    for _ in range(200):
+        finish = rng.uniform(schedule.first, hi)
+        assert detection_lag(schedule, finish) <= lag + 1e-9
+
+
+def test_polls_grow_past_the_window_up_to_the_cap_and_never_stop():
+    schedule = Schedule.for_job(prior(15.0, spread=0.1), seconds=60, lag=3)
+    late = schedule.times(until=schedule.window_end + 3600)
+    tail = [t for t in late if t > schedule.window_end]
+    gaps = [b - a for a, b in zip(tail, tail[1:], strict=False)]
+    assert all(b >= a - 1e-6 for a, b in zip(gaps, gaps[1:], strict=False))  # growing...
+    assert gaps[0] > 3 and schedule.tail_cap <= TAIL_CAP  # ...from the lag target...
+    assert max(gaps) == pytest.approx(schedule.tail_cap)  # ...to the cap
+    assert len(tail) > 3600 / TAIL_CAP - 5  # and on for as long as the job runs
+
+
+def test_a_poll_that_ran_late_does_not_make_the_next_come_at_once():
+    schedule = Schedule.for_job(prior(15.0, spread=0.3), seconds=10, lag=3)
+    for elapsed in [schedule.first + k * 0.37 for k in range(60)]:
+        assert schedule.next_after(elapsed) - elapsed >= MIN_INTERVAL / 2
+
+
+def test_a_tight_spread_takes_a_fraction_of_a_5_s_pollers_calls():
+    # JoyPix at 480p, 6 s of audio: ~90 s; a 5 s poller asks ~18 times.
+    schedule = Schedule.for_job(prior(15.0, spread=0.1), seconds=6, lag=3)
+    in_window = schedule.times(until=schedule.window_end + 1e-6)
+    assert len(in_window) <= 8  # (window / lag) + 1
+
+
+# --- the prediction: cold start, learning, blending -------------------------------------
+
+
+def test_the_prior_is_the_pages_figure_spread_as_assumed():
+    p = prior(25.0, spread=0.3)
+    assert p.median == pytest.approx(25.0)
+    assert p.ratio(0.025) < 25 < p.ratio(0.975)
+    assert p.ratio(0.975) == pytest.approx(25 * 1.3, rel=0.01)
+
+
+def test_learning_weighs_recent_jobs_more():
+    old, new = [15.0] * 30, [30.0] * 12
+    learnt = learn(new + old, half_life=10)  # newest first
+    assert learnt.median > 25
+    assert learn(old + new, half_life=10).median == pytest.approx(15.0)
+
+
+def test_blend_leans_on_the_page_until_enough_jobs():
+    page = prior(15.0)
+    few = Prediction(learn([30.0] * 3, half_life=10).quantiles, samples=3)
+    blended = blend(few, page)
+    assert page.median < blended.median < 30
+    many = Prediction(few.quantiles, samples=10)
+    assert blend(many, page) == many
+    assert blend(None, page) == page
+
+
+@pytest.fixture
+def funded_alice(alice):
+    credits_grant(user=alice, pool="studio", amount=10_000, key="grant:alice")
+    return alice
+
+
+@pytest.fixture
+def joypix_for_real(settings):
+    """JoyPix is the real provider (not the sandbox), so the page's figures apply."""
+    settings.JOYPIX_BASE_URL = "https://openapi.joypix.example"
+    settings.JOYPIX_API_KEY = "sk-test"
+
+
+def finished(owner, *, ratio: float, seconds: float = 6.0, ago: float = 0.0) -> Job:
+    now = timezone.now() - timedelta(seconds=ago)
+    job = make_job(
+        owner,
+        state=JobState.ARCHIVING,
+        submitted_after=timedelta(0),
+        created=now,
+        input_seconds=seconds,
+        provider_seconds=ratio * seconds,
+    )
+    render_times_learn(job)
+    return job
+
+
+@pytest.mark.django_db
+def test_a_cold_start_uses_the_providers_page_figures(joypix_for_real, alice, funded_alice):
+    job = make_job(alice, state=JobState.PROCESSING, input_seconds=6.0)
+    job.resolution = "720p"
+    assert not RenderTimes.objects.exists()
+    # JoyPix's page: ~25 s per second of video at 720p.
+    assert lifecycle.expected_processing(job) == timedelta(seconds=6 * 25)
+    schedule = render_schedule(job)
+    assert schedule.first == pytest.approx(prior(25.0).ratio(P_LOW) * 6)
+    job.resolution = "480p"
+    assert lifecycle.expected_processing(job) == timedelta(seconds=6 * 15)
+
+
+@pytest.mark.django_db
+def test_a_provider_that_slows_down_moves_the_schedule_within_five_jobs(
+    joypix_for_real, alice, funded_alice
+):
+    for i in range(40):
+        finished(alice, ratio=15.0 * random.Random(i).uniform(0.95, 1.05), ago=1000 - i)
+    probe = make_job(alice, state=JobState.PROCESSING, input_seconds=6.0)
+    before = render_schedule(probe)
+    assert before.window_end < 6 * 30  # a job twice as slow would be in the tail
+    assert lifecycle.expected_processing(probe).total_seconds() == pytest.approx(90, rel=0.05)
+    # The provider now takes twice as long.
+    moved_at = None
+    for n in range(1, 11):
+        finished(alice, ratio=30.0 * random.Random(n).uniform(0.95, 1.05), ago=100 - n)
+        schedule = render_schedule(probe)
+        if moved_at is None and schedule.first > before.window_end:
+            moved_at = n
+            # The whole window moved: the slow jobs are now polled within the target...
+            assert schedule.window_end >= 6 * 30 * 1.04
+            # ...and no longer across the old speed as well.
+            assert schedule.window_end - schedule.first < 3 * (before.window_end - before.first)
+    assert moved_at == 5  # SHIFT_JOBS
+    assert lifecycle.expected_processing(probe).total_seconds() == pytest.approx(180, rel=0.05)
+
+
+def test_one_slow_outlier_does_not_move_the_prediction():
+    ratios = [15.0 * random.Random(i).uniform(0.95, 1.05) for i in range(40)]
+    assert learn(follow_shift([45.0, *ratios]), half_life=10).median == pytest.approx(
+        learn(ratios, half_life=10).median, rel=0.02
+    )
+
+
+@pytest.mark.django_db
+def test_a_finished_job_teaches_its_render_time(alice, funded_alice):
+    now = timezone.now()
+    job = make_job(
+        alice,
+        state=JobState.PROCESSING,
+        input_seconds=6.0,
+        submitted_after=timedelta(0),
+        created=now - timedelta(seconds=100),
+        provider_pending_at=now - timedelta(seconds=4),
+        next_poll_at=now,
+    )
+    lifecycle.job_status_apply(job, result=TaskStatus(state="completed", video_url="https://x/v"))
+    job.refresh_from_db()
+    assert job.state == JobState.ARCHIVING
+    # Between the last "not done" (96 s) and this answer (100 s).
+    assert job.provider_seconds == pytest.approx(98, abs=0.5)
+    row = RenderTimes.objects.get()
+    assert (row.provider, row.provider_model, row.resolution, row.samples) == (
+        "joypix",
+        "motion-2-dialog",
+        "480p",
+        1,
+    )
+    assert render_prediction(job).samples == 1
+
+
+@pytest.mark.django_db
+def test_a_reported_execution_time_narrows_the_finish(alice, funded_alice):
+    now = timezone.now()
+    job = make_job(
+        alice,
+        mode="dialog",
+        provider="lipsync_studio",
+        state=JobState.PROCESSING,
+        input_seconds=6.0,
+        submitted_after=timedelta(0),
+        created=now - timedelta(seconds=100),
+        provider_pending_at=now - timedelta(seconds=30),
+        next_poll_at=now,
+    )
+    status = TaskStatus(state="completed", video_url="https://x/v", raw={"executionTime": 90_000})
+    lifecycle.job_status_apply(job, result=status)
+    job.refresh_from_db()
+    assert job.provider_seconds == pytest.approx(95, abs=0.5)  # between 90 s and 100 s
+
+
+@pytest.mark.django_db
+def test_a_not_done_answer_is_remembered_and_the_next_poll_follows_the_schedule(
+    alice, funded_alice
+):
+    now = timezone.now()
+    job = make_job(
+        alice,
+        state=JobState.PROCESSING,
+        input_seconds=6.0,
+        submitted_after=timedelta(0),
+        created=now - timedelta(seconds=1),
+        next_poll_at=now,
+    )
+    lifecycle.job_status_apply(job, result=TaskStatus(state="processing"))
+    job.refresh_from_db()
+    assert job.provider_pending_at is not None
+    expected = render_schedule(job).next_after((now - job.submitted_at).total_seconds())
+    due = (job.next_poll_at - job.submitted_at).total_seconds()
+    assert due == pytest.approx(expected, abs=0.5)
+
+
+def test_with_webhooks_polling_is_only_the_safety_net():
+    prediction = prior(15.0, spread=0.3)
+    polled = Schedule.for_job(prediction, seconds=6, lag=3)
+    called_back = Schedule.for_job(prediction, seconds=6, lag=3, webhooks=True)
+    assert called_back.first == pytest.approx(prediction.ratio(P_HIGH) * 6)
+    window = polled.times(until=polled.window_end + 1e-6)
+    assert called_back.times(until=polled.window_end + 1e-6) == [called_back.first]
+    assert len(window) > 5
+
+
+@pytest.mark.django_db
+def test_a_lipsync_studio_job_with_webhooks_is_polled_late(settings, alice, funded_alice):
+    job = make_job(alice, provider="lipsync_studio", state=JobState.PROCESSING, input_seconds=6.0)
+    settings.WEBHOOKS_ALLOW_HTTP = False
+    settings.PUBLIC_BASE_URL = "http://studio.example"
+    polled = render_schedule(job)
+    settings.WEBHOOKS_ALLOW_HTTP = True
+    assert render_schedule(job).first > polled.first
