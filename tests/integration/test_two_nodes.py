@@ -22,7 +22,7 @@ from tests.pipeline_support import ledger_check
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-JOBS = 8
+JOBS = 6
 POLL_LOOP_SECONDS = 3
 RECOVERY = POLL_LOOP_SECONDS + 30 + 90
 
