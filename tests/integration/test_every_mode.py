@@ -4,6 +4,10 @@ node (Q_SYNC off) against the sandbox process: each ends completed, its video
 archived in storage and playable, its credits settled, each submitted to the
 provider once.
 
+They are made before any node runs, so their tasks must wait in the broker
+the environment names: a Redis list (and no OrmQ row) under REDIS_URL, OrmQ
+rows otherwise; the node started afterwards takes them from there.
+
 No django-q schedule exists in this test: the poll loop that finishes these
 jobs can only have been started by the submissions' kick (kick_poller), the
 path inline mode never runs."""
@@ -12,7 +16,10 @@ import re
 import time
 
 import pytest
+from django.conf import settings
 from django.core.files.storage import default_storage
+from django_q.brokers import get_broker
+from django_q.models import OrmQ, Schedule, Task
 
 from jobs.credits.ledger import credits_balances
 from jobs.models import Job, LedgerEntry, Pool
@@ -56,9 +63,7 @@ def studio_form_dialog(member, media) -> None:
 def test_every_mode_completes_through_the_real_cluster(make_studio, member, media):
     studio = make_studio()
     studio.start_sandbox()
-    studio.start_web()
-    studio.start_node("node1")
-    started = time.monotonic()
+    studio.start_web()  # and no cluster node yet
 
     photo, left, right, clip = (
         media[n] for n in ("photo.png", "left.mp3", "right.wav", "clip.mp4")
@@ -96,6 +101,19 @@ def test_every_mode_completes_through_the_real_cluster(make_studio, member, medi
     studio_form_dialog(member, media)
     jobs = Job.objects.all()
     assert jobs.count() == 6
+    assert set(jobs.values_list("state", flat=True)) == {"queued"}
+
+    # Six submit tasks (and the poll loop's kicks) wait in the broker.
+    broker = get_broker()
+    studio.wait_until(lambda: broker.queue_size() >= 6, timeout=10, what="6 tasks in the broker")
+    if settings.REDIS_URL:
+        assert broker.connection.llen(broker.list_key) == broker.queue_size()
+        assert not OrmQ.objects.exists()  # nothing went through the database
+    else:
+        assert OrmQ.objects.count() == broker.queue_size()
+
+    studio.start_node("node1")
+    started = time.monotonic()
 
     studio.wait_until(
         lambda: not jobs.exclude(state__in=["completed", "failed"]).exists(),
@@ -151,8 +169,13 @@ def test_every_mode_completes_through_the_real_cluster(make_studio, member, medi
     assert len({job.provider_task_id for job in done.values()}) == 6
 
     # No schedule exists: the poll loop ran because the submissions kicked it.
-    from django_q.models import Schedule, Task
-
     assert not Schedule.objects.exists()
     assert Task.objects.filter(func="jobs.tasks.poll_due", success=True).exists()
-    print(f"\n6 jobs of every mode ended in {took:.1f} s")
+    # ...and the broker is drained: every task taken and acknowledged.
+    studio.wait_until(
+        lambda: broker.queue_size() == 0 and not OrmQ.objects.exists(),
+        timeout=30,
+        what="the broker drained",
+    )
+    assert Task.objects.filter(func="jobs.tasks.submit_job", success=True).count() == 6
+    print(f"\n6 jobs of every mode ended {took:.1f} s after the node started")

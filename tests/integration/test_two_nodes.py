@@ -11,6 +11,7 @@ POLL_LOOP_SECONDS is 3: RECOVERY = 125 s (with the default 50 s: ~3 min)."""
 
 import re
 import time
+from datetime import datetime, timedelta
 
 import pytest
 from django_q.models import Task
@@ -22,20 +23,29 @@ from tests.pipeline_support import ledger_check
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-JOBS = 8
+JOBS = 6
 POLL_LOOP_SECONDS = 3
 RECOVERY = POLL_LOOP_SECONDS + 30 + 90
+HANDOVER = timedelta(seconds=0.5)
 
 
 def running_poll_loop(log: str) -> bool:
-    """The node's log shows a poll_due task started and not yet processed."""
-    started = set(re.findall(r"processing (\S+) 'jobs\.tasks\.poll_due'", log))
+    """The node's log shows a poll_due task started over a second ago and not
+    yet processed: the loop holding the lease (one that finds the lease taken
+    returns in milliseconds)."""
     ended = set(re.findall(r"Processed 'jobs\.tasks\.poll_due' \((\S+)\)", log))
-    return bool(started - ended)
+    for when, name in re.findall(
+        r"^(\S+ \S+) .*processing (\S+) 'jobs\.tasks\.poll_due'", log, re.M
+    ):
+        started = datetime.strptime(when, "%Y-%m-%d %H:%M:%S,%f")
+        if name not in ended and (datetime.now() - started).total_seconds() > 1:
+            return True
+    return False
 
 
-def processed(log: str, func: str = r"[\w.]+") -> int:
-    return len(re.findall(rf"Processed '{func}'", log))
+def taken(log: str, func: str = r"[\w.]+") -> int:
+    """Tasks the node took from the broker and started."""
+    return len(re.findall(rf"processing \S+ '{func}'", log))
 
 
 def test_two_nodes_share_the_work_and_one_finishes_when_the_other_is_killed(
@@ -95,23 +105,26 @@ def test_two_nodes_share_the_work_and_one_finishes_when_the_other_is_killed(
     assert credits_balances(user=member.user)[Pool.API].held == 0
     assert "Ledger OK" in ledger_check()
 
-    # Both nodes worked; each submit task ran once, on one of them.
+    # Both nodes took work from the one broker; no submit task was taken twice.
     logs = {p.name: p.log() for p in nodes}
-    assert all(processed(log) for log in logs.values()), studio.tails()
-    assert sum(processed(log, r"jobs\.tasks\.submit_job") for log in logs.values()) <= JOBS
+    assert all(taken(log) for log in logs.values()), studio.tails()
+    assert sum(taken(log, r"jobs\.tasks\.submit_job") for log in logs.values()) == JOBS
 
     # One poll loop at a time: the loops that polled (rounds > 0) never overlap.
-    loops = sorted(
-        Task.objects.filter(func="jobs.tasks.poll_due", success=True).values_list(
-            "started", "stopped", "result"
-        )
-    )
-    polled = [(start, stop) for start, stop, rounds in loops if rounds]
-    assert polled, loops
+    # (A task's start is stamped just before it takes the lease and its stop
+    # just after it let go and kicked the next, so a hand-over may look a few
+    # milliseconds early; two loops polling at once would overlap by seconds.)
+    # The survivor's loop ends (and its monitor records it) a moment after
+    # the last archive; the killed node's loop left no record.
+    def polled():
+        loops = Task.objects.filter(func="jobs.tasks.poll_due", success=True)
+        return sorted((t.started, t.stopped) for t in loops if t.result)
+
+    polled = studio.wait_until(polled, timeout=30, what="a poll loop that polled, recorded")
     for (_, stop), (start, _) in zip(polled, polled[1:], strict=False):
-        assert stop <= start, polled
+        assert stop - start < HANDOVER, polled
     print(
         f"\n{live_at_kill} live jobs at the kill; {survivor.name} finished them in "
-        f"{recovered:.1f} s (stated: {RECOVERY} s); tasks processed: "
-        + ", ".join(f"{name} {processed(log)}" for name, log in logs.items())
+        f"{recovered:.1f} s (stated: {RECOVERY} s); tasks taken: "
+        + ", ".join(f"{name} {taken(log)}" for name, log in logs.items())
     )

@@ -4,7 +4,13 @@ ends on a qcluster node, the first attempt finds the receiver down (connection
 refused), the node is SIGKILLed right then and started again, the receiver
 comes up, and the "Send webhooks" schedule's sweep delivers the same event:
 standardwebhooks verifies it with the key's secret, and its webhook-id is the
-one the delivery row held before the kill."""
+one the delivery row held before the kill.
+
+The restarted node's scheduler is also the first to look at the schedules
+(the node was killed before its first look), so the test then checks that
+every schedule the migrations create names a function the node imports and
+runs successfully: inline mode never goes through the scheduler, so a renamed
+task would otherwise only fail in production."""
 
 import json
 import threading
@@ -12,6 +18,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from django.utils.module_loading import import_string
+from django_q.models import Failure, Schedule, Success
 from standardwebhooks.webhooks import Webhook
 
 from bench.processes import free_port
@@ -54,11 +62,12 @@ class Receiver:
             self.httpd.server_close()
 
 
-def test_a_receiver_down_through_a_cluster_crash_gets_the_delivery_once_back(
+def test_a_receiver_down_through_a_cluster_crash_gets_the_delivery_once_back_and_schedules_run(
     make_studio, member, media
 ):
     receiver = Receiver(free_port())  # reserved, and nobody listens there yet
-    schedules_restore()  # production's schedules, the webhook sweep among them
+    # Production's schedules, the webhook sweep among them, all due now.
+    schedules = {s.name: s.func for s in schedules_restore()}
     studio = make_studio()
     studio.start_sandbox()
     studio.start_web()
@@ -112,3 +121,21 @@ def test_a_receiver_down_through_a_cluster_crash_gets_the_delivery_once_back(
     done = WebhookDelivery.objects.get(pk=delivery.pk)
     assert (done.attempts, done.last_status_code) == (2, 204)
     print(f"\ndelivered {waited:.1f} s after the node's restart")
+
+    # Every schedule ran its function on the restarted node.
+    assert set(schedules) == {
+        "Poll providers",
+        "Reconcile jobs",
+        "Delete expired files",
+        "Send webhooks",
+    }
+    for func in schedules.values():
+        assert callable(import_string(func)), func
+    studio.wait_until(
+        lambda: set(Success.objects.values_list("func", flat=True)) >= set(schedules.values()),
+        timeout=30,
+        what="every schedule's task succeeding",
+    )
+    assert not Failure.objects.exists(), list(Failure.objects.values_list("func", "result"))
+    for schedule in Schedule.objects.all():
+        assert schedule.task and schedule.repeats == -1, schedule.name  # started, and repeating
