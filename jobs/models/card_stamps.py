@@ -4,10 +4,10 @@ query on the jobs.
 
 A job's `updated_at` marks a change its card shows (the card update asks for
 jobs changed since its cursor by it). Every write that sets it (Job.save, or
-`Job.objects.filter(...).update(updated_at=...)`, see JobQuerySet.update)
-also bumps its owner's stamp here, once the write commits. (bulk_create and
-raw SQL bypass it: the studio never makes jobs so; a bench that does has its
-pages see them within STAMP_TRUST, jobs/studio/cards.py.)
+`Job.objects.filter(...).update(updated_at=...)`, see JobQuerySet.update,
+and Job.objects.bulk_create) also bumps its owner's stamp here, once the
+write commits. (Raw SQL bypasses it: the studio never writes jobs so; pages
+would see such a change within STAMP_TRUST, jobs/studio/cards.py.)
 
 Where the stamp lives depends on who must see it. With Redis as the cache
 (`REDIS_URL`), every web node and cluster worker shares it: the stamp is one

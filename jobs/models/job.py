@@ -86,6 +86,15 @@ class JobQuerySet(models.QuerySet):
 
     update.alters_data = True
 
+    def bulk_create(self, objs, *args, **kwargs):
+        """As QuerySet.bulk_create, bumping the owners' card stamps too: new
+        jobs are a change their pages show (benches and tests make jobs so)."""
+        made = super().bulk_create(objs, *args, **kwargs)
+        card_stamps_bump((job.owner_id for job in made), using=self.db)
+        return made
+
+    bulk_create.alters_data = True
+
 
 class Job(models.Model):
     """One lip-sync video made by one provider for one member.

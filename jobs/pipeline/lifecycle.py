@@ -64,8 +64,8 @@ from jobs.providers.routing import adapter_for, endpoint_for
 from jobs.studio.uploads import upload_copy
 
 from .inputs import input_link
-from .selectors import job_made_already
 from .render_times import finish_estimate, render_expected, render_schedule, render_times_learn
+from .selectors import job_made_already
 from .webhooks import webhook_url, webhooks_enabled
 
 log = logging.getLogger("jobs.pipeline.lifecycle")
@@ -427,9 +427,7 @@ def backoff(attempt: int, *, retry_after: float | None = None, cap: float = 60.0
 # --- Polling --------------------------------------------------------------------
 
 
-def expected_render(
-    *, provider: str, resolution: str, seconds: float, mode: str = ""
-) -> timedelta:
+def expected_render(*, provider: str, resolution: str, seconds: float, mode: str = "") -> timedelta:
     """How long `provider` is expected to take for `seconds` of video, before
     there is a job (the quote): the same learnt median as expected_processing."""
     return render_expected(
