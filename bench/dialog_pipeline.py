@@ -513,9 +513,9 @@ class StudioPage:
     #cards-poller asks GET /studio/cards/?since=<cursor>&newest=&oldest= (the
     creation times of the cards it holds) every 2 s while polling is on, every
     second while a card it holds is archiving or inside its finish window
-    (data-finish-from/-until), one request behind the other. An answer moves the cursor (X-Cards-Since) and
-    says whether to go on (X-Cards-Polling); making a job through the page asks
-    at once, which `rearm()` stands in for.
+    (data-finish-from/-until), one request behind the other. An answer moves
+    the cursor (X-Cards-Since) and says whether to go on (X-Cards-Polling);
+    making a job through the page asks at once, which `rearm()` stands in for.
     """
 
     def __init__(self, base_url: str, session: requests.Session):

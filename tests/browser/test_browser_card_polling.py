@@ -7,6 +7,7 @@ import re
 import statistics
 import time
 from datetime import timedelta
+from itertools import pairwise
 
 import pytest
 from django.utils import timezone
@@ -25,7 +26,7 @@ WINDOW = 7.0  # seconds the card's predicted finish window lasts from page load
 
 def gaps(times: list[float], start: float, end: float) -> list[float]:
     inside = [t for t in times if start <= t <= end]
-    return [b - a for a, b in zip(inside, inside[1:])]
+    return [b - a for a, b in pairwise(inside)]
 
 
 def test_the_page_asks_every_second_while_a_card_may_finish_and_every_2_s_otherwise(
@@ -60,7 +61,9 @@ def test_the_page_asks_every_second_while_a_card_may_finish_and_every_2_s_otherw
 
     # The provider finished: while it is archived the page asks every second again.
     Job.objects.filter(pk=job.pk).update(
-        state=JobState.ARCHIVING, output_url="https://cdn.example/out.mp4", updated_at=timezone.now()
+        state=JobState.ARCHIVING,
+        output_url="https://cdn.example/out.mp4",
+        updated_at=timezone.now(),
     )
     expect(card).to_have_class(re.compile(r"\bjob-card--archiving\b"), timeout=5_000)
     archiving_from = time.monotonic()
@@ -78,4 +81,3 @@ def test_the_page_asks_every_second_while_a_card_may_finish_and_every_2_s_otherw
     count = len(asked)
     page.wait_for_timeout(2_500)
     assert len(asked) == count
-
