@@ -10,7 +10,8 @@ Prints, for each of the two ways of running the same N dialog jobs:
 - the delay from the provider finishing a task (the sandbox's own
   `Task.completed_at`) to the moment the job is seen completed: for the studio,
   when an open Studio page (simulated: a signed-in HTTP client polling
-  /studio/cards/?since=... every 2 s, as htmx does) first receives the card
+  /studio/cards/?since=... every 2 s, every second while a card is archiving
+  or inside its predicted finish window, as poller.js does) first receives the card
   `job-N` in state `completed`; for the plain client, when its status GET
   first answers `completed`;
 - machine info and the exact command to reproduce the run.
@@ -83,7 +84,8 @@ from jobs.providers.sandbox import SandboxConfig, SandboxServer  # noqa: E402
 from jobs.providers.sandbox.clock import RenderClock  # noqa: E402
 from tests.media_factory import make_audio, make_image  # noqa: E402
 
-PAGE_INTERVAL = 2.0  # static/js/studio.js asks for the cards every 2 s while polling
+PAGE_INTERVAL = 2.0  # static/js/studio/poller.js asks for the cards every 2 s while polling,
+PAGE_HURRY = 1.0  # and every second while a card is archiving or inside its finish window
 PLAIN_INTERVAL = 5.0  # the plain client polls every 5 s from submission
 SCHEDULE_EVERY = 60.0  # the "Poll providers" schedule: minutes=1
 BROKER_POLL = 0.5  # Q_CLUSTER["poll"] of the ORM broker: a queued task waits up to this
@@ -476,15 +478,22 @@ CARD_STATE = re.compile(r'\bclass="[^"]*\bjob-card--([a-z_]+)\b')
 CREATED = re.compile(r'\bdata-created="(\d+)"')
 POLLER = re.compile(r'<div\b[^>]*\bid="cards-poller"[^>]*>', re.S)
 DATA = re.compile(r'\bdata-(since|polling)="([^"]*)"')
+FINISH = re.compile(r'\bdata-finish-from="(\d+)" data-finish-until="(\d+)"')
 
 
-def parse_cards(text: str) -> dict[int, tuple[str, int | None]]:
-    """job pk -> (state, created ms), for every job card in a page or an answer."""
+def parse_cards(text: str) -> dict[int, tuple[str, int | None, tuple[int, int] | None]]:
+    """job pk -> (state, created ms, finish window ms), for every job card in a
+    page or an answer."""
     cards = {}
     for tag in ARTICLE.findall(text):
         pk, state, created = JOB_ID.search(tag), CARD_STATE.search(tag), CREATED.search(tag)
+        finish = FINISH.search(tag)
         if pk and state:
-            cards[int(pk.group(1))] = (state.group(1), int(created.group(1)) if created else None)
+            cards[int(pk.group(1))] = (
+                state.group(1),
+                int(created.group(1)) if created else None,
+                (int(finish.group(1)), int(finish.group(2))) if finish else None,
+            )
     return cards
 
 
@@ -502,10 +511,11 @@ class StudioPage:
 
     The page is loaded (GET /) once the first job exists. Its one
     #cards-poller asks GET /studio/cards/?since=<cursor>&newest=&oldest= (the
-    creation times of the cards it holds) every 2 s while polling is on, one
-    request behind the other. An answer moves the cursor (X-Cards-Since) and
-    says whether to go on (X-Cards-Polling); making a job through the page asks
-    at once, which `rearm()` stands in for.
+    creation times of the cards it holds) every 2 s while polling is on, every
+    second while a card it holds is archiving or inside its finish window
+    (data-finish-from/-until), one request behind the other. An answer moves
+    the cursor (X-Cards-Since) and says whether to go on (X-Cards-Polling);
+    making a job through the page asks at once, which `rearm()` stands in for.
     """
 
     def __init__(self, base_url: str, session: requests.Session):
@@ -518,6 +528,7 @@ class StudioPage:
         self.created: dict[int, int] = {}  # pk -> data-created of the cards on the page
         self.seen_completed: dict[int, float] = {}  # pk -> time.time() of first completed card
         self.last_state: dict[int, str] = {}
+        self.windows: dict[int, tuple[int, int]] = {}  # pk -> a rendering card's finish window
         self.requests = 0
         self.bytes = 0
         self.stops = 0  # answers that turned the polling off
@@ -541,10 +552,14 @@ class StudioPage:
 
     def _saw(self, text: str, at: float) -> None:
         with self.lock:
-            for pk, (state, created) in parse_cards(text).items():
+            for pk, (state, created, window) in parse_cards(text).items():
                 if created is not None:
                     self.created[pk] = created
                 self.last_state[pk] = state
+                if window:
+                    self.windows[pk] = window
+                else:
+                    self.windows.pop(pk, None)
                 if state == "completed":
                     self.seen_completed.setdefault(pk, at)
 
@@ -552,16 +567,31 @@ class StudioPage:
         with self.lock:
             return set(self.seen_completed)
 
+    def hurrying(self) -> bool:
+        """As poller.js: a card is archiving or inside its finish window."""
+        now_ms = time.time() * 1000
+        with self.lock:
+            if "archiving" in self.last_state.values():
+                return True
+            return any(lo <= now_ms <= hi for lo, hi in self.windows.values())
+
     def _run(self) -> None:
-        next_tick = time.monotonic() + PAGE_INTERVAL
+        # poller.js ticks every second; it asks on a tick 2 s after the last
+        # one that asked, or on any tick while hurrying.
+        next_tick = time.monotonic() + PAGE_HURRY
+        last_ask = time.monotonic()
         while not self.closing.is_set():
             asked = self.asked.wait(max(0.0, next_tick - time.monotonic()))
             if self.closing.is_set():
                 break
             if not asked:
-                next_tick += PAGE_INTERVAL  # the page's 2 s interval ticks on regardless
+                next_tick += PAGE_HURRY  # the page's interval ticks on regardless
                 if not self.polling:
                     continue
+                now = time.monotonic()
+                if now - last_ask < PAGE_INTERVAL - 0.1 and not self.hurrying():
+                    continue
+                last_ask = now
             self.asked.clear()
             with self.lock:
                 params = {"since": self.since}

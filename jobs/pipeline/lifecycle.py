@@ -469,20 +469,32 @@ def processing_give_up_after(job: Job) -> timedelta:
 
 
 def polls_claim_due(*, limit: int) -> list[Job]:
-    """Processing jobs whose next poll is due, each claimed by a short lease."""
+    """Processing jobs whose next poll is due, each claimed by a short lease.
+
+    One UPDATE claims them all (not one per job: with thousands due at once
+    the loop's rate was set by those round trips); the jobs it moved are those
+    it stamped with this claim's time, so one claimed meanwhile by another
+    (a webhook's job_poll_now) is not taken twice."""
     now = timezone.now()
     candidates = list(
         Job.objects.filter(state=JobState.PROCESSING, next_poll_at__lte=now)
         .order_by("next_poll_at")
         .values_list("pk", flat=True)[:limit]
     )
-    claimed = []
-    for pk in candidates:
-        if Job.objects.filter(pk=pk, state=JobState.PROCESSING, next_poll_at__lte=now).update(
-            next_poll_at=now + POLL_LEASE, poll_count=F("poll_count") + 1, last_polled_at=now
-        ):
-            claimed.append(pk)
-    return list(Job.objects.filter(pk__in=claimed))
+    if not candidates:
+        return []
+    lease_until = now + POLL_LEASE
+    Job.objects.filter(pk__in=candidates, state=JobState.PROCESSING, next_poll_at__lte=now).update(
+        next_poll_at=lease_until, poll_count=F("poll_count") + 1, last_polled_at=now
+    )
+    return list(
+        Job.objects.filter(
+            pk__in=candidates,
+            state=JobState.PROCESSING,
+            next_poll_at=lease_until,
+            last_polled_at=now,
+        )
+    )
 
 
 def job_status_fetch(job: Job, *, adapter: ProviderAdapter) -> TaskStatus | ProviderError:

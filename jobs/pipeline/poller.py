@@ -24,8 +24,8 @@ from .leases import lease_acquire, lease_release
 log = logging.getLogger("jobs.pipeline.poller")
 
 LEASE = "poller"
-BATCH = 16  # jobs claimed per round
-CONCURRENCY = 4  # status requests in flight at once
+BATCH = 64  # jobs claimed per round (one UPDATE)
+CONCURRENCY = 8  # status requests in flight at once (the session's pool keeps 10)
 MAX_SLEEP = 1.0  # so a webhook's "poll now" is seen within a second
 ARCHIVE_HANDOFF = timedelta(seconds=30)  # the archive_job task's head start
 KEY_UNREADABLE_WAIT = timedelta(minutes=5)
@@ -44,14 +44,15 @@ def poll_due(*, max_seconds: float) -> int:
     try:
         with ThreadPoolExecutor(max_workers=CONCURRENCY) as pool:
             while True:
-                run_round(adapters, pool=pool)
+                polled = run_round(adapters, pool=pool)
                 rounds += 1
                 remaining = deadline - time.monotonic()
                 wait = seconds_until_due()
                 if remaining <= 0 or wait is None:
                     still_live = wait is not None
                     break
-                time.sleep(min(max(wait, 0.05), MAX_SLEEP, remaining))
+                if polled < BATCH:  # after a full batch more are likely due: at once
+                    time.sleep(min(max(wait, 0.05), MAX_SLEEP, remaining))
     finally:
         for adapter in adapters.values():
             adapter.close()
@@ -63,7 +64,9 @@ def poll_due(*, max_seconds: float) -> int:
     return rounds
 
 
-def run_round(adapters: dict[str, ProviderAdapter], *, pool: ThreadPoolExecutor) -> None:
+def run_round(adapters: dict[str, ProviderAdapter], *, pool: ThreadPoolExecutor) -> int:
+    """One round: submit, poll and take over archives that are due. Returns
+    the number of jobs it claimed to poll."""
     now = timezone.now()
     # Oldest first (the model's ordering is newest first): the cards' "3rd in
     # line" counts the queued jobs made before each one.
@@ -74,6 +77,7 @@ def run_round(adapters: dict[str, ProviderAdapter], *, pool: ThreadPoolExecutor)
     ):
         lifecycle.job_submit(pk)
     jobs = lifecycle.polls_claim_due(limit=BATCH)
+    claimed = len(jobs)
     if jobs:
         # Adapters are made here, not in the threads, so each provider gets one.
         clients = {job.pk: _adapter(adapters, slug=job.provider) for job in jobs}
@@ -101,6 +105,7 @@ def run_round(adapters: dict[str, ProviderAdapter], *, pool: ThreadPoolExecutor)
     ):
         lifecycle.job_archive(pk)
     close_old_connections()
+    return claimed
 
 
 def seconds_until_due() -> float | None:

@@ -15,6 +15,9 @@ enough jobs exist. schedule.py does the arithmetic; this module stores it.
   the page's figure while fewer than schedule.MIN_JOBS taught it).
 - `render_expected(job)`: its median, the one ETA the cards, the quote and the
   reconciler show.
+- `finish_window(job)`: when a submitted job will most likely be done (its
+  P_LOW to P_HIGH), plus the lag target: an open Studio page asks for its
+  cards more often meanwhile (static/js/studio/poller.js).
 
 Rows are read all at once and kept MEMO_SECONDS per process, so a page of
 cards or a round of polls costs at most one query for them.
@@ -33,7 +36,7 @@ from jobs.models import Job, RenderTimes
 from jobs.providers import catalogue
 from jobs.providers.routing import sandbox_rtf
 
-from .schedule import PROBS, Prediction, Schedule, blend, follow_shift, learn, prior
+from .schedule import P_HIGH, P_LOW, PROBS, Prediction, Schedule, blend, follow_shift, learn, prior
 from .webhooks import webhooks_enabled
 
 log = logging.getLogger("jobs.pipeline.render_times")
@@ -89,6 +92,22 @@ def render_prediction(job: Job) -> Prediction:
 def render_expected(job: Job) -> timedelta:
     """The median predicted time from submission to the provider's finish."""
     return timedelta(seconds=max(job.input_seconds, 1.0) * render_prediction(job).median)
+
+
+def finish_window(job: Job) -> tuple[datetime, datetime] | None:
+    """From the predicted P_LOW finish of a submitted job to its P_HIGH plus
+    POLL_LAG_TARGET_SECONDS (the last poll that sees a job finishing there):
+    the span in which its card most likely turns to "archiving", then to
+    "completed". None before submission."""
+    if job.submitted_at is None:
+        return None
+    prediction = render_prediction(job)
+    seconds = max(job.input_seconds, 1.0)
+    start = job.submitted_at + timedelta(seconds=prediction.ratio(P_LOW) * seconds)
+    end = job.submitted_at + timedelta(
+        seconds=prediction.ratio(P_HIGH) * seconds + settings.POLL_LAG_TARGET_SECONDS
+    )
+    return start, end
 
 
 def render_schedule(job: Job) -> Schedule:

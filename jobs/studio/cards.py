@@ -24,6 +24,7 @@ from django.utils import timezone
 from jobs.models import FailureCode, Job, JobSource, JobState
 from jobs.models.card_stamps import card_stamp
 from jobs.pipeline.lifecycle import expected_processing, stop_waiting_from
+from jobs.pipeline.render_times import finish_window
 from jobs.pipeline.retention import inputs_expire_at
 from jobs.providers.catalogue import label_of
 
@@ -75,6 +76,10 @@ class Card:
     stop_from: int | None = None
     stop_due: bool = False  # overdue already as rendered (else revealed by the page)
     state_label: str = ""  # the pill: "Waiting at JoyPix" rather than "Processing"
+    # Epoch ms of a processing job's predicted finish window (render_times):
+    # the page asks for its cards every second meanwhile, every 2 s otherwise.
+    finish_from: int | None = None
+    finish_until: int | None = None
 
     @property
     def can_stop_waiting(self) -> bool:
@@ -140,6 +145,7 @@ def card_for(job: Job, *, now: datetime | None = None) -> Card:
         if place > 1:
             label = f"Waiting to be sent · {ordinal(place)} in line"
     stop_from = stop_waiting_from(job)
+    window = finish_window(job) if job.state == JobState.PROCESSING else None
     return Card(
         job=job,
         pill=PILL.get(job.state, "neutral"),
@@ -153,6 +159,8 @@ def card_for(job: Job, *, now: datetime | None = None) -> Card:
         stop_from=_epoch_ms(stop_from) if stop_from else None,
         stop_due=stop_from is not None and now >= stop_from,
         state_label=state_label,
+        finish_from=_epoch_ms(window[0]) if window else None,
+        finish_until=_epoch_ms(window[1]) if window else None,
     )
 
 

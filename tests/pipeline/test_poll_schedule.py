@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 from django.utils import timezone
@@ -266,3 +267,60 @@ def test_a_lipsync_studio_job_with_webhooks_is_polled_late(settings, alice, fund
     polled = render_schedule(job)
     settings.WEBHOOKS_ALLOW_HTTP = True
     assert render_schedule(job).first > polled.first
+
+
+# --- claiming due polls -------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_due_polls_are_claimed_at_once_and_never_twice(
+    alice, funded_alice, django_assert_max_num_queries
+):
+    """The loop claims a whole batch with one UPDATE (thousands due at once
+    must not cost a round trip each), oldest due first, and a job another
+    claim took meanwhile (a webhook's job_poll_now) is not among them."""
+    now = timezone.now()
+    due = [
+        make_job(
+            alice,
+            state=JobState.PROCESSING,
+            submitted_after=timedelta(0),
+            created=now - timedelta(seconds=60),
+            next_poll_at=now - timedelta(seconds=30 - i),
+        )
+        for i in range(6)
+    ]
+    later = make_job(
+        alice,
+        state=JobState.PROCESSING,
+        submitted_after=timedelta(0),
+        next_poll_at=now + timedelta(seconds=30),
+    )
+    queryset = type(Job.objects.all())
+    original = queryset.update
+    taken = due[1].pk
+
+    # Another claim takes one of them between the look-up and the UPDATE.
+    def claim_first(self, **kwargs):
+        if "poll_count" in kwargs and not claimed_meanwhile:
+            claimed_meanwhile.append(taken)
+            original(
+                Job.objects.filter(pk=taken),
+                next_poll_at=timezone.now() + timedelta(seconds=60),
+                last_polled_at=timezone.now(),
+            )
+        return original(self, **kwargs)
+
+    claimed_meanwhile: list[int] = []
+    with mock.patch.object(queryset, "update", claim_first):
+        # The look-up, one UPDATE, the claimed rows (and the other claim's UPDATE).
+        with django_assert_max_num_queries(4):
+            claimed = lifecycle.polls_claim_due(limit=5)
+
+    assert claimed_meanwhile == [taken]
+    assert {job.pk for job in claimed} == {job.pk for job in due[:5]} - {taken}
+    assert all(job.poll_count == 1 for job in claimed)
+    # The next round takes the one left due, and nothing not yet due.
+    assert [job.pk for job in lifecycle.polls_claim_due(limit=5)] == [due[5].pk]
+    later.refresh_from_db()
+    assert later.poll_count == 0

@@ -61,6 +61,35 @@ def test_a_live_card_shows_its_hold_and_the_page_polls(funded_alice_client, alic
     assert re.search(r'data-since="\d+" data-polling="1"', html)
 
 
+def test_a_rendering_card_carries_the_window_its_page_hurries_in(
+    funded_alice_client, alice, real_job, settings
+):
+    """The page asks every second while the provider most likely finishes a
+    card (js/studio/poller.js): from the job's predicted p2 to its p98 plus
+    the poll loop's lag target, the same prediction its polls follow."""
+    from jobs.pipeline.render_times import render_schedule
+
+    settings.POLL_LAG_TARGET_SECONDS = 3
+    submitted = timezone.now() - timedelta(seconds=10)
+    job = real_job(alice, state="processing", submitted_at=submitted)
+    queued = real_job(alice)
+
+    html = funded_alice_client.get(reverse("studio")).content.decode()
+
+    found = re.search(
+        rf'id="job-{job.pk}" data-created="\d+" data-finish-from="(\d+)" data-finish-until="(\d+)"',
+        html,
+    )
+    assert found, "the rendering card carries no finish window"
+    schedule = render_schedule(job)
+    start, end = (int(v) for v in found.groups())
+    assert start == pytest.approx(ms(submitted) + schedule.first * 1000, abs=2)
+    assert end == pytest.approx(ms(submitted) + (schedule.window_end + 3) * 1000, abs=2)
+    assert ms(submitted) < start < end
+    # A card not at the provider has none: the page asks it every 2 s.
+    assert re.search(rf'id="job-{queued.pk}" data-created="\d+" aria-labelledby', html)
+
+
 def test_with_nothing_live_the_page_does_not_poll(funded_alice_client, alice, real_job):
     real_job(alice, state="failed", error="The provider refused the photo.")
 

@@ -1,0 +1,83 @@
+"""How often an open Studio page asks for its cards, in real Chromium: every
+2 s while a job is live, every second while a card is inside its predicted
+finish window or archiving (a finished video then shows about a second
+sooner), and not at all once nothing is live."""
+
+import re
+import statistics
+import time
+from datetime import timedelta
+from itertools import pairwise
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from jobs.credits.ledger import credits_grant
+from jobs.models import Job, JobState
+from jobs.studio import cards
+from tests.browser_support import full_page_shot
+from tests.factories import make_job
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+WINDOW = 7.0  # seconds the card's predicted finish window lasts from page load
+
+
+def gaps(times: list[float], start: float, end: float) -> list[float]:
+    inside = [t for t in times if start <= t <= end]
+    return [b - a for a, b in pairwise(inside)]
+
+
+def test_the_page_asks_every_second_while_a_card_may_finish_and_every_2_s_otherwise(
+    live_server, page, sign_in, alice, artifacts, monkeypatch
+):
+    credits_grant(user=alice, pool="studio", amount=100, key="grant:alice")
+    job = make_job(
+        alice, state=JobState.PROCESSING, submitted_after=timedelta(0), provider_task_id="t-1"
+    )
+    page.set_viewport_size({"width": 1360, "height": 1000})
+    sign_in(page, alice)
+    opened = timezone.now()
+    # The prediction itself is tested with the cards; here the window is set.
+    window = (opened, opened + timedelta(seconds=WINDOW))
+    monkeypatch.setattr(cards, "finish_window", lambda job: window)
+    asked: list[float] = []
+    page.on(
+        "request",
+        lambda request: asked.append(time.monotonic()) if "/studio/cards/" in request.url else None,
+    )
+    page.goto(f"{live_server.url}/")
+    card = page.locator(f"#job-{job.pk}")
+    expect(card).to_have_attribute("data-finish-until", str(int(window[1].timestamp() * 1000)))
+    started = time.monotonic() - (timezone.now() - opened).total_seconds()
+
+    # Inside the window, then past it (the job is still rendering: the tail).
+    page.wait_for_timeout((WINDOW + 7.5 - (time.monotonic() - started)) * 1000)
+    fast = gaps(asked, started + 1.5, started + WINDOW - 0.5)
+    slow = gaps(asked, started + WINDOW + 1.5, time.monotonic())
+    assert len(fast) >= 3 and statistics.median(fast) == pytest.approx(1.0, abs=0.3), fast
+    assert len(slow) >= 2 and min(slow) >= 1.7 and max(slow) <= 2.6, slow
+
+    # The provider finished: while it is archived the page asks every second again.
+    Job.objects.filter(pk=job.pk).update(
+        state=JobState.ARCHIVING,
+        output_url="https://cdn.example/out.mp4",
+        updated_at=timezone.now(),
+    )
+    expect(card).to_have_class(re.compile(r"\bjob-card--archiving\b"), timeout=5_000)
+    archiving_from = time.monotonic()
+    page.wait_for_timeout(4_500)
+    archiving = gaps(asked, archiving_from + 0.2, time.monotonic())
+    assert len(archiving) >= 3 and statistics.median(archiving) == pytest.approx(1.0, abs=0.3)
+    full_page_shot(page, artifacts / "card-polling-archiving.png")
+
+    # Settled: nothing live, the page stops asking.
+    now = timezone.now()
+    Job.objects.filter(pk=job.pk).update(
+        state=JobState.FAILED, error="Stopped by staff.", finished_at=now, updated_at=now
+    )
+    expect(page.locator("#cards-poller")).to_have_attribute("data-polling", "0", timeout=5_000)
+    count = len(asked)
+    page.wait_for_timeout(2_500)
+    assert len(asked) == count
