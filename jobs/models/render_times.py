@@ -13,6 +13,12 @@ class RenderTimes(models.Model):
     resolution = models.CharField(max_length=8)
     samples = models.PositiveIntegerField(default=0, help_text="Finished jobs learnt from.")
     quantiles = models.JSONField(default=list, help_text="Ratios at schedule.PROBS.")
+    learn_from = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Jobs submitted before this are not learnt from: learning started again "
+        "then (staff, or the provider's account changed where its jobs go).",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -18,6 +18,10 @@ enough jobs exist. schedule.py does the arithmetic; this module stores it.
 - `finish_window(job)`: when a submitted job will most likely be done (its
   P_LOW to P_HIGH), plus the lag target: an open Studio page asks for its
   cards more often meanwhile (static/js/studio/poller.js).
+- `render_times_restart(provider)`: forget what was learnt and start again
+  from the page's figures, learning only from jobs submitted from now on
+  (staff, in the admin; and when a provider's account changes where its
+  jobs go, e.g. from the sandbox to the real provider).
 
 Rows are read all at once and kept MEMO_SECONDS per process, so a page of
 cards or a round of polls costs at most one query for them.
@@ -28,13 +32,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.utils import timezone
 
 from jobs.models import Job, RenderTimes
 from jobs.providers import catalogue
-from jobs.providers.routing import sandbox_rtf
+from jobs.providers.routing import provider_destination, sandbox_rtf
 
 from .schedule import P_HIGH, P_LOW, PROBS, Prediction, Schedule, blend, follow_shift, learn, prior
 from .webhooks import webhooks_enabled
@@ -143,16 +150,24 @@ def render_times_learn(job: Job) -> Prediction | None:
     latest finished jobs (`job` among them, its provider_seconds saved)."""
     provider, model, resolution = render_key(job)
     window = settings.POLL_LEARN_JOBS
+    finished = Job.objects.filter(
+        provider=provider,
+        provider_model=model,
+        resolution=resolution,
+        provider_seconds__isnull=False,
+    )
+    learn_from = (
+        RenderTimes.objects.filter(provider=provider, provider_model=model, resolution=resolution)
+        .values_list("learn_from", flat=True)
+        .first()
+    )
+    if learn_from is not None:
+        finished = finished.filter(submitted_at__gte=learn_from)
     ratios = [
         seconds / max(billed, 1.0)
-        for seconds, billed in Job.objects.filter(
-            provider=provider,
-            provider_model=model,
-            resolution=resolution,
-            provider_seconds__isnull=False,
-        )
-        .order_by("-submitted_at")
-        .values_list("provider_seconds", "input_seconds")[:window]
+        for seconds, billed in finished.order_by("-submitted_at").values_list(
+            "provider_seconds", "input_seconds"
+        )[:window]
     ]
     if not ratios:
         return None
@@ -167,3 +182,40 @@ def render_times_learn(job: Job) -> Prediction | None:
         if _memo["at"] is not None:
             _memo["rows"] = {**_memo["rows"], (provider, model, resolution): learnt}  # type: ignore[dict-item]
     return learnt
+
+
+def render_times_restart(
+    provider: str, *, provider_model: str | None = None, resolution: str | None = None, why: str
+) -> int:
+    """Forget what was learnt of `provider` (one model and resolution, or all
+    of them): predictions go back to the page's figures, and only jobs
+    submitted from now on are learnt from. Returns the rows restarted.
+
+    For when the jobs go somewhere else (the sandbox's speed says nothing of
+    the real provider's) or staff know the provider changed; a gradual
+    change needs none of this (schedule.SHIFT_JOBS)."""
+    rows = RenderTimes.objects.filter(provider=provider)
+    if provider_model is not None:
+        rows = rows.filter(provider_model=provider_model)
+    if resolution is not None:
+        rows = rows.filter(resolution=resolution)
+    restarted = rows.update(samples=0, quantiles=[], learn_from=timezone.now())
+    # This process at once; the others' memos within MEMO_SECONDS.
+    render_times_forget()
+    if restarted:
+        log.info("render times of %s restarted (%d rows): %s", provider, restarted, why)
+    return restarted
+
+
+@contextmanager
+def render_times_follow_moves(*providers: str) -> Iterator[None]:
+    """Around a change to where providers' jobs go (an account added,
+    enabled, disabled, deleted or pointed elsewhere): restart learning for
+    each whose jobs go somewhere else afterwards. A new key alone is the
+    same provider and keeps what was learnt."""
+    before = {slug: provider_destination(slug) for slug in set(providers)}
+    yield
+    for slug, was in before.items():
+        now = provider_destination(slug)
+        if now != was:
+            render_times_restart(slug, why=f"its jobs now go to {now}, not {was}")

@@ -149,8 +149,17 @@ def provider_account_save(
     account.base_url = provider_base_url_check(account.base_url)
     if (other := provider_account_conflict(account)) is not None:
         raise _conflict_error(other)
+    # Learnt render times belong to where the jobs went (the sandbox's say
+    # nothing of the real provider's): restart them if that changes.
+    from jobs.pipeline.render_times import render_times_follow_moves
+
+    providers = {account.provider}
+    if not is_new:
+        providers.update(
+            ProviderAccount.objects.filter(pk=account.pk).values_list("provider", flat=True)
+        )
     try:
-        with transaction.atomic():
+        with transaction.atomic(), render_times_follow_moves(*providers):
             account.save()
     except IntegrityError:
         # Another admin enabled an account of this provider meanwhile.

@@ -75,6 +75,22 @@ def endpoint_for(slug: str) -> Endpoint:
     )
 
 
+def provider_destination(slug: str) -> str:
+    """The base URL `slug`'s jobs go to, as endpoint_for picks it, with no key
+    read: what the render times learnt from its jobs belong to."""
+    base_url = (
+        ProviderAccount.objects.filter(provider=slug, enabled=True)
+        .values_list("base_url", flat=True)
+        .first()
+    )
+    if base_url is not None:
+        return base_url
+    env_url, env_key = _env_pair(slug)
+    if env_url and env_key:
+        return env_url
+    return settings.SANDBOX_URL
+
+
 def adapter_for(endpoint: Endpoint, *, session: requests.Session | None = None) -> ProviderAdapter:
     """An adapter for a configured endpoint, with the timeouts from settings."""
     return get_adapter(

@@ -14,7 +14,8 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.urls import reverse
 
-from jobs.models import ProviderAccount
+from jobs.models import ProviderAccount, RenderTimes
+from jobs.pipeline.schedule import PROBS
 from jobs.providers.accounts import (
     ProviderKeyUnreadable,
     provider_account_save,
@@ -538,3 +539,41 @@ def test_the_key_never_reaches_logs_pages_or_errors(
         for key in (KEY, NEW_KEY):
             for part in secret_parts(key):
                 assert part not in text
+
+
+def _learnt_joypix_row() -> RenderTimes:
+    return RenderTimes.objects.create(
+        provider="joypix",
+        provider_model="motion-2-dialog",
+        resolution="480p",
+        samples=40,
+        quantiles=[3.0] * len(PROBS),  # the sandbox's speed, nothing like JoyPix's
+    )
+
+
+def test_learnt_render_times_restart_when_jobs_go_elsewhere_not_for_a_new_key(staff):
+    row = _learnt_joypix_row()
+
+    account = make_account(staff)  # from the sandbox to the real JoyPix
+    row.refresh_from_db()
+    assert (row.samples, row.quantiles) == (0, []) and row.learn_from is not None
+    first_restart = row.learn_from
+
+    RenderTimes.objects.filter(pk=row.pk).update(samples=12, quantiles=[15.0] * len(PROBS))
+    provider_account_save(account=account, api_key=NEW_KEY, by=staff, name="Renamed")
+    row.refresh_from_db()
+    assert row.samples == 12, "a new key or name is the same provider: what was learnt stays"
+
+    provider_account_save(account=account, api_key=None, by=staff, base_url="https://b.example")
+    row.refresh_from_db()
+    assert row.samples == 0 and row.learn_from > first_restart
+
+
+def test_deleting_the_account_in_the_admin_restarts_learning(client, staff):
+    account = make_account(staff)
+    row = _learnt_joypix_row()
+    client.force_login(staff)
+    response = client.post(admin_url("delete", account.pk), {"post": "yes"})
+    assert response.status_code == 302
+    row.refresh_from_db()
+    assert row.samples == 0, "its jobs go back to the sandbox"

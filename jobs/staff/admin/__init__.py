@@ -1,6 +1,6 @@
 """The staff's admin, one module per model: members and their credits, the
 ledger, API keys, jobs (with the staff actions and the dashboard), rates,
-provider accounts and outbound webhook deliveries. Importing this package
+provider accounts, learnt render times and outbound webhook deliveries. Importing this package
 registers them all (jobs/admin.py does, for Django's autodiscovery).
 
 The admins collect input and call services (jobs.staff.credit_changes,
@@ -16,6 +16,7 @@ from . import (  # noqa: F401 (registers)
     members,
     provider_accounts,
     rates,
+    render_times,
     webhooks,
 )
 

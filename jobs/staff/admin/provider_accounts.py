@@ -7,6 +7,7 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from jobs.models import ProviderAccount
+from jobs.pipeline.render_times import render_times_follow_moves
 from jobs.providers.accounts import (
     MAX_KEY_CHARS,
     provider_account_conflict,
@@ -113,6 +114,14 @@ class ProviderAccountAdmin(admin.ModelAdmin):
     @method_decorator(sensitive_post_parameters("api_key"))
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def delete_model(self, request, obj):
+        with render_times_follow_moves(obj.provider):
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        with render_times_follow_moves(*queryset.values_list("provider", flat=True)):
+            super().delete_queryset(request, queryset)
 
     def save_model(self, request, obj, form, change):
         provider_account_save(
