@@ -49,7 +49,7 @@ def stamps(request, settings):
     url = os.environ.get("REDIS_URL")
     if url:
         backend = {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "lipsync_site.redis_cache.RedisCache",  # as settings.py
             "LOCATION": url,
             "KEY_PREFIX": f"test-tickets-{uuid.uuid4().hex}",
         }
