@@ -36,7 +36,9 @@ SALT = "jobs.studio.card_tickets"
 # polling page never holds an expired one; short, to bound what a ticket
 # that outlived its session can tell (see above).
 MAX_AGE = timedelta(minutes=5)
-# The request header the page sends it in, and the answer header renewing it.
+# The request header the page sends it in, and the answer header renewing it:
+# a header, not a query parameter, so access logs (which hold the address)
+# never hold a ticket. Nothing here logs one either.
 HEADER = "X-Cards-Ticket"
 _META_KEY = "HTTP_X_CARDS_TICKET"
 
