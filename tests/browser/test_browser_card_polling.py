@@ -81,3 +81,46 @@ def test_the_page_asks_every_second_while_a_card_may_finish_and_every_2_s_otherw
     count = len(asked)
     page.wait_for_timeout(2_500)
     assert len(asked) == count
+
+
+def test_the_poller_sends_its_ticket_and_gets_the_cheap_answer(
+    live_server, page, sign_in, alice, artifacts
+):
+    """The page's ticket (data-ticket) goes with every ask; with nothing
+    changed it is answered the cheap way (empty, no ticket renewed), and a
+    full answer's renewed ticket is the one sent next."""
+    credits_grant(user=alice, pool="studio", amount=100, key="grant:alice")
+    job = make_job(
+        alice, state=JobState.PROCESSING, submitted_after=timedelta(0), provider_task_id="t-1"
+    )
+    Job.objects.filter(pk=job.pk).update(updated_at=timezone.now() - timedelta(seconds=10))
+    sign_in(page, alice)
+    answers: list[dict] = []
+
+    def on_response(response):
+        if "/studio/cards/" in response.url:
+            answers.append(
+                {
+                    "sent": response.request.headers.get("x-cards-ticket"),
+                    "renewed": response.headers.get("x-cards-ticket"),
+                    "empty": response.headers.get("content-length") == "0",
+                }
+            )
+
+    page.on("response", on_response)
+    page.goto(f"{live_server.url}/")
+    given = page.locator("#cards-poller").get_attribute("data-ticket")
+    assert given
+    page.wait_for_timeout(4_500)
+    cheap = [a for a in answers if a["empty"] and not a["renewed"]]
+    assert len(cheap) >= 2, answers
+    assert all(a["sent"] == given for a in answers), answers
+
+    # A change: its full answer renews the ticket, and the page sends the new one.
+    Job.objects.filter(pk=job.pk).update(updated_at=timezone.now())
+    page.wait_for_timeout(6_500)
+    full = next(i for i, a in enumerate(answers) if a["renewed"])
+    assert not answers[full]["empty"]
+    assert answers[full + 1]["sent"] == answers[full]["renewed"], answers
+    assert any(a["empty"] and not a["renewed"] for a in answers[full + 1 :]), answers
+    full_page_shot(page, artifacts / "card-polling-ticket.png")

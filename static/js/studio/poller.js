@@ -45,6 +45,9 @@ if (poller) {
     );
     const params = event.detail.parameters;
     params.since = poller.dataset.since;
+    // The card ticket (data-ticket, renewed by answers): its pass to the
+    // server's cheap "nothing changed" (jobs/studio/card_tickets.py).
+    if (poller.dataset.ticket) event.detail.headers["X-Cards-Ticket"] = poller.dataset.ticket;
     if (created.length) {
       params.newest = Math.max(...created);
       params.oldest = Math.min(...created);
@@ -56,6 +59,8 @@ if (poller) {
     const xhr = event.detail.xhr;
     const since = xhr && xhr.getResponseHeader("X-Cards-Since");
     if (!since) return; // not an answer to this question
+    const ticket = xhr.getResponseHeader("X-Cards-Ticket");
+    if (ticket) poller.dataset.ticket = ticket;
     poller.dataset.since = since;
     poller.dataset.polling = xhr.getResponseHeader("X-Cards-Polling") === "1" ? "1" : "0";
   });
