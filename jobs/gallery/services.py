@@ -29,6 +29,7 @@ from django.db.models import Q, QuerySet
 from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 
 from jobs.files import media
 from jobs.files.storage import local_copy
@@ -69,6 +70,47 @@ class DateInput(forms.DateInput):
         super().__init__(attrs=attrs, format="%Y-%m-%d")
 
 
+class OptionsSelect(forms.Select):
+    """Django's <select>, markup for markup, with its options written here
+    rather than through one template include each: the "Made by" filter has an
+    option per member, and at a hundred members those includes cost more than
+    the whole grid of videos. Grouped choices go to Django's own."""
+
+    def render(self, name, value, attrs=None, renderer=None):
+        widget = self.get_context(name, value, attrs)["widget"]
+        if any(group for group, _options, _index in widget["optgroups"]):
+            return super().render(name, value, attrs, renderer)
+        options = format_html_join(
+            "",
+            '\n  <option value="{}"{}>{}</option>\n',
+            (
+                (option["value"], _attrs_html(option["attrs"]), option["label"])
+                for _group, group_options, _index in widget["optgroups"]
+                for option in group_options
+            ),
+        )
+        return format_html(
+            '<select name="{}"{}>{}\n</select>',
+            widget["name"],
+            _attrs_html(widget["attrs"]),
+            options,
+        )
+
+
+def _attrs_html(attrs: dict) -> str:
+    """As django/forms/widgets/attrs.html writes them: True as a bare name,
+    False left out, in the given order."""
+    return format_html_join(
+        "",
+        "{}",
+        (
+            (format_html(" {}", name) if value is True else format_html(' {}="{}"', name, value),)
+            for name, value in attrs.items()
+            if value is not False
+        ),
+    )
+
+
 def _owner_choices() -> list[tuple[str, str]]:
     users = (
         get_user_model()
@@ -89,10 +131,10 @@ class GalleryFilterForm(forms.Form):
         max_length=200,
         widget=forms.TextInput(attrs={"type": "search", "placeholder": "e.g. happily"}),
     )
-    mode = forms.ChoiceField(label="Kind", required=False)
-    provider = forms.ChoiceField(label="Provider", required=False)
-    owner = forms.ChoiceField(label="Made by", required=False)
-    resolution = forms.ChoiceField(label="Resolution", required=False)
+    mode = forms.ChoiceField(label="Kind", required=False, widget=OptionsSelect)
+    provider = forms.ChoiceField(label="Provider", required=False, widget=OptionsSelect)
+    owner = forms.ChoiceField(label="Made by", required=False, widget=OptionsSelect)
+    resolution = forms.ChoiceField(label="Resolution", required=False, widget=OptionsSelect)
     date_from = forms.DateField(label="From", required=False, widget=DateInput())
     date_to = forms.DateField(label="To", required=False, widget=DateInput())
 
