@@ -303,6 +303,17 @@ def _mark_thumbnails(jobs: list[Job]) -> None:
         job.has_thumb = job.pk in found
 
 
+# What a page of the grid reads of each job and its owner (jobs/gallery/items.py
+# and the retention countdowns): a job row has some sixty columns, and making
+# model instances of all of them was a tenth of the page's time.
+GRID_FIELDS = (
+    *("mode", "provider", "resolution", "prompt", "shared", "state", "finished_at"),
+    *("output", "output_seconds", "poster", "archive_expires_at", "provider_expires_at"),
+    *("output_purged_at", "inputs_purged_at", "deleted_at"),
+    *("owner__username", "owner__first_name", "owner__last_name"),
+)
+
+
 def gallery_page(
     *,
     viewer,
@@ -310,7 +321,7 @@ def gallery_page(
     after: Cursor | None = None,
     size: int = PAGE_SIZE,
 ) -> GalleryPage:
-    qs = gallery_jobs(viewer=viewer, filters=filters)
+    qs = gallery_jobs(viewer=viewer, filters=filters).only(*GRID_FIELDS)
     if after is not None:
         # The first condition bounds the index range; the second breaks ties.
         qs = qs.filter(finished_at__lte=after.finished_at).filter(
