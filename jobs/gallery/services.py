@@ -29,7 +29,8 @@ from django.db.models import Q, QuerySet
 from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
+from django.utils.html import conditional_escape, escape
+from django.utils.safestring import mark_safe
 
 from jobs.files import media
 from jobs.files.storage import local_copy
@@ -77,37 +78,30 @@ class OptionsSelect(forms.Select):
     the whole grid of videos. Grouped choices go to Django's own."""
 
     def render(self, name, value, attrs=None, renderer=None):
-        widget = self.get_context(name, value, attrs)["widget"]
-        if any(group for group, _options, _index in widget["optgroups"]):
+        if any(isinstance(label, (list, tuple)) for _value, label in self.choices):
             return super().render(name, value, attrs, renderer)
-        options = format_html_join(
-            "",
-            '\n  <option value="{}"{}>{}</option>\n',
-            (
-                (option["value"], _attrs_html(option["attrs"]), option["label"])
-                for _group, group_options, _index in widget["optgroups"]
-                for option in group_options
-            ),
-        )
-        return format_html(
-            '<select name="{}"{}>{}\n</select>',
-            widget["name"],
-            _attrs_html(widget["attrs"]),
-            options,
-        )
+        chosen = self.format_value(value)
+        found = False  # the first option with the value is the selected one, as in Django
+        options = []
+        for option_value, label in self.choices:
+            option_value = "" if option_value is None else str(option_value)
+            selected = not found and option_value in chosen
+            found |= selected
+            options.append(
+                f'\n  <option value="{escape(option_value)}"{" selected" if selected else ""}>'
+                f"{conditional_escape(label)}</option>\n"
+            )
+        attrs_html = _attrs_html(self.build_attrs(self.attrs, attrs))
+        return mark_safe(f'<select name="{escape(name)}"{attrs_html}>{"".join(options)}\n</select>')
 
 
 def _attrs_html(attrs: dict) -> str:
     """As django/forms/widgets/attrs.html writes them: True as a bare name,
     False left out, in the given order."""
-    return format_html_join(
-        "",
-        "{}",
-        (
-            (format_html(" {}", name) if value is True else format_html(' {}="{}"', name, value),)
-            for name, value in attrs.items()
-            if value is not False
-        ),
+    return "".join(
+        f" {escape(name)}" if value is True else f' {escape(name)}="{escape(value)}"'
+        for name, value in attrs.items()
+        if value is not False
     )
 
 

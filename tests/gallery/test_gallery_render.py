@@ -4,6 +4,7 @@ number of queries."""
 
 import pytest
 from django import forms
+from django.utils.safestring import mark_safe
 
 from jobs.gallery.services import OptionsSelect
 
@@ -12,10 +13,12 @@ CHOICES = [
     ("1", "Ann <Lee> & co"),
     ("2", 'Bob "the builder"'),
     (3, "Carl"),
+    ("4", mark_safe("<b>Dee</b>")),
+    (None, "No one"),
 ]
 
 
-@pytest.mark.parametrize("value", [None, "", "2", 3, "nobody"])
+@pytest.mark.parametrize("value", [None, "", "2", 3, "4", "nobody"])
 @pytest.mark.parametrize(
     "attrs",
     [
