@@ -10,17 +10,19 @@ member sees is unchanged.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.urls import reverse
-from django.utils import dateformat, timezone
+from django.utils import timezone
+from django.utils.dates import MONTHS_3
 from django.utils.text import Truncator
 from django.utils.timesince import timeuntil
 
 from jobs.models import Job
-from jobs.studio.cards import job_countdowns
+from jobs.studio.cards import Countdown, job_countdowns
 from jobs.templatetags.studio_tags import duration, epoch_ms, provider_label
 
 PROMPT_SHOWN = 200  # characters of the prompt on the card; the rest is in its title
@@ -59,8 +61,36 @@ class GalleryItem:
 def gallery_items(jobs: list[Job]) -> list[GalleryItem]:
     """The page's items. Needs `has_thumb` set on each job
     (services._mark_thumbnails) and the owner joined."""
-    urls = {name: _pk_url(name) for name in ("gallery_detail", "job_video", "job_poster")}
-    return [gallery_item_of(job, urls) for job in jobs]
+    common = _PageCommon.now()
+    return [gallery_item_of(job, common) for job in jobs]
+
+
+@dataclass(frozen=True)
+class _PageCommon:
+    """What every item of a page shares, looked up once a page (so in the
+    request's language and URL prefix) rather than once an item."""
+
+    detail_url: Callable[[int], str]
+    video_url: Callable[[int], str]
+    poster_url: Callable[[int], str]
+    modes: dict[str, str]
+    resolutions: dict[str, str]
+    months: tuple[str, ...]  # "", "Jan", … "Dec": |date's "M"
+
+    @classmethod
+    def now(cls) -> _PageCommon:
+        return cls(
+            detail_url=_pk_url("gallery_detail"),
+            video_url=_pk_url("job_video"),
+            poster_url=_pk_url("job_poster"),
+            modes=_labels("mode"),
+            resolutions=_labels("resolution"),
+            months=("", *(str(MONTHS_3[m]).title() for m in range(1, 13))),
+        )
+
+    def day(self, moment: datetime) -> str:
+        """|date:"j M Y"."""
+        return f"{moment.day} {self.months[moment.month]} {moment.year:04d}"
 
 
 def _pk_url(name: str) -> Callable[[int], str]:
@@ -71,38 +101,49 @@ def _pk_url(name: str) -> Callable[[int], str]:
     return lambda pk: f"{before}{pk}{after}"
 
 
-def gallery_item_of(job: Job, urls: dict[str, Callable[[int], str]]) -> GalleryItem:
+def _labels(field: str) -> dict[str, str]:
+    """get_<field>_display() for each value (an unknown one shows as itself)."""
+    return {value: str(label) for value, label in Job._meta.get_field(field).flatchoices}
+
+
+def gallery_item_of(job: Job, common: _PageCommon) -> GalleryItem:
     owner = job.owner
     username = owner.get_username()
     finished = timezone.localtime(job.finished_at)
-    has_poster = job.poster or job.has_thumb
     return GalleryItem(
         pk=job.pk,
-        detail_url=urls["gallery_detail"](job.pk),
-        video_url=urls["job_video"](job.pk) if job.output else "",
-        poster_url=urls["job_poster"](job.pk) if has_poster else "",
-        mode_label=job.get_mode_display(),
+        detail_url=common.detail_url(job.pk),
+        video_url=common.video_url(job.pk) if job.output else "",
+        poster_url=common.poster_url(job.pk) if job.poster or job.has_thumb else "",
+        mode_label=common.modes.get(job.mode, job.mode),
         provider_label=provider_label(job.provider),
-        resolution_label=job.get_resolution_display(),
+        resolution_label=common.resolutions.get(job.resolution, job.resolution),
         owner_name=owner.get_full_name() or username,
         owner_initial=(owner.get_short_name() or username)[:1].upper(),
         prompt=job.prompt,
-        prompt_shown=Truncator(job.prompt).chars(PROMPT_SHOWN),
+        prompt_shown=_prompt_shown(job.prompt),
         duration=duration(job.output_seconds) if job.output_seconds else "",
         shared=job.shared,
         finished_iso=finished.isoformat(),  # what |date:"c" writes
-        finished_day=dateformat.format(finished, "j M Y"),
-        countdowns=tuple(_countdown(c.label, c.until, c.warn_from) for c in job_countdowns(job)),
+        finished_day=common.day(finished),
+        countdowns=tuple(_countdown(c, common) for c in job_countdowns(job)),
     )
 
 
-def _countdown(label: str, until: datetime, warn_from: datetime) -> ItemCountdown:
-    local = timezone.localtime(until)
+def _prompt_shown(prompt: str) -> str:
+    """|truncatechars:PROMPT_SHOWN. A text no longer than that in code points
+    is no longer in characters either, so only a longer one is counted."""
+    text = unicodedata.normalize("NFC", prompt)
+    return text if len(text) <= PROMPT_SHOWN else Truncator(text).chars(PROMPT_SHOWN)
+
+
+def _countdown(countdown: Countdown, common: _PageCommon) -> ItemCountdown:
+    local = timezone.localtime(countdown.until)
     return ItemCountdown(
-        label=label,
-        until_ms=epoch_ms(until),
-        warn_from_ms=epoch_ms(warn_from),
+        label=countdown.label,
+        until_ms=epoch_ms(countdown.until),
+        warn_from_ms=epoch_ms(countdown.warn_from),
         until_iso=local.isoformat(),
-        until_title=dateformat.format(local, "j M Y, H:i"),
-        left=timeuntil(until),
+        until_title=f"{common.day(local)}, {local.hour:02d}:{local.minute:02d}",  # "j M Y, H:i"
+        left=timeuntil(countdown.until),
     )

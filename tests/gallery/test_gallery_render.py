@@ -20,6 +20,7 @@ CHOICES = [
     (3, "Carl"),
     ("4", mark_safe("<b>Dee</b>")),
     (None, "No one"),
+    (mark_safe("<5>"), "Five"),
 ]
 
 
