@@ -1,16 +1,26 @@
-"""The gallery page's cheap rendering: the filters' <select>s written in
-Python are Django's markup exactly, and the first page costs a fixed, small
-number of queries."""
+"""The gallery page's cheap rendering: the filters' <select>s, the icons and
+the items' dates and prompts written in Python are what Django's widgets,
+include and filters wrote; and the first page costs a fixed, small number of
+queries."""
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from django import forms
 from django.db import connection
+from django.template import Context, Template
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
+from jobs.gallery.items import _countdown, _PageCommon, _prompt_shown
 from jobs.gallery.services import OptionsSelect
+from jobs.studio.cards import Countdown
 from tests.gallery.test_gallery import item_ids, many_jobs
 
 CHOICES = [
@@ -73,3 +83,52 @@ def test_the_first_page_costs_six_queries_whatever_the_page_holds(alice, bob):
         '"jobs_jobinput"',
         '"jobs_creditaccount"',
     ]
+
+
+# --- values worked out in Python are what the template filters wrote ---------------------
+
+
+ICON_TEMPLATE = Path(__file__).resolve().parents[2] / "templates" / "jobs" / "_icon.html"
+ICONS = re.findall(r'name == "(\w+)"', ICON_TEMPLATE.read_text())
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_the_icon_tag_writes_what_the_include_wrote(settings, debug):
+    settings.DEBUG = debug
+    assert len(ICONS) > 10
+    for name in ICONS:
+        for css in ("", "empty-icon"):
+            include = Template('{% include "jobs/_icon.html" with name=name class=css %}').render(
+                Context({"name": name, "css": css})
+            )
+            tag = Template("{% load studio_tags %}{% icon name css %}").render(
+                Context({"name": name, "css": css})
+            )
+            assert tag == include, name
+            assert "<svg" in tag and (css in tag)
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 3, 1, 0, 5, tzinfo=UTC),
+        datetime(2026, 12, 31, 23, 59, 59, 123456, tzinfo=UTC),
+        datetime(2027, 1, 9, 9, 0, tzinfo=UTC),
+    ],
+)
+@pytest.mark.parametrize("zone", ["UTC", "Pacific/Auckland"])
+def test_item_dates_are_what_the_date_filter_wrote(moment, zone):
+    common = _PageCommon.now()
+    with timezone.override(zone):
+        local = timezone.localtime(moment)
+        expected = Template('{{ m|date:"c" }}|{{ m|date:"j M Y" }}|{{ m|date:"j M Y, H:i" }}')
+        title = _countdown(Countdown("Video deleted in", moment, moment), common).until_title
+        written = f"{local.isoformat()}|{common.day(local)}|{title}"
+        assert written == expected.render(Context({"m": moment}))
+
+
+@pytest.mark.parametrize("length", [0, 5, 199, 200, 201, 400])
+def test_the_prompt_is_cut_as_truncatechars_cut_it(length):
+    prompt = ("Ame\u0301lie speaks <softly> " * 40)[:length]
+    expected = Template("{{ p|truncatechars:200 }}").render(Context({"p": prompt}))
+    assert escape(_prompt_shown(prompt)) == expected
