@@ -61,10 +61,11 @@ def test_grouped_choices_fall_back_to_djangos_own():
 
 
 @pytest.mark.django_db
-def test_the_first_page_costs_six_queries_whatever_the_page_holds(alice, bob):
-    """The session, the member, the "Made by" choices, the page of jobs (owners
-    joined), which of them have a picture to stand in for a missing poster,
-    and the balances: six, for a full page of 24 items as for 3."""
+def test_the_first_page_costs_five_queries_whatever_the_page_holds(alice, bob):
+    """The member, the "Made by" choices, the page of jobs (owners joined),
+    which of them have a picture to stand in for a missing poster, and the
+    balances: five, for a full page of 24 items as for 3 (and the session's
+    read, when sessions are not cached, as without Redis)."""
     c = Client()
     c.force_login(alice)
     for more in (3, 37):
@@ -73,10 +74,10 @@ def test_the_first_page_costs_six_queries_whatever_the_page_holds(alice, bob):
             html = c.get(reverse("gallery")).content.decode()
         seen = item_ids(html)
         tables = [q["sql"].split(" FROM ", 1)[1].split()[0] for q in ctx.captured_queries]
-        assert len(tables) == 6, tables
+        tables = [table for table in tables if table != '"django_session"']
+        assert len(tables) == 5, tables
     assert len(seen) == 24
     assert tables == [
-        '"django_session"',
         '"auth_user"',
         '"auth_user"',
         '"jobs_job"',
