@@ -13,6 +13,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from jobs.pipeline.selectors import job_for_owner
 
+from .items import gallery_items
 from .services import (
     Cursor,
     GalleryFilterForm,
@@ -42,6 +43,7 @@ def gallery(request):
         "form": form,
         "filters": filters,
         "page": page,
+        "items": gallery_items(page.jobs),
         "query": urlencode(params),
         "more_query": urlencode(params | {"before": str(page.next_cursor)})
         if page.has_more

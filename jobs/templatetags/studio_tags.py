@@ -2,8 +2,11 @@
 what a ledger entry means for the member reading it."""
 
 from datetime import datetime
+from functools import lru_cache
 
 from django import template
+from django.conf import settings
+from django.template.loader import render_to_string
 
 from jobs.accounts.api_keys import api_key_display
 from jobs.credits.pricing import terms_text
@@ -199,3 +202,22 @@ def staff_to_ask() -> str:
 def job_url(job) -> str:
     """Where "open it" takes a member for one of their jobs: its own page."""
     return job.get_absolute_url()
+
+
+@register.simple_tag
+def icon(name: str, css_class: str = "") -> str:
+    """jobs/_icon.html for `name`, as {% include "jobs/_icon.html" with name=…
+    class=… %} writes it. Its markup depends on nothing else, so each icon is
+    rendered once per process and reused: an include is a template render with
+    a fifteen-branch {% if %}, and a gallery page shows some thirty icons.
+    With DEBUG on it is rendered every time, so an edited icon shows at once."""
+    if settings.DEBUG:
+        return _icon_render(name, css_class)
+    return _icon_cached(name, css_class)
+
+
+def _icon_render(name: str, css_class: str) -> str:
+    return render_to_string("jobs/_icon.html", {"name": name, "class": css_class})
+
+
+_icon_cached = lru_cache(maxsize=64)(_icon_render)
