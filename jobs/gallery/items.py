@@ -19,23 +19,17 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.dates import MONTHS_3
 from django.utils.text import Truncator
-from django.utils.timesince import timeuntil
 
 from jobs.models import Job
-from jobs.studio.cards import Countdown, job_countdowns
-from jobs.templatetags.studio_tags import duration, epoch_ms, provider_label
+from jobs.studio.cards import job_countdowns
+from jobs.templatetags.studio_tags import (
+    CountdownShown,
+    countdown_shown,
+    duration,
+    provider_label,
+)
 
 PROMPT_SHOWN = 200  # characters of the prompt on the card; the rest is in its title
-
-
-@dataclass(frozen=True)
-class ItemCountdown:
-    label: str
-    until_ms: str
-    warn_from_ms: str
-    until_iso: str
-    until_title: str  # "12 Mar 2026, 14:05"
-    left: str  # "4 days, 2 hours", as |timeuntil writes it
 
 
 @dataclass(frozen=True)
@@ -55,7 +49,7 @@ class GalleryItem:
     shared: bool
     finished_iso: str
     finished_day: str  # "12 Mar 2026"
-    countdowns: tuple[ItemCountdown, ...]
+    countdowns: tuple[CountdownShown, ...]
 
 
 def gallery_items(jobs: list[Job]) -> list[GalleryItem]:
@@ -126,7 +120,7 @@ def gallery_item_of(job: Job, common: _PageCommon) -> GalleryItem:
         shared=job.shared,
         finished_iso=finished.isoformat(),  # what |date:"c" writes
         finished_day=common.day(finished),
-        countdowns=tuple(_countdown(c, common) for c in job_countdowns(job)),
+        countdowns=tuple(countdown_shown(c, day=common.day) for c in job_countdowns(job)),
     )
 
 
@@ -135,15 +129,3 @@ def _prompt_shown(prompt: str) -> str:
     is no longer in characters either, so only a longer one is counted."""
     text = unicodedata.normalize("NFC", prompt)
     return text if len(text) <= PROMPT_SHOWN else Truncator(text).chars(PROMPT_SHOWN)
-
-
-def _countdown(countdown: Countdown, common: _PageCommon) -> ItemCountdown:
-    local = timezone.localtime(countdown.until)
-    return ItemCountdown(
-        label=countdown.label,
-        until_ms=epoch_ms(countdown.until),
-        warn_from_ms=epoch_ms(countdown.warn_from),
-        until_iso=local.isoformat(),
-        until_title=f"{common.day(local)}, {local.hour:02d}:{local.minute:02d}",  # "j M Y, H:i"
-        left=timeuntil(countdown.until),
-    )

@@ -1,12 +1,19 @@
 """Formatting for the studio's pages: credits with units, signed changes, and
 what a ledger entry means for the member reading it."""
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
 from django import template
 from django.conf import settings
 from django.template.loader import render_to_string
+from django.utils import timezone
+from django.utils.dateformat import format as date_format
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.utils.timesince import timeuntil
 
 from jobs.accounts.api_keys import api_key_display
 from jobs.credits.pricing import terms_text
@@ -14,7 +21,7 @@ from jobs.files.media import format_duration
 from jobs.models import EntryKind
 from jobs.providers import catalogue
 from jobs.staff.credit_changes import staff_to_ask as _staff_to_ask
-from jobs.studio.cards import PILL, job_countdowns, short_duration
+from jobs.studio.cards import PILL, Countdown, job_countdowns, short_duration
 
 register = template.Library()
 
@@ -221,3 +228,49 @@ def _icon_render(name: str, css_class: str) -> str:
 
 
 _icon_cached = lru_cache(maxsize=64)(_icon_render)
+
+
+@dataclass(frozen=True)
+class CountdownShown:
+    """A countdown's values as its markup prints them."""
+
+    label: str
+    until_ms: str
+    warn_from_ms: str
+    until_iso: str  # |date:"c"
+    until_title: str  # |date:"j M Y, H:i": "12 Mar 2026, 14:05"
+    left: str  # |timeuntil: "4 days, 2 hours"
+
+
+def countdown_shown(
+    countdown: Countdown, *, day: Callable[[datetime], str] | None = None
+) -> CountdownShown:
+    """`day` writes |date:"j M Y" (the gallery passes a cheaper one it made once a page)."""
+    local = timezone.localtime(countdown.until)
+    day_text = day(local) if day is not None else date_format(local, "j M Y")
+    return CountdownShown(
+        label=countdown.label,
+        until_ms=epoch_ms(countdown.until),
+        warn_from_ms=epoch_ms(countdown.warn_from),
+        until_iso=local.isoformat(),
+        until_title=f"{day_text}, {local.hour:02d}:{local.minute:02d}",
+        left=timeuntil(countdown.until),
+    )
+
+
+@register.simple_tag
+def countdown(value: Countdown | CountdownShown) -> SafeString:
+    """A countdown (js/ui/countdowns.js ticks it), the one writer of its
+    markup for every page: the cards, a job's page and the gallery."""
+    shown = value if isinstance(value, CountdownShown) else countdown_shown(value)
+    return format_html(
+        '<p class="countdown">{}<span>{} <time data-countdown="{}" data-warn-from="{}" '
+        'datetime="{}" title="{}">{}</time></span></p>',
+        icon("clock"),
+        shown.label,
+        shown.until_ms,
+        shown.warn_from_ms,
+        shown.until_iso,
+        shown.until_title,
+        shown.left,
+    )

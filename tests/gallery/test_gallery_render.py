@@ -4,7 +4,7 @@ include and filters wrote; and the first page costs a fixed, small number of
 queries."""
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,9 +18,10 @@ from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
-from jobs.gallery.items import _countdown, _PageCommon, _prompt_shown
+from jobs.gallery.items import _PageCommon, _prompt_shown
 from jobs.gallery.services import OptionsSelect
 from jobs.studio.cards import Countdown
+from jobs.templatetags.studio_tags import countdown_shown
 from tests.gallery.test_gallery import item_ids, many_jobs
 
 CHOICES = [
@@ -123,9 +124,11 @@ def test_item_dates_are_what_the_date_filter_wrote(moment, zone):
     with timezone.override(zone):
         local = timezone.localtime(moment)
         expected = Template('{{ m|date:"c" }}|{{ m|date:"j M Y" }}|{{ m|date:"j M Y, H:i" }}')
-        title = _countdown(Countdown("Video deleted in", moment, moment), common).until_title
-        written = f"{local.isoformat()}|{common.day(local)}|{title}"
-        assert written == expected.render(Context({"m": moment}))
+        countdown = Countdown("Video deleted in", moment, moment)
+        for day in (common.day, None):  # the gallery's own, and the plain |date one
+            shown = countdown_shown(countdown, day=day)
+            written = f"{shown.until_iso}|{common.day(local)}|{shown.until_title}"
+            assert written == expected.render(Context({"m": moment}))
 
 
 @pytest.mark.parametrize("length", [0, 5, 199, 200, 201, 400])
@@ -133,3 +136,25 @@ def test_the_prompt_is_cut_as_truncatechars_cut_it(length):
     prompt = ("Ame\u0301lie speaks <softly> " * 40)[:length]
     expected = Template("{{ p|truncatechars:200 }}").render(Context({"p": prompt}))
     assert escape(_prompt_shown(prompt)) == expected
+
+
+def test_a_countdown_is_written_as_the_include_it_replaced_wrote(settings):
+    """{% countdown %} is the one writer of a countdown (the cards, a job's
+    page, the gallery); its markup is what jobs/_countdown.html wrote."""
+    until = timezone.now() + timedelta(days=2, hours=3)
+    countdown = Countdown("Video deleted in", until, until - timedelta(days=1))
+    old_include = Template(
+        "{% load studio_tags %}"
+        '<p class="countdown">{% include "jobs/_icon.html" with name="clock" %}'
+        "<span>{{ countdown.label }} "
+        '<time data-countdown="{{ countdown.until|epoch_ms }}" '
+        'data-warn-from="{{ countdown.warn_from|epoch_ms }}" '
+        "datetime=\"{{ countdown.until|date:'c' }}\" "
+        "title=\"{{ countdown.until|date:'j M Y, H:i' }}\">"
+        "{{ countdown.until|timeuntil }}</time></span></p>"
+    )
+    tag = Template("{% load studio_tags %}{% countdown countdown %}")
+    for debug in (True, False):
+        settings.DEBUG = debug
+        context = Context({"countdown": countdown})
+        assert tag.render(context) == old_include.render(context)
