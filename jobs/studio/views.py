@@ -32,6 +32,7 @@ from jobs.staff.credit_changes import (
 )
 
 from .cards import (
+    CARDS_POLL,
     CHANGE_OVERLAP,
     card_for,
     cards_changed_since,
@@ -116,6 +117,7 @@ def _cards_context(request) -> dict:
         "continued": before is not None,
         "polling": has_live_jobs(request.user),
         "since": _epoch_ms(now),
+        "poll_ms": CARDS_POLL,
     }
 
 
