@@ -626,6 +626,7 @@ def job_poll_now(job_id: int) -> None:
     another worker is polling, or that is not due, is left alone: a task
     delivered twice asks the provider once. When the provider says it is
     done, this worker archives it at once, after the commit."""
+    began = time.monotonic()
     now = timezone.now()
     job = Job.objects.filter(pk=job_id).first()
     if job is None:
@@ -651,7 +652,7 @@ def job_poll_now(job_id: int) -> None:
         # and a free worker, and a webhook's job is wanted on the page now. The
         # claim in job_archive keeps it to one archive; should this worker die,
         # the poll loop takes the job over (poller.ARCHIVE_HANDOFF).
-        transaction.on_commit(lambda: job_archive(job_id))
+        transaction.on_commit(lambda: job_archive(job_id, spent=time.monotonic() - began))
 
 
 def job_make_due(job: Job) -> bool:
@@ -664,8 +665,9 @@ def job_make_due(job: Job) -> bool:
 # --- Archiving and settling -----------------------------------------------------------
 
 
-def job_archive(job_id: int) -> None:
-    """Copy the provider's output into our storage, measure it, charge, complete."""
+def job_archive(job_id: int, *, spent: float = 0.0) -> None:
+    """Copy the provider's output into our storage, measure it, charge, complete.
+    `spent`: seconds of the task's timeout its caller used already (a poll)."""
     now = timezone.now()
     claimed = (
         Job.objects.filter(pk=job_id, state=JobState.ARCHIVING)
@@ -679,7 +681,9 @@ def job_archive(job_id: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "output.mp4"
         try:
-            _download(job.output_url, path=path, progress=lease.renew)
+            _download(
+                job.output_url, path=path, progress=lease.renew, max_seconds=download_seconds(spent)
+            )
         except ArchiveLeaseLost:
             log.warning("job %s: another worker took the archive over; this one stops", job.pk)
             return
@@ -800,22 +804,29 @@ class ArchiveLease:
             raise ArchiveLeaseLost()
 
 
-def _download(url: str, *, path: Path, progress: Callable[[int], None] | None = None) -> None:
+def _download(
+    url: str,
+    *,
+    path: Path,
+    progress: Callable[[int], None] | None = None,
+    max_seconds: float | None = None,
+) -> None:
     """The provider's output, through the SSRF guard (public addresses only)."""
     url_download(
         url,
         path,
         max_bytes=MAX_OUTPUT_BYTES,
-        max_seconds=download_seconds(),
+        max_seconds=max_seconds or download_seconds(),
         max_redirects=OUTPUT_MAX_REDIRECTS,
         progress=progress,
     )
 
 
-def download_seconds() -> float:
+def download_seconds(spent: float = 0.0) -> float:
     """The archive task must probe, store and settle before the cluster's task
-    timeout stops it: the download gets all but a minute of that timeout."""
-    return max(30.0, settings.Q_CLUSTER["timeout"] - 60.0)
+    timeout stops it: the download gets all but a minute of that timeout, less
+    what the task `spent` before it (a webhook's poll that archives itself)."""
+    return max(30.0, settings.Q_CLUSTER["timeout"] - 60.0 - spent)
 
 
 def _archive_later(job: Job, *, why: str) -> None:

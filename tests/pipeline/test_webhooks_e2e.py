@@ -139,12 +139,21 @@ def queued(monkeypatch) -> list[str]:
 
 
 def test_the_worker_whose_poll_sees_completed_archives_it_without_a_second_task(
-    pipeline, settings, webhooks_on, queued
+    pipeline, settings, webhooks_on, queued, monkeypatch
 ):
     """On the cluster a second task waits for the broker (up to half a second
     on the database broker) and a free worker: the webhook's worker archives
     at once instead."""
     slow_first_poll(settings)
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "timeout": 240}
+    real_download = lifecycle._download
+    budgets: list[float] = []
+
+    def download(url, **kwargs):
+        budgets.append(kwargs["max_seconds"])
+        real_download(url, **kwargs)
+
+    monkeypatch.setattr(lifecycle, "_download", download)
     job = submitted(create_talking_photo(pipeline, seconds=1.5))
 
     wait_until(lambda: state_of(job) == "completed", timeout=10, what="the webhook's completion")
@@ -153,6 +162,10 @@ def test_the_worker_whose_poll_sees_completed_archives_it_without_a_second_task(
     assert "jobs.tasks.poll_job" in queued
     assert "jobs.tasks.archive_job" not in queued
     assert webhooks_on == []
+    # The one task's timeout covers the poll and the archive: the download
+    # gets all but a minute of it, less what the poll took.
+    [budget] = budgets
+    assert 175 < budget < 180
 
 
 def test_an_archive_task_arriving_while_the_worker_archives_does_not_archive_twice(
