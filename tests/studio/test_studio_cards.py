@@ -64,9 +64,10 @@ def test_a_live_card_shows_its_hold_and_the_page_polls(funded_alice_client, alic
 def test_a_rendering_card_carries_the_window_its_page_hurries_in(
     funded_alice_client, alice, real_job, settings
 ):
-    """The page asks every second while the provider most likely finishes a
-    card (js/studio/poller.js): from the job's predicted p2 to its p98 plus
-    the poll loop's lag target, the same prediction its polls follow."""
+    """The page asks every second (half a second for a provider that sends
+    webhooks) while the provider most likely finishes a card
+    (js/studio/poller.js): from the job's predicted p2 to its p98 plus the
+    poll loop's lag target, the same prediction its polls follow."""
     from jobs.pipeline.render_times import render_schedule
 
     settings.POLL_LAG_TARGET_SECONDS = 3
