@@ -10,10 +10,14 @@ Prints, for each of the two ways of running the same N dialog jobs:
 - the delay from the provider finishing a task (the sandbox's own
   `Task.completed_at`) to the moment the job is seen completed: for the studio,
   when an open Studio page (simulated: a signed-in HTTP client polling
-  /studio/cards/?since=... every 2 s, every second while a card is archiving
-  or inside its predicted finish window, as poller.js does) first receives the card
-  `job-N` in state `completed`; for the plain client, when its status GET
-  first answers `completed`;
+  /studio/cards/?since=... at the intervals the page's #cards-poller gives, as
+  poller.js does: 2 s, 1 s inside a card's predicted finish window, 0.5 s
+  while one is archiving or in the window of a provider that calls back)
+  first receives the card `job-N` in state `completed`; for the plain client,
+  when its status GET first answers `completed`; and, for the studio, that
+  delay less the archive's own download (what the studio adds), and its
+  steps: webhook received, poll answered, archive started, the download,
+  archived, page saw it;
 - machine info and the exact command to reproduce the run.
 
 What runs, all in this process:
@@ -31,8 +35,11 @@ What runs, all in this process:
   "kick" per submission (lifecycle.kick_poller), on Q_WORKERS workers, each
   run giving up at once when another holds the poller lease;
 - Q_SYNC, so every enqueue() runs its task inline: job_create's submit runs in
-  the thread that made the job, and the archive task queued when a poll sees
-  "completed" runs in the poll loop's thread. (On the cluster the task goes to
+  the thread that made the job, a webhook's poll_job in the webhook's request
+  (whose poll, on "completed", archives there and then, as its worker would),
+  and the archive task queued when the poll loop sees "completed" runs in the
+  poll loop's thread (--archive-workers: on worker threads, after the broker's
+  poll interval). (On the cluster the task goes to
   the broker, but the same round's archive loop in poller.run_round usually
   claims the job first, so there too the poll loop does the download.)
 
@@ -84,8 +91,12 @@ from jobs.providers.sandbox import SandboxConfig, SandboxServer  # noqa: E402
 from jobs.providers.sandbox.clock import RenderClock  # noqa: E402
 from tests.media_factory import make_audio, make_image  # noqa: E402
 
-PAGE_INTERVAL = 2.0  # static/js/studio/poller.js asks for the cards every 2 s while polling,
-PAGE_HURRY = 1.0  # and every second while a card is archiving or inside its finish window
+# How often static/js/studio/poller.js asks for the cards: read from the
+# page's #cards-poller (data-slow-ms, data-fast-ms, data-fastest-ms) when it
+# says; these are a page's that does not (before the attributes existed).
+PAGE_INTERVAL = 2.0  # while polling,
+PAGE_HURRY = 1.0  # while a card is inside its finish window,
+PAGE_RUSH = 1.0  # while one is archiving, or in its window with a provider that calls back
 PLAIN_INTERVAL = 5.0  # the plain client polls every 5 s from submission
 SCHEDULE_EVERY = 60.0  # the "Poll providers" schedule: minutes=1
 BROKER_POLL = 0.5  # Q_CLUSTER["poll"] of the ORM broker: a queued task waits up to this
@@ -477,43 +488,69 @@ JOB_ID = re.compile(r'\bid="job-(\d+)"')
 CARD_STATE = re.compile(r'\bclass="[^"]*\bjob-card--([a-z_]+)\b')
 CREATED = re.compile(r'\bdata-created="(\d+)"')
 POLLER = re.compile(r'<div\b[^>]*\bid="cards-poller"[^>]*>', re.S)
-DATA = re.compile(r'\bdata-(since|polling)="([^"]*)"')
+DATA = re.compile(r'\bdata-(since|polling|slow-ms|fast-ms|fastest-ms)="([^"]*)"')
 FINISH = re.compile(r'\bdata-finish-from="(\d+)" data-finish-until="(\d+)"')
+WEBHOOKS = re.compile(r'\bdata-webhooks="1"')
 
 
-def parse_cards(text: str) -> dict[int, tuple[str, int | None, tuple[int, int] | None]]:
-    """job pk -> (state, created ms, finish window ms), for every job card in a
-    page or an answer."""
+@dataclass(frozen=True)
+class PageCard:
+    state: str
+    created: int | None  # data-created, epoch ms
+    window: tuple[int, int] | None  # data-finish-from/-until, epoch ms
+    webhooks: bool  # data-webhooks: its provider calls back when done
+
+
+def parse_cards(text: str) -> dict[int, PageCard]:
+    """job pk -> what the page reads of its card, for every job card in a page
+    or an answer."""
     cards = {}
     for tag in ARTICLE.findall(text):
         pk, state, created = JOB_ID.search(tag), CARD_STATE.search(tag), CREATED.search(tag)
         finish = FINISH.search(tag)
         if pk and state:
-            cards[int(pk.group(1))] = (
-                state.group(1),
-                int(created.group(1)) if created else None,
-                (int(finish.group(1)), int(finish.group(2))) if finish else None,
+            cards[int(pk.group(1))] = PageCard(
+                state=state.group(1),
+                created=int(created.group(1)) if created else None,
+                window=(int(finish.group(1)), int(finish.group(2))) if finish else None,
+                webhooks=bool(WEBHOOKS.search(tag)),
             )
     return cards
 
 
-def parse_poller(text: str) -> tuple[str, bool]:
-    """The Studio page's #cards-poller: its cursor (data-since) and whether it polls."""
+@dataclass(frozen=True)
+class Poller:
+    """The Studio page's #cards-poller: its cursor, whether it polls, and its
+    intervals in seconds (slow / fast / fastest, as poller.js reads them)."""
+
+    since: str
+    polling: bool
+    slow: float = PAGE_INTERVAL
+    fast: float = PAGE_HURRY
+    fastest: float = PAGE_RUSH
+
+
+def parse_poller(text: str) -> Poller:
     tag = POLLER.search(text)
     if tag is None:
         raise RuntimeError("the Studio page has no #cards-poller")
     data = dict(DATA.findall(tag.group(0)))
-    return data["since"], data.get("polling") == "1"
+    slow = float(data.get("slow-ms", PAGE_INTERVAL * 1000)) / 1000
+    fast = float(data.get("fast-ms", PAGE_HURRY * 1000)) / 1000
+    fastest = float(data.get("fastest-ms", fast * 1000)) / 1000
+    return Poller(data["since"], data.get("polling") == "1", slow, fast, fastest)
 
 
 class StudioPage:
-    """The member's open Studio page, polling as static/js/studio.js does.
+    """The member's open Studio page, polling as static/js/studio/poller.js does.
 
     The page is loaded (GET /) once the first job exists. Its one
     #cards-poller asks GET /studio/cards/?since=<cursor>&newest=&oldest= (the
     creation times of the cards it holds) every 2 s while polling is on, every
-    second while a card it holds is archiving or inside its finish window
-    (data-finish-from/-until), one request behind the other. An answer moves
+    second while a card it holds is inside its finish window
+    (data-finish-from/-until), every 0.5 s while one is archiving or inside
+    its window with a provider that calls back (data-webhooks): the
+    intervals the page's #cards-poller gives. One request behind the other. An answer moves
     the cursor (X-Cards-Since) and says whether to go on (X-Cards-Polling);
     making a job through the page asks at once, which `rearm()` stands in for.
     """
@@ -529,6 +566,8 @@ class StudioPage:
         self.seen_completed: dict[int, float] = {}  # pk -> time.time() of first completed card
         self.last_state: dict[int, str] = {}
         self.windows: dict[int, tuple[int, int]] = {}  # pk -> a rendering card's finish window
+        self.calls_back: set[int] = set()  # pks of cards whose provider sends a webhook
+        self.intervals = Poller("", False)
         self.requests = 0
         self.bytes = 0
         self.stops = 0  # answers that turned the polling off
@@ -539,11 +578,11 @@ class StudioPage:
         response = self.session.get(f"{self.base_url}/", timeout=30)
         response.raise_for_status()
         self._saw(response.text, time.time())
-        since, polling = parse_poller(response.text)
-        if not polling:
+        poller = parse_poller(response.text)
+        if not poller.polling:
             raise RuntimeError("the Studio page loaded with its #cards-poller off")
         with self.lock:
-            self.since, self.polling_on = since, True
+            self.since, self.polling_on, self.intervals = poller.since, True, poller
         self.thread.start()
 
     def rearm(self) -> None:
@@ -552,44 +591,56 @@ class StudioPage:
 
     def _saw(self, text: str, at: float) -> None:
         with self.lock:
-            for pk, (state, created, window) in parse_cards(text).items():
-                if created is not None:
-                    self.created[pk] = created
-                self.last_state[pk] = state
-                if window:
-                    self.windows[pk] = window
+            for pk, card in parse_cards(text).items():
+                if card.created is not None:
+                    self.created[pk] = card.created
+                self.last_state[pk] = card.state
+                if card.window:
+                    self.windows[pk] = card.window
                 else:
                     self.windows.pop(pk, None)
-                if state == "completed":
+                if card.webhooks:
+                    self.calls_back.add(pk)
+                else:
+                    self.calls_back.discard(pk)
+                if card.state == "completed":
                     self.seen_completed.setdefault(pk, at)
 
     def seen(self) -> set[int]:
         with self.lock:
             return set(self.seen_completed)
 
-    def hurrying(self) -> bool:
-        """As poller.js: a card is archiving or inside its finish window."""
+    def interval(self) -> float:
+        """As poller.js: the fastest interval while a card is archiving or
+        inside the finish window of a provider that calls back, the fast one
+        while inside a window, else the slow one."""
         now_ms = time.time() * 1000
+        every = self.intervals
         with self.lock:
             if "archiving" in self.last_state.values():
-                return True
-            return any(lo <= now_ms <= hi for lo, hi in self.windows.values())
+                return every.fastest
+            inside = {pk for pk, (lo, hi) in self.windows.items() if lo <= now_ms <= hi}
+        if inside & self.calls_back:
+            return every.fastest
+        return every.fast if inside else every.slow
 
     def _run(self) -> None:
-        # poller.js ticks every second; it asks on a tick 2 s after the last
-        # one that asked, or on any tick while hurrying.
-        next_tick = time.monotonic() + PAGE_HURRY
+        # poller.js ticks at its fastest interval; it asks on a tick once the
+        # interval that applies now has passed since the last ask.
+        tick = self.intervals.fastest
+        next_tick = time.monotonic() + tick
         last_ask = time.monotonic()
         while not self.closing.is_set():
             asked = self.asked.wait(max(0.0, next_tick - time.monotonic()))
             if self.closing.is_set():
                 break
             if not asked:
-                next_tick += PAGE_HURRY  # the page's interval ticks on regardless
+                next_tick += tick  # the page's interval ticks on regardless
                 if not self.polling:
                     continue
                 now = time.monotonic()
-                if now - last_ask < PAGE_INTERVAL - 0.1 and not self.hurrying():
+                # Within a fifth of a tick counts: timers fire a little early or late.
+                if now - last_ask < self.interval() - tick / 5:
                     continue
                 last_ask = now
             self.asked.clear()
@@ -660,7 +711,10 @@ class JobResult:
     polls: int = 0
     downloads: int = 0
     provider_done: float | None = None  # sandbox Task.completed_at
-    noticed: float | None = None  # the poll that saw "completed"
+    noticed: float | None = None  # the poll that saw "completed" (its answer applied)
+    webhook: float | None = None  # studio: the provider's first webhook reached the view
+    archive_started: float | None = None  # studio: the archive's download began
+    download_seconds: float | None = None  # studio: the archive's own download
     archived: float | None = None  # studio: the job reached "completed"
     seen: float | None = None  # studio: page got the completed card; plain: = noticed
     provider_seconds: float | None = None  # sandbox: submission to completion
@@ -748,6 +802,7 @@ def run_studio(
     from jobs.credits.ledger import credits_grant
     from jobs.models import Job, JobState, Pool
     from jobs.pipeline import lifecycle
+    from jobs.pipeline import views as pipeline_views
     from jobs.studio.uploads import upload_stage
 
     # Instrumentation only. When each archive really finished: the commit
@@ -756,6 +811,8 @@ def run_studio(
     # on to make the gallery poster after the commit). And an optional
     # delay before each download, standing in for a large output.
     archived_at: dict[int, float] = {}
+    webhook_at: dict[int, float] = {}
+    download_spans: dict[str, tuple[float, float]] = {}  # output URL -> (start, seconds)
     real_capture, real_download = lifecycle.credits_capture, lifecycle._download
 
     def timed_capture(*, hold, **kwargs):
@@ -767,9 +824,22 @@ def run_studio(
         time.sleep(args.download_delay)
         real_download(url, **kwargs)
 
+    def timed_download(url, **kwargs):
+        begun = time.time()
+        (slow_download if args.download_delay else real_download)(url, **kwargs)
+        download_spans.setdefault(url, (begun, time.time() - begun))
+
+    def timed_receive(**kwargs):
+        at = time.time()
+        outcome = real_receive(**kwargs)
+        if outcome.job_id is not None:
+            webhook_at.setdefault(outcome.job_id, at)
+        return outcome
+
     lifecycle.credits_capture = timed_capture
-    if args.download_delay:
-        lifecycle._download = slow_download
+    lifecycle._download = timed_download
+    real_receive = pipeline_views.webhook_receive
+    pipeline_views.webhook_receive = timed_receive
     if args.archive_workers:
         lifecycle.enqueue = ArchiveWorkers(args.archive_workers, inline=lifecycle.enqueue)
 
@@ -842,6 +912,9 @@ def run_studio(
                 polls=polls,
                 downloads=downloads,
                 noticed=stamp(job.provider_completed_at),
+                webhook=webhook_at.get(job.pk),
+                archive_started=download_spans.get(job.output_url, (None, None))[0],
+                download_seconds=download_spans.get(job.output_url, (None, None))[1],
                 archived=archived_at.get(job.pk),
                 seen=page.seen_completed.get(job.pk),
                 **provider_fields(task),
@@ -1226,6 +1299,13 @@ def print_side_by_side(args, studio: RunResult, plain: RunResult, plan) -> None:
         f"({bound_name}), "
         f"p95 finished→seen {p95(studio_lag):.1f} s (studio) vs {plain_p95:.1f} s (5 s poller)"
     )
+    studio_less = [x for x in (less_download(j) for j in studio_done) if x is not None]
+    if studio_less:
+        print(
+            f"SUMMARY studio finished→seen p50 {statistics.median(studio_lag):.2f} s, p95 "
+            f"{p95(studio_lag):.2f} s; less the download p50 "
+            f"{statistics.median(studio_less):.2f} s, p95 {p95(studio_less):.2f} s"
+        )
 
 
 def main_side_by_side(args) -> None:
@@ -1293,6 +1373,32 @@ def gap(later: float | None, earlier: float | None) -> float | None:
     return later - earlier if later is not None and earlier is not None else None
 
 
+def less_download(job: JobResult) -> float | None:
+    """finished -> seen, less the archive's download: what the studio adds."""
+    lag = gap(job.seen, job.provider_done)
+    return lag - job.download_seconds if lag is not None and job.download_seconds else None
+
+
+def print_steps(done: list[JobResult]) -> None:
+    """The studio's path step by step, each from the step before (a step a
+    job did not take, say no webhook, is left out of its row)."""
+
+    def downloaded(j: JobResult) -> float | None:
+        return j.archive_started + j.download_seconds if j.download_seconds else None
+
+    steps = [
+        ("provider completed -> webhook received", lambda j: gap(j.webhook, j.provider_done)),
+        ("webhook received -> poll answered", lambda j: gap(j.noticed, j.webhook)),
+        ("poll answered -> archive started", lambda j: gap(j.archive_started, j.noticed)),
+        ("download (the archive's own)", lambda j: j.download_seconds),
+        ("downloaded -> archived (probe, store, settle)", lambda j: gap(j.archived, downloaded(j))),
+        ("archived -> page saw it", lambda j: gap(j.seen, j.archived)),
+    ]
+    print("  step by step:")
+    for label, step in steps:
+        print(f"    {label:<46} {describe([step(j) for j in done])}")
+
+
 def print_run(run: RunResult) -> None:
     done = [j for j in run.jobs if j.completed]
     n = max(1, len(done))
@@ -1321,12 +1427,15 @@ def print_run(run: RunResult) -> None:
     if unseen:
         print(f"  NOT SEEN: {unseen} completed job(s) never showed as completed (see notes)")
     if run.name == "studio":
+        print("  less the archive's own download (the issue's measure):")
+        print(f"  {describe([less_download(j) for j in done])}")
         print("  of which  provider completed -> poll noticed it (state archiving):")
         print(f"    {describe([gap(j.noticed, j.provider_done) for j in done])}")
         print("            poll noticed -> archived (state completed):")
         print(f"    {describe([gap(j.archived, j.noticed) for j in done])}")
         print("            archived -> the open page received the completed card:")
         print(f"    {describe([gap(j.seen, j.archived) for j in done])}")
+        print_steps(done)
     for note in run.notes:
         print(f"note: {note}")
 

@@ -505,19 +505,24 @@ def job_status_fetch(job: Job, *, adapter: ProviderAdapter) -> TaskStatus | Prov
         return exc
 
 
-def job_status_apply(job: Job, *, result: TaskStatus | ProviderError) -> None:
+def job_status_apply(
+    job: Job, *, result: TaskStatus | ProviderError, archive_task: bool = True
+) -> bool:
+    """Act on the provider's answer. True when it moved the job to archiving;
+    then, with `archive_task`, the archive_job task is queued on commit (the
+    poll loop must not wait on a download); without, the caller archives."""
     now = timezone.now()
     if isinstance(result, ProviderError):
         delay = backoff(min(job.poll_count, 6), retry_after=getattr(result, "retry_after", None))
         if isinstance(result, ProviderRejected) and result.status == 404:
             if _task_not_found(job, now=now):
-                return
+                return False
             # Spread the "not found" answers over the window they must span.
             polls = max(1, settings.JOB_NOT_FOUND_POLLS - 1)
             delay = max(delay, settings.JOB_NOT_FOUND_SECONDS / polls)
         log.info("job %s: poll failed (%s); next in %.1f s", job.pk, result, delay)
         _schedule_next_poll(job, at=now + timedelta(seconds=delay))
-        return
+        return False
     if job.not_found_count:
         Job.objects.filter(pk=job.pk).update(not_found_count=0, not_found_since=None)
     if job.first_status_at is None or (result.seed is not None and job.provider_seed is None):
@@ -543,18 +548,18 @@ def job_status_apply(job: Job, *, result: TaskStatus | ProviderError) -> None:
             provider_seconds=provider_seconds,
             next_poll_at=None,
         )
-        if moved:
+        if moved and archive_task:
             transaction.on_commit(lambda: enqueue("jobs.tasks.archive_job", job.pk))
-            if provider_seconds is not None:
-                try:
-                    with transaction.atomic():  # a savepoint: a failure here rolls back only it
-                        render_times_learn(job)
-                except Exception:  # learning must never lose a finished job
-                    log.exception("job %s: could not learn its render time", job.pk)
-        return
+        if moved and provider_seconds is not None:
+            try:
+                with transaction.atomic():  # a savepoint: a failure here rolls back only it
+                    render_times_learn(job)
+            except Exception:  # learning must never lose a finished job
+                log.exception("job %s: could not learn its render time", job.pk)
+        return bool(moved)
     if result.state == "failed":
         job_fail(job, message=result.error or "The provider reported a failure without a reason.")
-        return
+        return False
     if result.state != job.provider_state:
         # "pending" shows as waiting in the provider's line, not rendering; the
         # card changes, so updated_at too (open pages ask by it).
@@ -562,6 +567,7 @@ def job_status_apply(job: Job, *, result: TaskStatus | ProviderError) -> None:
             provider_state=result.state, updated_at=now
         )
     _schedule_next_poll(job, at=now + next_poll_delay(job, now=now), pending_at=now)
+    return False
 
 
 def _execution_seconds(result: TaskStatus) -> float | None:
@@ -618,7 +624,9 @@ def next_poll_delay(job: Job, *, now: datetime) -> timedelta:
 def job_poll_now(job_id: int) -> None:
     """Poll one job now if it is due (a webhook or staff made it so). A job
     another worker is polling, or that is not due, is left alone: a task
-    delivered twice asks the provider once."""
+    delivered twice asks the provider once. When the provider says it is
+    done, this worker archives it at once, after the commit."""
+    began = time.monotonic()
     now = timezone.now()
     job = Job.objects.filter(pk=job_id).first()
     if job is None:
@@ -634,9 +642,17 @@ def job_poll_now(job_id: int) -> None:
         log.error("job %s: not polled: %s", job.pk, exc)
         return  # it stays due; the reconciler ends it if the key is never fixed
     try:
-        job_status_apply(job, result=job_status_fetch(job, adapter=adapter))
+        archiving = job_status_apply(
+            job, result=job_status_fetch(job, adapter=adapter), archive_task=False
+        )
     finally:
         adapter.close()
+    if archiving:
+        # Not a second task: that waits for the broker (up to Q_CLUSTER["poll"])
+        # and a free worker, and a webhook's job is wanted on the page now. The
+        # claim in job_archive keeps it to one archive; should this worker die,
+        # the poll loop takes the job over (poller.ARCHIVE_HANDOFF).
+        transaction.on_commit(lambda: job_archive(job_id, spent=time.monotonic() - began))
 
 
 def job_make_due(job: Job) -> bool:
@@ -649,8 +665,9 @@ def job_make_due(job: Job) -> bool:
 # --- Archiving and settling -----------------------------------------------------------
 
 
-def job_archive(job_id: int) -> None:
-    """Copy the provider's output into our storage, measure it, charge, complete."""
+def job_archive(job_id: int, *, spent: float = 0.0) -> None:
+    """Copy the provider's output into our storage, measure it, charge, complete.
+    `spent`: seconds of the task's timeout its caller used already (a poll)."""
     now = timezone.now()
     claimed = (
         Job.objects.filter(pk=job_id, state=JobState.ARCHIVING)
@@ -664,7 +681,9 @@ def job_archive(job_id: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "output.mp4"
         try:
-            _download(job.output_url, path=path, progress=lease.renew)
+            _download(
+                job.output_url, path=path, progress=lease.renew, max_seconds=download_seconds(spent)
+            )
         except ArchiveLeaseLost:
             log.warning("job %s: another worker took the archive over; this one stops", job.pk)
             return
@@ -785,22 +804,29 @@ class ArchiveLease:
             raise ArchiveLeaseLost()
 
 
-def _download(url: str, *, path: Path, progress: Callable[[int], None] | None = None) -> None:
+def _download(
+    url: str,
+    *,
+    path: Path,
+    progress: Callable[[int], None] | None = None,
+    max_seconds: float | None = None,
+) -> None:
     """The provider's output, through the SSRF guard (public addresses only)."""
     url_download(
         url,
         path,
         max_bytes=MAX_OUTPUT_BYTES,
-        max_seconds=download_seconds(),
+        max_seconds=max_seconds or download_seconds(),
         max_redirects=OUTPUT_MAX_REDIRECTS,
         progress=progress,
     )
 
 
-def download_seconds() -> float:
+def download_seconds(spent: float = 0.0) -> float:
     """The archive task must probe, store and settle before the cluster's task
-    timeout stops it: the download gets all but a minute of that timeout."""
-    return max(30.0, settings.Q_CLUSTER["timeout"] - 60.0)
+    timeout stops it: the download gets all but a minute of that timeout, less
+    what the task `spent` before it (a webhook's poll that archives itself)."""
+    return max(30.0, settings.Q_CLUSTER["timeout"] - 60.0 - spent)
 
 
 def _archive_later(job: Job, *, why: str) -> None:

@@ -122,11 +122,11 @@ def render_schedule(job: Job) -> Schedule:
         render_prediction(job),
         seconds=job.input_seconds,
         lag=settings.POLL_LAG_TARGET_SECONDS,
-        webhooks=_calls_back(job),
+        webhooks=calls_back(job),
     )
 
 
-def _calls_back(job: Job) -> bool:
+def calls_back(job: Job) -> bool:
     """Whether the provider was (or will be) given a webhook for this job."""
     return catalogue.provider_facts(job.provider).supports_webhooks and webhooks_enabled()
 

@@ -24,7 +24,7 @@ from django.utils import timezone
 from jobs.models import FailureCode, Job, JobSource, JobState
 from jobs.models.card_stamps import card_stamp
 from jobs.pipeline.lifecycle import expected_processing, stop_waiting_from
-from jobs.pipeline.render_times import finish_window
+from jobs.pipeline.render_times import calls_back, finish_window
 from jobs.pipeline.retention import inputs_expire_at
 from jobs.providers.catalogue import label_of
 
@@ -34,6 +34,25 @@ CHANGE_OVERLAP = timedelta(seconds=2)
 # before the jobs are asked again anyway: a stamp bump that was lost (the
 # cache down for a moment) delays a card by at most this, never loses it.
 STAMP_TRUST = timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
+class PollIntervals:
+    """How often an open Studio page asks for its cards, in ms. The page
+    (static/js/studio/poller.js, and the bench's simulated page) reads them
+    from #cards-poller: `slow` while a job is live, `fast` while a card is
+    inside its predicted finish window, `fastest` while one is archiving or
+    inside its window with a provider that calls back (its webhook moves the
+    job on at once, so only the page's interval is left between the finish
+    and the video)."""
+
+    slow: int = 2000
+    fast: int = 1000
+    fastest: int = 500
+
+
+CARDS_POLL = PollIntervals()
+
 # Countdowns turn to the warning colour in their last stretch.
 WARN_WITHIN = timedelta(hours=6)
 
@@ -80,6 +99,9 @@ class Card:
     # the page asks for its cards every second meanwhile, every 2 s otherwise.
     finish_from: int | None = None
     finish_until: int | None = None
+    # Its provider sends a webhook when done (data-webhooks): the page asks
+    # every CARDS_POLL.fastest ms inside its window.
+    calls_back: bool = False
 
     @property
     def can_stop_waiting(self) -> bool:
@@ -161,6 +183,7 @@ def card_for(job: Job, *, now: datetime | None = None) -> Card:
         state_label=state_label,
         finish_from=_epoch_ms(window[0]) if window else None,
         finish_until=_epoch_ms(window[1]) if window else None,
+        calls_back=window is not None and calls_back(job),
     )
 
 

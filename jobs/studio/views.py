@@ -34,6 +34,7 @@ from jobs.staff.credit_changes import (
 from .card_tickets import HEADER as CARD_TICKET_HEADER
 from .card_tickets import card_ticket, card_ticket_member
 from .cards import (
+    CARDS_POLL,
     CHANGE_OVERLAP,
     card_for,
     cards_changed_since,
@@ -120,6 +121,7 @@ def _cards_context(request) -> dict:
         "since": _epoch_ms(now),
         # The poller's pass to the cheap "nothing changed" (card_tickets).
         "card_ticket": card_ticket(request),
+        "poll_ms": CARDS_POLL,
     }
 
 

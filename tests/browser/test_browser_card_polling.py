@@ -1,7 +1,9 @@
 """How often an open Studio page asks for its cards, in real Chromium: every
 2 s while a job is live, every second while a card is inside its predicted
-finish window or archiving (a finished video then shows about a second
-sooner), and not at all once nothing is live."""
+finish window (a finished video then shows about a second sooner), every
+half second while one is archiving or inside its window with a provider
+that sends webhooks (the webhook moves the job on at once, so the page's
+interval is most of the wait), and not at all once nothing is live."""
 
 import re
 import statistics
@@ -29,12 +31,17 @@ def gaps(times: list[float], start: float, end: float) -> list[float]:
     return [b - a for a, b in pairwise(inside)]
 
 
-def test_the_page_asks_every_second_while_a_card_may_finish_and_every_2_s_otherwise(
-    live_server, page, sign_in, alice, artifacts, monkeypatch
-):
+def open_with_window(live_server, page, sign_in, alice, monkeypatch, **job_fields):
+    """The Studio page open on one processing job whose predicted finish window
+    lasts WINDOW seconds from now; returns the job, its card, the times the
+    page asked for the cards (monotonic) and when the window began."""
     credits_grant(user=alice, pool="studio", amount=100, key="grant:alice")
     job = make_job(
-        alice, state=JobState.PROCESSING, submitted_after=timedelta(0), provider_task_id="t-1"
+        alice,
+        state=JobState.PROCESSING,
+        submitted_after=timedelta(0),
+        provider_task_id="t-1",
+        **job_fields,
     )
     page.set_viewport_size({"width": 1360, "height": 1000})
     sign_in(page, alice)
@@ -51,6 +58,31 @@ def test_the_page_asks_every_second_while_a_card_may_finish_and_every_2_s_otherw
     card = page.locator(f"#job-{job.pk}")
     expect(card).to_have_attribute("data-finish-until", str(int(window[1].timestamp() * 1000)))
     started = time.monotonic() - (timezone.now() - opened).total_seconds()
+    return job, card, asked, started
+
+
+def test_the_page_asks_every_half_second_while_a_webhook_providers_card_may_finish(
+    live_server, page, sign_in, alice, artifacts, monkeypatch, settings
+):
+    settings.WEBHOOKS_ALLOW_HTTP = True  # lipsync.studio is given a webhook for its jobs
+    job, card, asked, started = open_with_window(
+        live_server, page, sign_in, alice, monkeypatch, provider="lipsync_studio"
+    )
+    expect(card).to_have_attribute("data-webhooks", "1")
+
+    page.wait_for_timeout((WINDOW + 5.5 - (time.monotonic() - started)) * 1000)
+    fast = gaps(asked, started + 1.5, started + WINDOW - 0.5)
+    slow = gaps(asked, started + WINDOW + 1.5, time.monotonic())
+    assert len(fast) >= 6 and statistics.median(fast) == pytest.approx(0.5, abs=0.15), fast
+    assert len(slow) >= 1 and min(slow) >= 1.7 and max(slow) <= 2.6, slow
+    full_page_shot(page, artifacts / "card-polling-webhooks.png")
+
+
+def test_the_page_asks_every_second_while_a_card_may_finish_and_every_2_s_otherwise(
+    live_server, page, sign_in, alice, artifacts, monkeypatch
+):
+    job, card, asked, started = open_with_window(live_server, page, sign_in, alice, monkeypatch)
+    expect(card).not_to_have_attribute("data-webhooks", "1")  # JoyPix has none
 
     # Inside the window, then past it (the job is still rendering: the tail).
     page.wait_for_timeout((WINDOW + 7.5 - (time.monotonic() - started)) * 1000)
@@ -59,7 +91,7 @@ def test_the_page_asks_every_second_while_a_card_may_finish_and_every_2_s_otherw
     assert len(fast) >= 3 and statistics.median(fast) == pytest.approx(1.0, abs=0.3), fast
     assert len(slow) >= 2 and min(slow) >= 1.7 and max(slow) <= 2.6, slow
 
-    # The provider finished: while it is archived the page asks every second again.
+    # The provider finished: while it is archived the page asks every half second.
     Job.objects.filter(pk=job.pk).update(
         state=JobState.ARCHIVING,
         output_url="https://cdn.example/out.mp4",
@@ -69,7 +101,7 @@ def test_the_page_asks_every_second_while_a_card_may_finish_and_every_2_s_otherw
     archiving_from = time.monotonic()
     page.wait_for_timeout(4_500)
     archiving = gaps(asked, archiving_from + 0.2, time.monotonic())
-    assert len(archiving) >= 3 and statistics.median(archiving) == pytest.approx(1.0, abs=0.3)
+    assert len(archiving) >= 6 and statistics.median(archiving) == pytest.approx(0.5, abs=0.15)
     full_page_shot(page, artifacts / "card-polling-archiving.png")
 
     # Settled: nothing live, the page stops asking.

@@ -14,8 +14,9 @@ import requests
 from django.core import signing
 from django.urls import reverse
 
+from jobs import tasks
 from jobs.models import EntryKind, Job
-from jobs.pipeline import poller
+from jobs.pipeline import lifecycle, poller
 from jobs.pipeline.webhooks import webhook_url
 from tests.pipeline_support import (
     GRANT,
@@ -121,6 +122,79 @@ def test_a_webhook_completes_the_job_within_a_second_without_the_poll_loop(
         (LIPSYNC_JOBS + task.id, 200)
     ]
     assert webhooks_on == []  # the poll loop never ran
+
+
+@pytest.fixture
+def queued(monkeypatch) -> list[str]:
+    """The tasks queued (still run inline, Q_SYNC), by name."""
+    names: list[str] = []
+    real_enqueue = lifecycle.enqueue
+
+    def enqueue(func: str, *args: object) -> None:
+        names.append(func)
+        real_enqueue(func, *args)
+
+    monkeypatch.setattr(lifecycle, "enqueue", enqueue)
+    return names
+
+
+def test_the_worker_whose_poll_sees_completed_archives_it_without_a_second_task(
+    pipeline, settings, webhooks_on, queued, monkeypatch
+):
+    """On the cluster a second task waits for the broker (up to half a second
+    on the database broker) and a free worker: the webhook's worker archives
+    at once instead."""
+    slow_first_poll(settings)
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "timeout": 240}
+    real_download = lifecycle._download
+    budgets: list[float] = []
+
+    def download(url, **kwargs):
+        budgets.append(kwargs["max_seconds"])
+        real_download(url, **kwargs)
+
+    monkeypatch.setattr(lifecycle, "_download", download)
+    job = submitted(create_talking_photo(pipeline, seconds=1.5))
+
+    wait_until(lambda: state_of(job) == "completed", timeout=10, what="the webhook's completion")
+
+    assert_completed_once(pipeline, job, 1.5)
+    assert "jobs.tasks.poll_job" in queued
+    assert "jobs.tasks.archive_job" not in queued
+    assert webhooks_on == []
+    # The one task's timeout covers the poll and the archive: the download
+    # gets all but a minute of it, less what the poll took.
+    [budget] = budgets
+    assert 175 < budget < 180
+
+
+def test_an_archive_task_arriving_while_the_worker_archives_does_not_archive_twice(
+    pipeline, settings, webhooks_on, monkeypatch
+):
+    """The webhook's worker archives; a duplicate archive_job (a task delivered
+    again, the reconciler's) arriving mid-download finds the job claimed and
+    leaves it: one download, one charge."""
+    slow_first_poll(settings)
+    real_download = lifecycle._download
+    during: list[tuple[int, int]] = []
+
+    def download(url, **kwargs):
+        pk = Job.objects.get(output_url=url).pk
+        tasks.archive_job(pk)  # a second worker, while this one downloads
+        lifecycle.jobs_reconcile()  # and the reconciler's look at archiving jobs
+        during.append((pk, Job.objects.get(pk=pk).archive_attempts))
+        real_download(url, **kwargs)
+
+    monkeypatch.setattr(lifecycle, "_download", download)
+    job = submitted(create_talking_photo(pipeline, seconds=1.5))
+
+    wait_until(lambda: state_of(job) == "completed", timeout=10, what="the webhook's completion")
+
+    assert during == [(job.pk, 1)]  # one claim; the duplicate never reached a download
+    task = the_task(pipeline)
+    outputs = [c for c in pipeline.sandbox.calls if c.path == "/outputs/" + task.output_name]
+    assert len(outputs) == 1
+    assert_completed_once(pipeline, job, 1.5)
 
 
 def test_a_lost_webhook_is_made_up_for_by_the_poll_loop(pipeline, webhooks_on):

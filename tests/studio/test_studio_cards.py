@@ -64,9 +64,10 @@ def test_a_live_card_shows_its_hold_and_the_page_polls(funded_alice_client, alic
 def test_a_rendering_card_carries_the_window_its_page_hurries_in(
     funded_alice_client, alice, real_job, settings
 ):
-    """The page asks every second while the provider most likely finishes a
-    card (js/studio/poller.js): from the job's predicted p2 to its p98 plus
-    the poll loop's lag target, the same prediction its polls follow."""
+    """The page asks every second (half a second for a provider that sends
+    webhooks) while the provider most likely finishes a card
+    (js/studio/poller.js): from the job's predicted p2 to its p98 plus the
+    poll loop's lag target, the same prediction its polls follow."""
     from jobs.pipeline.render_times import render_schedule
 
     settings.POLL_LAG_TARGET_SECONDS = 3
@@ -88,6 +89,32 @@ def test_a_rendering_card_carries_the_window_its_page_hurries_in(
     assert ms(submitted) < start < end
     # A card not at the provider has none: the page asks it every 2 s.
     assert re.search(rf'id="job-{queued.pk}" data-created="\d+" aria-labelledby', html)
+
+
+def test_a_webhook_providers_rendering_card_says_so_and_the_poller_carries_the_intervals(
+    funded_alice_client, alice, real_job, settings
+):
+    """The page asks every half second inside a card's window when its
+    provider sends a webhook (data-webhooks); the intervals come from the
+    page itself, so poller.js and the bench's page follow the same numbers."""
+    submitted = timezone.now() - timedelta(seconds=10)
+    settings.WEBHOOKS_ALLOW_HTTP = True
+    calls_back = real_job(alice, state="processing", submitted_at=submitted)
+    # (real_job makes JoyPix jobs; lipsync.studio takes a webhook.)
+    Job.objects.filter(pk=calls_back.pk).update(provider="lipsync_studio")
+    joypix = real_job(alice, state="processing", submitted_at=submitted)
+
+    html = funded_alice_client.get(reverse("studio")).content.decode()
+
+    card = re.compile(r'<article\b[^>]*\bid="job-(\d+)"[^>]*>')
+    webhooks = {int(m.group(1)): 'data-webhooks="1"' in m.group(0) for m in card.finditer(html)}
+    assert webhooks == {calls_back.pk: True, joypix.pk: False}
+    assert 'data-slow-ms="2000" data-fast-ms="1000" data-fastest-ms="500"' in html
+
+    # Offered no webhook (plain http, not allowed): its window is asked every second.
+    settings.WEBHOOKS_ALLOW_HTTP = False
+    html = funded_alice_client.get(reverse("studio")).content.decode()
+    assert "data-webhooks" not in html
 
 
 def test_with_nothing_live_the_page_does_not_poll(funded_alice_client, alice, real_job):

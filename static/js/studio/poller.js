@@ -1,41 +1,59 @@
 /* The Studio cards' live updates. One poller element (#cards-poller), never
    replaced, asks for the cards that changed since its cursor (data-since):
-   every 2 s while a job is live (data-polling), every second while one of
-   its cards is archiving or inside its predicted finish window
-   (data-finish-from to data-finish-until, epoch ms: when the provider most
-   likely finishes it), so a finished video shows about a second sooner at
-   the cost of cheap "nothing changed" answers; and at once when an answer
+   while a job is live (data-polling), every data-slow-ms (2 s); every
+   data-fast-ms (1 s) while one of its cards is inside its predicted finish
+   window (data-finish-from to data-finish-until, epoch ms: when the provider
+   most likely finishes it); every data-fastest-ms (0.5 s) while a card is
+   archiving, or inside its window with a provider that calls back
+   (data-webhooks: the webhook moves the job on at once, so the page's
+   interval is most of what is left before the video shows). Those moments
+   cost cheap "nothing changed" answers. It also asks at once when an answer
    says a job was queued ("cards-poll"). It sends the creation times of the
    newest and oldest card here, so the answer replaces the cards this page
    holds and puts newer ones first (a job made here or elsewhere). The cursor
    moves only once an answer has been applied (its swap: out of band only):
    one that failed is asked for again. Its requests queue one behind the other. */
 
-const SLOW = 2000;
-const FAST = 1000;
-
 const poller = document.getElementById("cards-poller");
 
-/* True while a card here is archiving or inside its finish window. */
-function hurrying(now) {
-  if (document.querySelector("#job-cards > .job-card--archiving")) return true;
-  return Array.from(document.querySelectorAll("#job-cards > .job-card[data-finish-from]")).some(
+/* The intervals (ms) come from the page (jobs/studio/cards.py CARDS_POLL). */
+function every(name, fallback) {
+  const ms = Number(poller.dataset[name]);
+  return ms > 0 ? ms : fallback;
+}
+
+/* The interval that applies now: the fastest while a card is archiving or
+   inside the finish window of a provider that calls back, the fast one while
+   one is inside its window, else the slow one. */
+function interval(now, { slow, fast, fastest }) {
+  if (document.querySelector("#job-cards > .job-card--archiving")) return fastest;
+  const inside = Array.from(
+    document.querySelectorAll("#job-cards > .job-card[data-finish-from]"),
+  ).filter(
     (card) =>
       Number(card.getAttribute("data-finish-from")) <= now &&
       now <= Number(card.getAttribute("data-finish-until")),
   );
+  if (inside.some((card) => card.hasAttribute("data-webhooks"))) return fastest;
+  return inside.length ? fast : slow;
 }
 
 if (poller) {
-  let lastTick = Date.now();
+  const intervals = {
+    slow: every("slowMs", 2000),
+    fast: every("fastMs", 1000),
+    fastest: every("fastestMs", 500),
+  };
+  const tick = Math.min(intervals.slow, intervals.fast, intervals.fastest);
+  let lastAsk = Date.now();
   window.setInterval(() => {
     if (poller.dataset.polling !== "1") return;
     const now = Date.now();
-    // Within 100 ms of 2 s counts as 2 s: timers fire a little early or late.
-    if (now - lastTick < SLOW - 100 && !hurrying(now)) return;
-    lastTick = now;
+    // Within a fifth of a tick counts: timers fire a little early or late.
+    if (now - lastAsk < interval(now, intervals) - tick / 5) return;
+    lastAsk = now;
     htmx.trigger(document.body, "cards-poll");
-  }, FAST);
+  }, tick);
 
   poller.addEventListener("htmx:configRequest", (event) => {
     if (event.detail.elt !== poller) return;
