@@ -488,7 +488,7 @@ JOB_ID = re.compile(r'\bid="job-(\d+)"')
 CARD_STATE = re.compile(r'\bclass="[^"]*\bjob-card--([a-z_]+)\b')
 CREATED = re.compile(r'\bdata-created="(\d+)"')
 POLLER = re.compile(r'<div\b[^>]*\bid="cards-poller"[^>]*>', re.S)
-DATA = re.compile(r'\bdata-(since|polling|slow-ms|fast-ms|fastest-ms)="([^"]*)"')
+DATA = re.compile(r'\bdata-(since|polling|ticket|slow-ms|fast-ms|fastest-ms)="([^"]*)"')
 FINISH = re.compile(r'\bdata-finish-from="(\d+)" data-finish-until="(\d+)"')
 WEBHOOKS = re.compile(r'\bdata-webhooks="1"')
 
@@ -525,6 +525,7 @@ class Poller:
 
     since: str
     polling: bool
+    ticket: str  # data-ticket: the cheap "nothing changed" pass (card_tickets)
     slow: float = PAGE_INTERVAL
     fast: float = PAGE_HURRY
     fastest: float = PAGE_RUSH
@@ -538,7 +539,8 @@ def parse_poller(text: str) -> Poller:
     slow = float(data.get("slow-ms", PAGE_INTERVAL * 1000)) / 1000
     fast = float(data.get("fast-ms", PAGE_HURRY * 1000)) / 1000
     fastest = float(data.get("fastest-ms", fast * 1000)) / 1000
-    return Poller(data["since"], data.get("polling") == "1", slow, fast, fastest)
+    polling = data.get("polling") == "1"
+    return Poller(data["since"], polling, data.get("ticket", ""), slow, fast, fastest)
 
 
 class StudioPage:
@@ -546,7 +548,8 @@ class StudioPage:
 
     The page is loaded (GET /) once the first job exists. Its one
     #cards-poller asks GET /studio/cards/?since=<cursor>&newest=&oldest= (the
-    creation times of the cards it holds) every 2 s while polling is on, every
+    creation times of the cards it holds; its card ticket in X-Cards-Ticket,
+    renewed by the answers) every 2 s while polling is on, every
     second while a card it holds is inside its finish window
     (data-finish-from/-until), every 0.5 s while one is archiving or inside
     its window with a provider that calls back (data-webhooks): the
@@ -559,6 +562,7 @@ class StudioPage:
         self.base_url, self.session = base_url, session
         self.lock = threading.Lock()
         self.since = ""
+        self.ticket = ""
         self.polling_on = False
         self.asked = threading.Event()  # a job was made here: ask at once
         self.closing = threading.Event()
@@ -583,6 +587,7 @@ class StudioPage:
             raise RuntimeError("the Studio page loaded with its #cards-poller off")
         with self.lock:
             self.since, self.polling_on, self.intervals = poller.since, True, poller
+            self.ticket = poller.ticket
         self.thread.start()
 
     def rearm(self) -> None:
@@ -651,7 +656,10 @@ class StudioPage:
                     params["oldest"] = min(self.created.values())
             try:
                 response = self.session.get(
-                    f"{self.base_url}/studio/cards/", params=params, timeout=30
+                    f"{self.base_url}/studio/cards/",
+                    params=params,
+                    headers={"X-Cards-Ticket": self.ticket},
+                    timeout=30,
                 )
             except requests.RequestException:
                 self.errors += 1  # the cursor stays: the next ask repeats it
@@ -666,6 +674,7 @@ class StudioPage:
             polling = response.headers.get("X-Cards-Polling") == "1"
             with self.lock:
                 self.since = response.headers.get("X-Cards-Since", self.since)
+                self.ticket = response.headers.get("X-Cards-Ticket", self.ticket)
                 if self.polling_on and not polling:
                     self.stops += 1
                 self.polling_on = polling
