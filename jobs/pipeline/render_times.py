@@ -111,12 +111,28 @@ def finish_window(job: Job) -> tuple[datetime, datetime] | None:
 
 
 def render_schedule(job: Job) -> Schedule:
-    return Schedule.for_job(
-        render_prediction(job),
-        seconds=job.input_seconds,
-        lag=settings.POLL_LAG_TARGET_SECONDS,
-        webhooks=_calls_back(job),
-    )
+    return render_schedules([job])[job.pk]
+
+
+def render_schedules(jobs: list[Job]) -> dict[int | None, Schedule]:
+    """The schedule of each of `jobs` (by pk). A round of polls asks for
+    dozens at once: the prediction (a blend can cost milliseconds) and
+    whether the provider calls back are worked out once per provider, model
+    and resolution, not once per job."""
+    predictions: dict[tuple[str, str, str], tuple[Prediction, bool]] = {}
+    out = {}
+    for job in jobs:
+        key = render_key(job)
+        if key not in predictions:
+            predictions[key] = (render_prediction(job), _calls_back(job))
+        prediction, webhooks = predictions[key]
+        out[job.pk] = Schedule.for_job(
+            prediction,
+            seconds=job.input_seconds,
+            lag=settings.POLL_LAG_TARGET_SECONDS,
+            webhooks=webhooks,
+        )
+    return out
 
 
 def _calls_back(job: Job) -> bool:
