@@ -69,6 +69,7 @@ from .render_times import (
     render_expected,
     render_schedule,
     render_schedules,
+    render_times_batched,
     render_times_learn,
 )
 from .schedule import Schedule
@@ -571,13 +572,15 @@ def polls_apply(answers: list[tuple[Job, TaskStatus | ProviderError]]) -> None:
     """Apply a round of status answers for jobs as claimed. Most say "not
     done": those are written together (polls_not_done), so a round costs a
     fixed number of statements, not a few per job; the rest (finished,
-    failed, errors) one by one."""
+    failed, errors) one by one, the finished ones teaching the render times
+    once per provider, model and resolution at the end."""
     not_done = []
-    for job, result in answers:
-        if isinstance(result, TaskStatus) and result.state not in ("completed", "failed"):
-            not_done.append((job, result))
-        else:
-            job_status_apply(job, result=result)
+    with render_times_batched():
+        for job, result in answers:
+            if isinstance(result, TaskStatus) and result.state not in ("completed", "failed"):
+                not_done.append((job, result))
+            else:
+                job_status_apply(job, result=result)
     polls_not_done(not_done, now=timezone.now())
 
 
