@@ -586,9 +586,10 @@ def polls_apply(answers: list[tuple[Job, TaskStatus | ProviderError]]) -> None:
 
 def polls_not_done(answers: list[tuple[Job, TaskStatus]], *, now: datetime) -> None:
     """Record "not done" answers and set each job's next poll by its
-    schedule, in one transaction of at most 1 + 2 per provider state seen
-    statements, whatever the number of jobs. Only jobs still processing
-    change; a webhook that made one due earlier meanwhile keeps its time."""
+    schedule, in one transaction whatever the number of jobs: one UPDATE for
+    them all, plus two (the owners, the UPDATE) per provider state new to
+    some of them. Only jobs still processing change; a webhook that made one
+    due earlier meanwhile keeps its time."""
     if not answers:
         return
     schedules = render_schedules([job for job, _ in answers])
