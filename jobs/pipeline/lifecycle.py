@@ -573,15 +573,19 @@ def polls_apply(answers: list[tuple[Job, TaskStatus | ProviderError]]) -> None:
     done": those are written together (polls_not_done), so a round costs a
     fixed number of statements, not a few per job; the rest (finished,
     failed, errors) one by one, the finished ones teaching the render times
-    once per provider, model and resolution at the end."""
+    once per provider, model and resolution at the end. All in one
+    transaction: one commit per round, not one per statement. (Should one
+    answer's writes fail, the round's jobs are asked again once their claim's
+    lease ends: no answer is lost, only repeated.)"""
     not_done = []
-    with render_times_batched():
-        for job, result in answers:
-            if isinstance(result, TaskStatus) and result.state not in ("completed", "failed"):
-                not_done.append((job, result))
-            else:
-                job_status_apply(job, result=result)
-    polls_not_done(not_done, now=timezone.now())
+    with transaction.atomic():
+        with render_times_batched():
+            for job, result in answers:
+                if isinstance(result, TaskStatus) and result.state not in ("completed", "failed"):
+                    not_done.append((job, result))
+                else:
+                    job_status_apply(job, result=result)
+        polls_not_done(not_done, now=timezone.now())
 
 
 def polls_not_done(answers: list[tuple[Job, TaskStatus]], *, now: datetime) -> None:
@@ -593,7 +597,7 @@ def polls_not_done(answers: list[tuple[Job, TaskStatus]], *, now: datetime) -> N
     if not answers:
         return
     schedules = render_schedules([job for job, _ in answers])
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # within polls_apply's: no savepoint
         _provider_states_record(answers, now=now)
         pks = [job.pk for job, _ in answers]
         seeds = [When(pk=job.pk, then=Value(r.seed)) for job, r in answers if r.seed is not None]

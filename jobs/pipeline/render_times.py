@@ -175,12 +175,14 @@ def render_times_batched() -> Iterator[None]:
         yield
     finally:
         noted, _batch.jobs = _batch.jobs, None
-        for job in noted.values():
-            try:
-                with transaction.atomic():  # a savepoint: a failure here rolls back only it
-                    _learn(job)
-            except Exception:  # learning must never lose a finished job
-                log.exception("job %s: could not learn its render time", job.pk)
+    # Not after a failure: polls_apply's transaction, the finished jobs with
+    # it, is being rolled back.
+    for job in noted.values():
+        try:
+            with transaction.atomic():  # a savepoint: a failure here rolls back only it
+                _learn(job)
+        except Exception:  # learning must never lose a finished job
+            log.exception("job %s: could not learn its render time", job.pk)
 
 
 def render_times_learn(job: Job) -> Prediction | None:
