@@ -24,7 +24,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
-from django.db.models import BigIntegerField, F, Q, Value
+from django.db.models import BigIntegerField, Case, DateTimeField, F, Q, Value, When
 from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
 
@@ -64,7 +64,15 @@ from jobs.providers.routing import adapter_for, endpoint_for
 from jobs.studio.uploads import upload_copy
 
 from .inputs import input_link
-from .render_times import finish_estimate, render_expected, render_schedule, render_times_learn
+from .render_times import (
+    finish_estimate,
+    render_expected,
+    render_schedule,
+    render_schedules,
+    render_times_batched,
+    render_times_learn,
+)
+from .schedule import Schedule
 from .selectors import job_made_already
 from .webhooks import webhook_url, webhooks_enabled
 
@@ -523,6 +531,9 @@ def job_status_apply(
         log.info("job %s: poll failed (%s); next in %.1f s", job.pk, result, delay)
         _schedule_next_poll(job, at=now + timedelta(seconds=delay))
         return False
+    if result.state not in ("completed", "failed"):
+        polls_not_done([(job, result)], now=now)
+        return False
     if job.not_found_count:
         Job.objects.filter(pk=job.pk).update(not_found_count=0, not_found_since=None)
     if job.first_status_at is None or (result.seed is not None and job.provider_seed is None):
@@ -560,14 +571,94 @@ def job_status_apply(
     if result.state == "failed":
         job_fail(job, message=result.error or "The provider reported a failure without a reason.")
         return False
-    if result.state != job.provider_state:
-        # "pending" shows as waiting in the provider's line, not rendering; the
-        # card changes, so updated_at too (open pages ask by it).
-        Job.objects.filter(pk=job.pk, state=JobState.PROCESSING).update(
-            provider_state=result.state, updated_at=now
+
+
+def polls_apply(answers: list[tuple[Job, TaskStatus | ProviderError]]) -> None:
+    """Apply a round of status answers for jobs as claimed. Most say "not
+    done": those are written together (polls_not_done), so a round costs a
+    fixed number of statements, not a few per job; the rest (finished,
+    failed, errors) one by one, the finished ones teaching the render times
+    once per provider, model and resolution at the end. All in one
+    transaction: one commit per round, not one per statement. A finished,
+    failed or erring job whose writes fail is rolled back alone (a savepoint)
+    and asked again once its claim's lease ends; should the batch's own
+    statements fail, the whole round is: no answer is lost, only repeated.)"""
+    not_done = []
+    with transaction.atomic():
+        with render_times_batched():
+            for job, result in answers:
+                if isinstance(result, TaskStatus) and result.state not in ("completed", "failed"):
+                    not_done.append((job, result))
+                    continue
+                try:
+                    with transaction.atomic():  # a savepoint: one job's failure is its own
+                        job_status_apply(job, result=result)
+                except Exception:
+                    # Not the round's: the others are applied, and this job's
+                    # claim lapses, so it is asked again after its lease.
+                    log.exception("job %s: its status answer could not be applied", job.pk)
+        polls_not_done(not_done, now=timezone.now())
+
+
+def polls_not_done(answers: list[tuple[Job, TaskStatus]], *, now: datetime) -> None:
+    """Record "not done" answers and set each job's next poll by its
+    schedule, in one transaction whatever the number of jobs: one UPDATE for
+    them all, plus two (the owners, the UPDATE) per provider state new to
+    some of them. Only jobs still processing change; a webhook that made one
+    due earlier meanwhile keeps its time."""
+    if not answers:
+        return
+    schedules = render_schedules([job for job, _ in answers])
+    with transaction.atomic(savepoint=False):  # within polls_apply's: no savepoint
+        _provider_states_record(answers, now=now)
+        pks = [job.pk for job, _ in answers]
+        seeds = [When(pk=job.pk, then=Value(r.seed)) for job, r in answers if r.seed is not None]
+        Job.objects.filter(pk__in=pks, state=JobState.PROCESSING).update(
+            next_poll_at=Case(
+                *[
+                    when
+                    for job, _ in answers
+                    for when in _next_poll_when(
+                        job, at=now + next_poll_delay(job, now=now, schedule=schedules[job.pk])
+                    )
+                ],
+                output_field=DateTimeField(),
+            ),
+            # For render_times' finish estimate: when it was last seen not done.
+            provider_pending_at=now,
+            # For the job's page: when the provider first answered, the seed it used.
+            first_status_at=Coalesce(F("first_status_at"), Value(now)),
+            provider_seed=Coalesce(
+                F("provider_seed"), Case(*seeds, default=None, output_field=BigIntegerField())
+            ),
+            # An answer ends a run of "not found" (_task_not_found).
+            not_found_count=0,
+            not_found_since=None,
         )
-    _schedule_next_poll(job, at=now + next_poll_delay(job, now=now), pending_at=now)
-    return False
+
+
+def _provider_states_record(answers: list[tuple[Job, TaskStatus]], *, now: datetime) -> None:
+    """ "pending" shows as waiting in the provider's line, not rendering: the
+    card changes, so updated_at too (open pages ask by it, and the owners'
+    card stamps are bumped). One UPDATE per new state, only for the jobs
+    whose state changed: an answer that changes nothing on a card bumps none."""
+    changed: dict[str, list[int]] = {}
+    for job, result in answers:
+        if result.state != job.provider_state:
+            changed.setdefault(result.state, []).append(job.pk)
+    for state, pks in changed.items():
+        Job.objects.filter(pk__in=pks, state=JobState.PROCESSING).update(
+            provider_state=state, updated_at=now
+        )
+
+
+def _next_poll_when(job: Job, *, at: datetime) -> tuple[When, When]:
+    """`at` if the job's next poll is still the claim's lease; else the
+    earlier of the two (a webhook's job_poll_now or staff asked meanwhile)."""
+    return (
+        When(pk=job.pk, next_poll_at=job.next_poll_at, then=Value(at)),
+        When(pk=job.pk, then=Least(F("next_poll_at"), Value(at))),
+    )
 
 
 def _execution_seconds(result: TaskStatus) -> float | None:
@@ -613,12 +704,13 @@ def _schedule_next_poll(job: Job, *, at: datetime, pending_at: datetime | None =
         processing.update(next_poll_at=Least(F("next_poll_at"), Value(at)), **also)
 
 
-def next_poll_delay(job: Job, *, now: datetime) -> timedelta:
+def next_poll_delay(job: Job, *, now: datetime, schedule: Schedule | None = None) -> timedelta:
     """Until the next poll of the job's schedule (schedule.py): at most
     POLL_LAG_TARGET_SECONDS apart where the learnt distribution says it is
-    likely to finish, growing past it."""
+    likely to finish, growing past it. `schedule`: the job's, if known."""
     elapsed = (now - (job.submitted_at or now)).total_seconds()
-    return timedelta(seconds=render_schedule(job).next_after(elapsed) - elapsed)
+    schedule = schedule or render_schedule(job)
+    return timedelta(seconds=schedule.next_after(elapsed) - elapsed)
 
 
 def job_poll_now(job_id: int) -> None:

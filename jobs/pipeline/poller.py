@@ -93,8 +93,7 @@ def run_round(adapters: dict[str, ProviderAdapter], *, pool: ThreadPoolExecutor)
         def fetch(job: Job) -> TaskStatus | ProviderError:
             return lifecycle.job_status_fetch(job, adapter=clients[job.pk])
 
-        for job, result in zip(jobs, pool.map(fetch, jobs), strict=True):
-            lifecycle.job_status_apply(job, result=result)
+        lifecycle.polls_apply(list(zip(jobs, pool.map(fetch, jobs), strict=True)))
     # Archiving is the archive_job task's work (a download can take minutes and
     # must not hold up polling); the loop only takes over jobs whose task was
     # lost or whose retry is due.

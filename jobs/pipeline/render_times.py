@@ -37,6 +37,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from jobs.models import Job, RenderTimes
@@ -118,12 +119,28 @@ def finish_window(job: Job) -> tuple[datetime, datetime] | None:
 
 
 def render_schedule(job: Job) -> Schedule:
-    return Schedule.for_job(
-        render_prediction(job),
-        seconds=job.input_seconds,
-        lag=settings.POLL_LAG_TARGET_SECONDS,
-        webhooks=calls_back(job),
-    )
+    return render_schedules([job])[job.pk]
+
+
+def render_schedules(jobs: list[Job]) -> dict[int | None, Schedule]:
+    """The schedule of each of `jobs` (by pk). A round of polls asks for
+    dozens at once: the prediction (a blend can cost milliseconds) and
+    whether the provider calls back are worked out once per provider, model
+    and resolution, not once per job."""
+    predictions: dict[tuple[str, str, str], tuple[Prediction, bool]] = {}
+    out = {}
+    for job in jobs:
+        key = render_key(job)
+        if key not in predictions:
+            predictions[key] = (render_prediction(job), calls_back(job))
+        prediction, webhooks = predictions[key]
+        out[job.pk] = Schedule.for_job(
+            prediction,
+            seconds=job.input_seconds,
+            lag=settings.POLL_LAG_TARGET_SECONDS,
+            webhooks=webhooks,
+        )
+    return out
 
 
 def calls_back(job: Job) -> bool:
@@ -145,9 +162,46 @@ def finish_estimate(job: Job, *, seen_at: datetime, execution_seconds: float | N
     return earliest + (seen_at - earliest) / 2
 
 
+_batch = threading.local()
+
+
+@contextmanager
+def render_times_batched() -> Iterator[None]:
+    """Within it (in this thread), render_times_learn only notes the row a
+    finished job teaches; on leaving, each noted row is rewritten once. A
+    round of polls that sees 30 jobs of one provider, model and resolution
+    finished learns once from all of them (the row is the same as after 30
+    rewrites: each reads the latest jobs), not 30 times."""
+    if getattr(_batch, "jobs", None) is not None:
+        yield  # nested: the outer one learns
+        return
+    _batch.jobs = {}
+    try:
+        yield
+    finally:
+        noted, _batch.jobs = _batch.jobs, None
+    # Not after a failure: polls_apply's transaction, the finished jobs with
+    # it, is being rolled back.
+    for job in noted.values():
+        try:
+            with transaction.atomic():  # a savepoint: a failure here rolls back only it
+                _learn(job)
+        except Exception:  # learning must never lose a finished job
+            log.exception("job %s: could not learn its render time", job.pk)
+
+
 def render_times_learn(job: Job) -> Prediction | None:
     """Rewrite the row of `job`'s provider, model and resolution from its
-    latest finished jobs (`job` among them, its provider_seconds saved)."""
+    latest finished jobs (`job` among them, its provider_seconds saved).
+    None when nothing was learnt, or not yet (render_times_batched)."""
+    noted = getattr(_batch, "jobs", None)
+    if noted is not None:
+        noted[render_key(job)] = job
+        return None
+    return _learn(job)
+
+
+def _learn(job: Job) -> Prediction | None:
     provider, model, resolution = render_key(job)
     window = settings.POLL_LEARN_JOBS
     finished = Job.objects.filter(
