@@ -527,3 +527,40 @@ NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 )
 def test_parse_retry_after(value, seconds):
     assert parse_retry_after(value, now=NOW) == seconds
+
+
+def test_the_environments_proxy_is_read_once_when_the_client_is_made(monkeypatch):
+    """A proxy set in the environment (HTTP_PROXY / NO_PROXY) is used, as
+    requests would; it is read when the client is made, not on every request
+    (that re-reading was a third of a status request's cost in the poll loop)."""
+    seen = []
+
+    class Proxy(BaseHTTPRequestHandler):
+        def do_GET(self):  # a forward proxy gets the absolute URL
+            seen.append(self.path)
+            body = b'{"state": "processing"}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.server_port}")
+        monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{server.server_port}")
+        http = client("http://provider.example")  # resolvable only through the proxy
+        monkeypatch.setenv("NO_PROXY", "*")  # read once: a later change is not seen
+        monkeypatch.setenv("no_proxy", "*")
+        assert http.get("/status/1") == {"state": "processing"}
+        assert seen == ["http://provider.example/status/1"]
+        http.close()
+    finally:
+        server.shutdown()
+        server.server_close()
