@@ -525,10 +525,10 @@ class Poller:
 
     since: str
     polling: bool
-    ticket: str  # data-ticket: the cheap "nothing changed" pass (card_tickets)
     slow: float = PAGE_INTERVAL
     fast: float = PAGE_HURRY
     fastest: float = PAGE_RUSH
+    ticket: str = ""  # data-ticket: the cheap "nothing changed" pass (card_tickets)
 
 
 def parse_poller(text: str) -> Poller:
@@ -540,7 +540,7 @@ def parse_poller(text: str) -> Poller:
     fast = float(data.get("fast-ms", PAGE_HURRY * 1000)) / 1000
     fastest = float(data.get("fastest-ms", fast * 1000)) / 1000
     polling = data.get("polling") == "1"
-    return Poller(data["since"], polling, data.get("ticket", ""), slow, fast, fastest)
+    return Poller(data["since"], polling, slow, fast, fastest, data.get("ticket", ""))
 
 
 class StudioPage:
