@@ -28,6 +28,7 @@ from jobs.pipeline import lifecycle, retention
 from jobs.studio.cards import STAMP_TRUST
 from tests.factories import make_job
 from tests.pipeline_support import _seed_rates, run_until_terminal
+from tests.stamps_support import card_ids, last_change_ago, ms, stamps_in_shared_cache
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -36,15 +37,6 @@ def auth_queries(settings) -> int:
     """What signing in needs: the user, and the session unless it is read
     from the cache (with Redis, sessions are cached_db)."""
     return 1 if settings.SESSION_ENGINE.endswith("cached_db") else 2
-
-
-def ms(moment) -> int:
-    return int(moment.timestamp() * 1000)
-
-
-def card_ids(html: str) -> list[int]:
-    found = re.findall(r'<article class="card job-card[^"]*" id="job-(\d+)"', html)
-    return [int(pk) for pk in found]
 
 
 @pytest.fixture(params=["database", "locmem", "redis"])
@@ -57,27 +49,10 @@ def stamps(request, settings):
         url = os.environ.get("REDIS_URL")
         if not url:
             pytest.skip("needs REDIS_URL (CI's PostgreSQL + Redis run)")
-        backend = {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": url,
-            "KEY_PREFIX": f"test-stamps-{uuid.uuid4().hex}",
-        }
+        stamps_in_shared_cache(settings, redis_url=url, name="stamps")
     else:
-        backend = {
-            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-            "LOCATION": f"stamps-{uuid.uuid4().hex}",
-        }
-    settings.CACHES = {"default": backend}
-    settings.CARD_STAMPS_IN_CACHE = True
+        stamps_in_shared_cache(settings, redis_url=None, name="stamps")
     return auth_queries(settings)
-
-
-def last_change_ago(owner, seconds: float) -> None:
-    """As if the member's jobs had last changed `seconds` ago."""
-    then = timezone.now() - timedelta(seconds=seconds)
-    Job.objects.filter(owner=owner).update(updated_at=then)
-    if card_stamps.stamps_in_cache():
-        cache.set(card_stamps._key(owner.pk), ms(then))
 
 
 @pytest.fixture

@@ -10,34 +10,23 @@ when REDIS_URL is set, else local memory)."""
 
 import os
 import re
-import uuid
 from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
 from django.conf import settings as django_settings
 from django.core import signing
-from django.core.cache import cache
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import empty
 
-from jobs.models import Job, card_stamps
 from jobs.pipeline import lifecycle
 from jobs.studio import card_tickets
 from tests.factories import make_job
+from tests.stamps_support import card_ids, last_change_ago, ms, stamps_in_shared_cache
 
 pytestmark = pytest.mark.django_db(transaction=True)  # so on-commit stamp bumps run
-
-
-def ms(moment) -> int:
-    return int(moment.timestamp() * 1000)
-
-
-def card_ids(html: str) -> list[int]:
-    found = re.findall(r'<article class="card job-card[^"]*" id="job-(\d+)"', html)
-    return [int(pk) for pk in found]
 
 
 @pytest.fixture(params=["database", "cache"])
@@ -46,29 +35,8 @@ def stamps(request, settings):
     if request.param == "database":
         settings.CARD_STAMPS_IN_CACHE = False
         return 1  # the member's newest updated_at, from the index
-    url = os.environ.get("REDIS_URL")
-    if url:
-        backend = {
-            "BACKEND": "lipsync_site.redis_cache.RedisCache",  # as settings.py
-            "LOCATION": url,
-            "KEY_PREFIX": f"test-tickets-{uuid.uuid4().hex}",
-        }
-    else:
-        backend = {
-            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-            "LOCATION": f"tickets-{uuid.uuid4().hex}",
-        }
-    settings.CACHES = {"default": backend}
-    settings.CARD_STAMPS_IN_CACHE = True
+    stamps_in_shared_cache(settings, redis_url=os.environ.get("REDIS_URL"), name="tickets")
     return 0
-
-
-def last_change_ago(owner, seconds: float) -> None:
-    """As if the member's jobs had last changed `seconds` ago."""
-    then = timezone.now() - timedelta(seconds=seconds)
-    Job.objects.filter(owner=owner).update(updated_at=then)
-    if card_stamps.stamps_in_cache():
-        cache.set(card_stamps._key(owner.pk), ms(then))
 
 
 @pytest.fixture
