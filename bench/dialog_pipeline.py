@@ -208,7 +208,26 @@ def parse_args() -> argparse.Namespace:
     )
     side.add_argument("--webhooks", action="store_true", help="WEBHOOKS_ALLOW_HTTP=1")
     side.add_argument(
-        "--lag-target", type=float, default=None, help="POLL_LAG_TARGET_SECONDS (default 3)"
+        "--lag-target",
+        type=float,
+        default=None,
+        help="POLL_LAG_TARGET_SECONDS, the lag target until the archive time is measured "
+        "(default 3)",
+    )
+    side.add_argument(
+        "--match",
+        type=float,
+        default=None,
+        help="POLL_MATCH_SECONDS: the plain poller whose p95 the schedule matches once the "
+        "archive time is measured (default 5; 0: the fixed --lag-target throughout)",
+    )
+    side.add_argument(
+        "--warm-up",
+        type=int,
+        default=None,
+        help="jobs run to the end before the measured ones, not counted, so the studio has "
+        "measured its own archive time as a running studio has (default 10, the fewest it "
+        "goes by; 0: the measured jobs teach it)",
     )
     parser.add_argument("--seed", type=int, default=1, help="random seed of the job plan")
     parser.add_argument(
@@ -219,6 +238,8 @@ def parse_args() -> argparse.Namespace:
         parser.error("--jobs must be >= 1, --rtf and --stagger >= 0")
     if not 0 <= args.schedule_phase < SCHEDULE_EVERY:
         parser.error("--schedule-phase must be in [0, 60)")
+    if args.warm_up is None:
+        args.warm_up = 10 if args.side_by_side else 0
     return args
 
 
@@ -253,6 +274,8 @@ def reproduce_command(args: argparse.Namespace) -> str:
             f"--provider={args.provider}",
             *(["--webhooks"] if args.webhooks else []),
             *([f"--lag-target={args.lag_target:g}"] if args.lag_target else []),
+            *([f"--match={args.match:g}"] if args.match is not None else []),
+            f"--warm-up={args.warm_up}",
         ]
     return shlex.join(parts)
 
@@ -301,8 +324,10 @@ def configure_django(args, *, data_dir: Path, studio_url: str, sandbox: SandboxS
         environ["POLL_LOOP_SECONDS"] = str(args.loop_seconds)
     if args.webhooks:
         environ["WEBHOOKS_ALLOW_HTTP"] = "1"
-    if args.lag_target:
+    if getattr(args, "lag_target", None):
         environ["POLL_LAG_TARGET_SECONDS"] = repr(args.lag_target)
+    if getattr(args, "match", None) is not None:
+        environ["POLL_MATCH_SECONDS"] = repr(args.match)
     django_start(data_dir=data_dir, **environ)
 
 
@@ -738,11 +763,12 @@ class RunResult:
     calls: dict[str, int]  # by kind, as the sandbox counted them
     wall: float
     notes: list[str] = field(default_factory=list)
+    calls_since: int = 0  # the sandbox's calls before this (a warm-up's) are not its own
 
 
-def count_calls(sandbox: SandboxServer) -> dict[str, int]:
+def count_calls(sandbox: SandboxServer, *, since: int = 0) -> dict[str, int]:
     counts = {"submit": 0, "status": 0, "download": 0, "other": 0}
-    for call in sandbox.calls:
+    for call in sandbox.calls[since:]:
         if call.method == "POST" and call.path in (JOYPIX_SUBMIT, LIPSYNC_SUBMIT):
             counts["submit"] += 1
         elif call.method == "GET" and call.path.startswith((JOYPIX_STATUS, LIPSYNC_STATUS)):
@@ -868,22 +894,27 @@ def run_studio(
         uploaded = SimpleUploadedFile(path.name, path.read_bytes(), content_type=content_type)
         return upload_stage(owner=owner, kind=kind, uploaded=uploaded)
 
-    started = time.time()
-    pks: list[int] = []
-    for job in plan:
-        sleep_until(started + job.offset)
+    def create(job: PlannedJob):
         files = {
             "image": stage("image", photo, "image/jpeg"),
             "left_audio": stage("audio", job.left, "audio/mpeg"),
             "right_audio": stage("audio", job.right, "audio/wav"),
         }
-        created = lifecycle.job_create(
+        return lifecycle.job_create(
             owner=owner,
             mode="dialog",
             provider=getattr(args, "provider", "joypix"),
             resolution=args.resolution,
             files=files,
         )  # Q_SYNC: the submit ran inline, on commit
+
+    warm_notes = warm_up(args, plan, create=create, sandbox=sandbox)
+    calls_since = len(sandbox.calls)
+    started = time.time()
+    pks: list[int] = []
+    for job in plan:
+        sleep_until(started + job.offset)
+        created = create(job)
         pks.append(created.pk)
         if on_submitted is not None:
             on_submitted(job, Job.objects.get(pk=created.pk))
@@ -904,7 +935,7 @@ def run_studio(
     page.close()
     cluster.stop()
 
-    notes = []
+    notes = list(warm_notes)
     if not finished:
         notes.append(f"timed out after {args.timeout:g} s with jobs still live")
     per_task = calls_by_task(sandbox)
@@ -948,7 +979,65 @@ def run_studio(
     else:
         notes.append(f"cluster: {cluster.runs} poll_due run(s)")
     notes.append(f"studio poll_count total: {sum(polls_by_studio)}")
-    return RunResult("studio", results, count_calls(sandbox), wall, notes)
+    notes.append(lag_note(Job.objects.get(pk=pks[-1])))
+    return RunResult(
+        "studio", results, count_calls(sandbox, since=calls_since), wall, notes, calls_since
+    )
+
+
+def warm_up(args, plan: list[PlannedJob], *, create, sandbox: SandboxServer) -> list[str]:
+    """Run --warm-up jobs (the plan's first clips, one every 0.2 s) to the end
+    before the measured ones, so the studio has measured its own archive
+    time, as a studio that has been running has; then learn once, as the
+    next finished job would. Not counted: the calls come before `since`."""
+    from jobs.models import Job, JobState
+    from jobs.pipeline.render_times import render_times_learn
+
+    count = getattr(args, "warm_up", 0)
+    if count <= 0:
+        return []
+    begun = time.time()
+    pks = []
+    for job in (plan * count)[:count]:
+        pks.append(create(job).pk)
+        time.sleep(0.2)
+    wait_until(
+        lambda: not Job.objects.filter(pk__in=pks, state__in=JobState.live()).exists(),
+        timeout=args.timeout,
+    )
+    render_times_learn(Job.objects.get(pk=pks[-1]))
+    done = Job.objects.filter(pk__in=pks, state=JobState.COMPLETED).count()
+    return [
+        f"warm-up: {done} of {count} jobs archived in {time.time() - begun:.0f} s before the "
+        f"measured ones ({len(sandbox.calls)} provider calls, not counted)"
+    ]
+
+
+def lag_note(job) -> str:
+    """The lag target the measured jobs' schedules used, and what set it."""
+    from django.conf import settings
+
+    from jobs.models import RenderTimes
+    from jobs.pipeline.render_times import lag_target, render_key, render_times_forget
+
+    render_times_forget()
+    provider, model, resolution = render_key(job)
+    row = RenderTimes.objects.filter(
+        provider=provider, provider_model=model, resolution=resolution
+    ).first()
+    after = row.after_seen if row else []
+    lag = lag_target(job)
+    if not after:
+        return (
+            f"lag target at the end {lag:g} s "
+            "(POLL_LAG_TARGET_SECONDS: no archive time measured yet)"
+        )
+    return (
+        f"lag target at the end {lag:.2f} s: a {settings.POLL_MATCH_SECONDS:g} s poller's p95 "
+        f"less the studio's archive time (poll saw it -> archived, p5-p95 of the latest jobs: "
+        + ", ".join(f"{x:.2f}" for x in after)
+        + " s) and the page's wait"
+    )
 
 
 # --- Run 2: a plain client that polls every 5 s ------------------------------------------------
@@ -1096,7 +1185,7 @@ def split_runs(studio: RunResult, watcher: PlainWatcher, sandbox: SandboxServer)
     plain_jobs, plain_calls = [], {"submit": 0, "status": 0, "download": 0, "other": 0}
     tasks = sandbox.tasks
     # Counted again now that the watcher is done (run_studio counted before).
-    studio.calls = count_calls(sandbox)
+    studio.calls = count_calls(sandbox, since=studio.calls_since)
     per_task = calls_by_task(sandbox)
     for job in studio.jobs:
         mine = watcher.results.get(job.task_id, {"polls": 0, "downloads": 0, "noticed": None})

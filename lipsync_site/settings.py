@@ -401,10 +401,15 @@ JOB_ARCHIVE_LEASE_SECONDS = env_int("JOB_ARCHIVE_LEASE_SECONDS", 60, minimum=4)
 # least this long, is one it forgot: the job fails and its hold is released.
 JOB_NOT_FOUND_POLLS = env_int("JOB_NOT_FOUND_POLLS", 3, minimum=1)
 JOB_NOT_FOUND_SECONDS = env_int("JOB_NOT_FOUND_SECONDS", 120, minimum=0)
-# Polling (jobs/pipeline/schedule.py): status requests come at most this many
-# seconds apart where a job is likely to finish, so all but the slowest few
-# percent are seen within it.
+# Polling (jobs/pipeline/schedule.py): status requests come at most L seconds
+# apart where a job is likely to finish, so all but the slowest few percent
+# are seen within L. L leaves a card showing the video no later at p95 than a
+# plain poller asking every POLL_MATCH_SECONDS would see the job done, once
+# the studio has measured its own archive time per provider, model and
+# resolution (schedule.lag_to_match); until then, and always with
+# POLL_MATCH_SECONDS=0, L is POLL_LAG_TARGET_SECONDS.
 POLL_LAG_TARGET_SECONDS = env_float("POLL_LAG_TARGET_SECONDS", 3, minimum=1)
+POLL_MATCH_SECONDS = env_float("POLL_MATCH_SECONDS", 5, minimum=0)
 # Finished jobs per provider, model and resolution that render times are learnt
 # from (newer ones weigh more: a quarter of this is their half-life).
 POLL_LEARN_JOBS = env_int("POLL_LEARN_JOBS", 40, minimum=4)

@@ -13,6 +13,13 @@ class RenderTimes(models.Model):
     resolution = models.CharField(max_length=8)
     samples = models.PositiveIntegerField(default=0, help_text="Finished jobs learnt from.")
     quantiles = models.JSONField(default=list, help_text="Ratios at schedule.PROBS.")
+    after_seen = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Seconds from a poll seeing a job done to its video archived, at "
+        "schedule.OVERHEAD_PROBS, over the same latest jobs (empty until enough were "
+        "archived): what the poll schedule leaves for them (schedule.lag_to_match).",
+    )
     learn_from = models.DateTimeField(
         null=True,
         blank=True,

@@ -706,7 +706,7 @@ def _schedule_next_poll(job: Job, *, at: datetime, pending_at: datetime | None =
 
 def next_poll_delay(job: Job, *, now: datetime, schedule: Schedule | None = None) -> timedelta:
     """Until the next poll of the job's schedule (schedule.py): at most
-    POLL_LAG_TARGET_SECONDS apart where the learnt distribution says it is
+    its lag target (render_times.lag_target) apart where the learnt distribution says it is
     likely to finish, growing past it. `schedule`: the job's, if known."""
     elapsed = (now - (job.submitted_at or now)).total_seconds()
     schedule = schedule or render_schedule(job)

@@ -15,6 +15,11 @@ enough jobs exist. schedule.py does the arithmetic; this module stores it.
   the page's figure while fewer than schedule.MIN_JOBS taught it).
 - `render_expected(job)`: its median, the one ETA the cards, the quote and the
   reconciler show.
+- `lag_target(job)`: the most seconds between its polls where it is likely
+  to finish: what is left of a POLL_MATCH_SECONDS poller's p95 after the
+  studio's own archive and page, as measured on the same latest jobs (their
+  seconds from a poll seeing them done to the video archived); the fixed
+  POLL_LAG_TARGET_SECONDS until MIN_JOBS were archived.
 - `finish_window(job)`: when a submitted job will most likely be done (its
   P_LOW to P_HIGH), plus the lag target: an open Studio page asks for its
   cards more often meanwhile (static/js/studio/poller.js).
@@ -34,6 +39,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -44,7 +50,21 @@ from jobs.models import Job, RenderTimes
 from jobs.providers import catalogue
 from jobs.providers.routing import provider_destination, sandbox_rtf
 
-from .schedule import P_HIGH, P_LOW, PROBS, Prediction, Schedule, blend, follow_shift, learn, prior
+from .schedule import (
+    MIN_JOBS,
+    OVERHEAD_PROBS,
+    P_HIGH,
+    P_LOW,
+    PROBS,
+    Prediction,
+    Schedule,
+    blend,
+    follow_shift,
+    lag_to_match,
+    learn,
+    prior,
+    quantiles_at,
+)
 from .webhooks import webhooks_enabled
 
 log = logging.getLogger("jobs.pipeline.render_times")
@@ -71,16 +91,36 @@ def page_prior(job: Job) -> Prediction:
     return prior(rtf)
 
 
-def _rows() -> dict[tuple[str, str, str], Prediction]:
+@dataclass(frozen=True)
+class Learnt:
+    prediction: Prediction | None  # None: restarted, nothing learnt since
+    lag: float | None  # the matched lag target; None: not measured yet
+
+
+def matched_lag(after_seen: list[float]) -> float | None:
+    """The lag target a row's measured archive time gives (schedule.lag_to_match);
+    None while it is not measured or matching is off (POLL_MATCH_SECONDS=0)."""
+    match = settings.POLL_MATCH_SECONDS
+    if not match or len(after_seen) != len(OVERHEAD_PROBS):
+        return None
+    # The page asks every CARDS_POLL.fastest ms while a card is archiving.
+    from jobs.studio.cards import CARDS_POLL  # noqa: PLC0415 (cards imports this module)
+
+    return lag_to_match(0.95 * match, after_seen, page_wait=CARDS_POLL.fastest / 1000)
+
+
+def _rows() -> dict[tuple[str, str, str], Learnt]:
     now = time.monotonic()
     with _memo_lock:
         at = _memo["at"]
         if at is not None and now - at < MEMO_SECONDS:  # type: ignore[operator]
             return _memo["rows"]  # type: ignore[return-value]
     rows = {
-        (r.provider, r.provider_model, r.resolution): Prediction(tuple(r.quantiles), r.samples)
+        (r.provider, r.provider_model, r.resolution): Learnt(
+            Prediction(tuple(r.quantiles), r.samples) if len(r.quantiles) == len(PROBS) else None,
+            matched_lag(r.after_seen),
+        )
         for r in RenderTimes.objects.all()
-        if len(r.quantiles) == len(PROBS)
     }
     with _memo_lock:
         _memo.update(at=now, rows=rows)
@@ -94,7 +134,16 @@ def render_times_forget() -> None:
 
 
 def render_prediction(job: Job) -> Prediction:
-    return blend(_rows().get(render_key(job)), page_prior(job))
+    row = _rows().get(render_key(job))
+    return blend(row.prediction if row else None, page_prior(job))
+
+
+def lag_target(job: Job) -> float:
+    """The detection-lag target of `job`'s schedule (schedule.lag_to_match)."""
+    row = _rows().get(render_key(job))
+    if row is None or row.lag is None:
+        return settings.POLL_LAG_TARGET_SECONDS
+    return row.lag
 
 
 def render_expected(job: Job) -> timedelta:
@@ -104,7 +153,7 @@ def render_expected(job: Job) -> timedelta:
 
 def finish_window(job: Job) -> tuple[datetime, datetime] | None:
     """From the predicted P_LOW finish of a submitted job to its P_HIGH plus
-    POLL_LAG_TARGET_SECONDS (the last poll that sees a job finishing there):
+    its lag target (the last poll that sees a job finishing there):
     the span in which its card most likely turns to "archiving", then to
     "completed". None before submission."""
     if job.submitted_at is None:
@@ -112,9 +161,7 @@ def finish_window(job: Job) -> tuple[datetime, datetime] | None:
     prediction = render_prediction(job)
     seconds = max(job.input_seconds, 1.0)
     start = job.submitted_at + timedelta(seconds=prediction.ratio(P_LOW) * seconds)
-    end = job.submitted_at + timedelta(
-        seconds=prediction.ratio(P_HIGH) * seconds + settings.POLL_LAG_TARGET_SECONDS
-    )
+    end = job.submitted_at + timedelta(seconds=prediction.ratio(P_HIGH) * seconds + lag_target(job))
     return start, end
 
 
@@ -127,18 +174,15 @@ def render_schedules(jobs: list[Job]) -> dict[int | None, Schedule]:
     dozens at once: the prediction (a blend can cost milliseconds) and
     whether the provider calls back are worked out once per provider, model
     and resolution, not once per job."""
-    predictions: dict[tuple[str, str, str], tuple[Prediction, bool]] = {}
+    predictions: dict[tuple[str, str, str], tuple[Prediction, float, bool]] = {}
     out = {}
     for job in jobs:
         key = render_key(job)
         if key not in predictions:
-            predictions[key] = (render_prediction(job), calls_back(job))
-        prediction, webhooks = predictions[key]
+            predictions[key] = (render_prediction(job), lag_target(job), calls_back(job))
+        prediction, lag, webhooks = predictions[key]
         out[job.pk] = Schedule.for_job(
-            prediction,
-            seconds=job.input_seconds,
-            lag=settings.POLL_LAG_TARGET_SECONDS,
-            webhooks=webhooks,
+            prediction, seconds=job.input_seconds, lag=lag, webhooks=webhooks
         )
     return out
 
@@ -226,16 +270,38 @@ def _learn(job: Job) -> Prediction | None:
     if not ratios:
         return None
     learnt = learn(follow_shift(ratios), half_life=max(1.0, window / 4))
+    after_seen = _after_seen(finished, window=window)
     RenderTimes.objects.update_or_create(
         provider=provider,
         provider_model=model,
         resolution=resolution,
-        defaults={"samples": learnt.samples, "quantiles": list(learnt.quantiles)},
+        defaults={
+            "samples": learnt.samples,
+            "quantiles": list(learnt.quantiles),
+            "after_seen": after_seen,
+        },
     )
     with _memo_lock:
         if _memo["at"] is not None:
-            _memo["rows"] = {**_memo["rows"], (provider, model, resolution): learnt}  # type: ignore[dict-item]
+            row = Learnt(learnt, matched_lag(after_seen))
+            _memo["rows"] = {**_memo["rows"], (provider, model, resolution): row}  # type: ignore[dict-item]
     return learnt
+
+
+def _after_seen(finished, *, window: int) -> list[float]:
+    """Seconds from a poll seeing each of the latest archived jobs done to its
+    video archived, at OVERHEAD_PROBS; empty until MIN_JOBS were archived."""
+    spans = [
+        (archived - seen).total_seconds()
+        for seen, archived in finished.filter(
+            provider_completed_at__isnull=False, archived_at__isnull=False
+        )
+        .order_by("-submitted_at")
+        .values_list("provider_completed_at", "archived_at")[:window]
+    ]
+    if len(spans) < MIN_JOBS:
+        return []
+    return [round(max(0.0, x), 3) for x in quantiles_at(spans, OVERHEAD_PROBS)]
 
 
 def render_times_restart(
@@ -253,7 +319,7 @@ def render_times_restart(
         rows = rows.filter(provider_model=provider_model)
     if resolution is not None:
         rows = rows.filter(resolution=resolution)
-    restarted = rows.update(samples=0, quantiles=[], learn_from=timezone.now())
+    restarted = rows.update(samples=0, quantiles=[], after_seen=[], learn_from=timezone.now())
     # This process at once; the others' memos within MEMO_SECONDS.
     render_times_forget()
     if restarted:

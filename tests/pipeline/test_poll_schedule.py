@@ -14,9 +14,18 @@ from django.utils import timezone
 from jobs.credits.ledger import credits_grant
 from jobs.models import Job, JobState, RenderTimes
 from jobs.pipeline import lifecycle
-from jobs.pipeline.render_times import render_prediction, render_schedule, render_times_learn
+from jobs.pipeline.render_times import (
+    finish_window,
+    lag_target,
+    render_prediction,
+    render_schedule,
+    render_times_forget,
+    render_times_learn,
+    render_times_restart,
+)
 from jobs.pipeline.schedule import (
     MIN_INTERVAL,
+    MIN_MATCHED_LAG,
     P_HIGH,
     P_LOW,
     TAIL_CAP,
@@ -24,6 +33,7 @@ from jobs.pipeline.schedule import (
     Schedule,
     blend,
     follow_shift,
+    lag_to_match,
     learn,
     prior,
 )
@@ -80,6 +90,51 @@ def test_a_tight_spread_takes_a_fraction_of_a_5_s_pollers_calls():
     schedule = Schedule.for_job(prior(15.0, spread=0.1), seconds=6, lag=3)
     in_window = schedule.times(until=schedule.window_end + 1e-6)
     assert len(in_window) <= 8  # (window / lag) + 1
+
+
+# --- the lag target that matches a 5 s poller ------------------------------------------
+
+
+def shown_p95(schedule: Schedule, prediction: Prediction, *, seconds, overheads, page_wait, n):
+    """p95 of "finished -> card shows it" over `n` jobs drawn from `prediction`:
+    the schedule's detection lag, one of `overheads`, then the page's wait."""
+    rng = random.Random(7)
+    shown = sorted(
+        detection_lag(schedule, prediction.ratio(rng.random()) * seconds)
+        + rng.choice(overheads)
+        + rng.uniform(0, page_wait)
+        for _ in range(n)
+    )
+    return shown[int(0.95 * n) - 1]
+
+
+def test_the_matched_lag_leaves_the_pollers_p95_less_the_archive_and_the_page():
+    # Nothing after the poll: the lag is the poller's p95 itself.
+    assert lag_to_match(4.75, [0.0] * 10, page_wait=0.0) == pytest.approx(4.75)
+    # 0.6 s to archive and the page's 0.5 s: about 4.75 - 0.6 - 0.25, over 97 %.
+    lag = lag_to_match(4.75, [0.6] * 10, page_wait=0.5)
+    assert 3.8 < lag < 4.1
+    rng = random.Random(3)
+    within = sum(rng.uniform(0, lag) + 0.6 + rng.uniform(0, 0.5) <= 4.75 for _ in range(20_000))
+    assert within / 20_000 == pytest.approx(0.97, abs=0.005)
+    # A slower archive leaves less; a very slow one never makes the polls dense.
+    assert lag_to_match(4.75, [1.5] * 10, page_wait=0.5) < lag
+    assert lag_to_match(4.75, [10.0] * 10, page_wait=0.5) == MIN_MATCHED_LAG
+
+
+@pytest.mark.parametrize("spread", [0.1, 0.3])
+@pytest.mark.parametrize("rtf", [15.0, 25.0])
+def test_the_matched_lag_shows_jobs_no_later_than_a_5_s_poller_with_fewer_calls(spread, rtf):
+    prediction, seconds = prior(rtf, spread=spread), 5.5
+    overheads = [0.45, 0.5, 0.5, 0.55, 0.55, 0.6, 0.6, 0.65, 0.7, 0.9]  # poll saw it -> archived
+    lag = lag_to_match(0.95 * 5, overheads, page_wait=0.5)
+    matched = Schedule.for_job(prediction, seconds=seconds, lag=lag)
+    fixed = Schedule.for_job(prediction, seconds=seconds, lag=3.0)
+    # A plain 5 s poller (jobs finishing at a random phase of it) sees 95 % within 4.75 s.
+    assert shown_p95(matched, prediction, seconds=seconds, overheads=overheads,
+                     page_wait=0.5, n=4000) <= 4.75  # fmt: skip
+    end = fixed.window_end + 1e-6
+    assert len(matched.times(until=end)) < len(fixed.times(until=end))
 
 
 # --- the prediction: cold start, learning, blending -------------------------------------
@@ -324,3 +379,54 @@ def test_due_polls_are_claimed_at_once_and_never_twice(
     assert [job.pk for job in lifecycle.polls_claim_due(limit=5)] == [due[5].pk]
     later.refresh_from_db()
     assert later.poll_count == 0
+
+
+def archived(owner, *, after_seen: float, ratio: float = 15.0, ago: float = 0.0) -> Job:
+    """A job the studio archived `after_seen` seconds after its poll saw it done."""
+    job = finished(owner, ratio=ratio, ago=ago)
+    seen = job.submitted_at + timedelta(seconds=job.provider_seconds)
+    done = seen + timedelta(seconds=after_seen)
+    Job.objects.filter(pk=job.pk).update(
+        state=JobState.COMPLETED, provider_completed_at=seen, archived_at=done, finished_at=done
+    )
+    return job
+
+
+@pytest.mark.django_db
+def test_the_lag_target_is_learnt_from_the_studios_own_archive_time(
+    settings, joypix_for_real, alice, funded_alice
+):
+    settings.POLL_LAG_TARGET_SECONDS, settings.POLL_MATCH_SECONDS = 3, 5
+    render_times_forget()
+    probe = make_job(
+        alice, state=JobState.PROCESSING, input_seconds=6.0, submitted_after=timedelta(0)
+    )
+    for i in range(10):
+        archived(alice, after_seen=0.6, ago=1000 - i)
+    # What a job taught is stored when the next one is seen done: nine archived
+    # jobs are not enough to go by, and the fixed target holds.
+    assert lag_target(probe) == 3
+    finished(alice, ratio=15.0, ago=900)  # its learning counts the tenth archive
+    matched = lag_to_match(4.75, [0.6] * 10, page_wait=0.5)
+    assert lag_target(probe) == pytest.approx(matched)
+    schedule = render_schedule(probe)
+    assert 3 < schedule.step <= matched + 1e-9
+    # The cards' finish window (when the page asks faster) ends one lag past P_HIGH.
+    start, end = finish_window(probe)
+    assert (end - start).total_seconds() == pytest.approx(
+        schedule.window_end - schedule.first + matched, abs=0.01
+    )
+    # The archive slows down (a slower store, bigger videos): the polls close up.
+    for i in range(40):
+        archived(alice, after_seen=2.0, ago=800 - i)
+    finished(alice, ratio=15.0, ago=700)
+    assert lag_target(probe) == pytest.approx(lag_to_match(4.75, [2.0] * 10, page_wait=0.5))
+    assert render_schedule(probe).step < schedule.step
+    # Matching switched off: the fixed target again.
+    settings.POLL_MATCH_SECONDS = 0
+    render_times_forget()
+    assert lag_target(probe) == 3
+    settings.POLL_MATCH_SECONDS = 5
+    # Learning started again (the jobs now go elsewhere): the fixed target until measured anew.
+    render_times_restart("joypix", why="test")
+    assert lag_target(probe) == 3

@@ -8,7 +8,7 @@ from jobs.credits.ledger import credits_grant
 from jobs.models import JobState, RenderTimes
 from jobs.pipeline import lifecycle
 from tests.factories import make_job
-from tests.pipeline.test_poll_schedule import finished
+from tests.pipeline.test_poll_schedule import archived, finished
 
 pytestmark = pytest.mark.django_db
 
@@ -37,9 +37,20 @@ def test_staff_read_the_learnt_speed(client, staff, slow_joypix):
     assert "30.0×" in page  # the median
     assert "30.0× – 30.0×" in page  # p2 to p98: a provider that never varied
     assert "about 300 s" in page  # a 10 s clip
+    assert "3 s <small>(fixed: the archive time is not measured yet)</small>" in page
     detail = client.get(reverse("admin:jobs_rendertimes_change", args=[slow_joypix.pk]))
     assert detail.status_code == 200 and "30.0×" in detail.content.decode()
     assert client.get(reverse("admin:jobs_rendertimes_add")).status_code == 403
+
+
+def test_staff_see_the_lag_the_measured_archive_time_leaves(client, staff, alice, slow_joypix):
+    for i in range(10):
+        archived(alice, after_seen=0.6, ratio=30.0, ago=400 - i)
+    finished(alice, ratio=30.0, ago=300)
+    client.force_login(staff)
+    page = client.get(reverse(CHANGELIST)).content.decode()
+    # 5 s poller's p95 (4.75 s) less 0.6 s archiving and the page's 0.5 s wait.
+    assert "4.0 s <small>(a 5 s poller's latency, less archiving: 0.6–0.6 s)</small>" in page
 
 
 def test_learning_again_goes_back_to_the_page_and_forgets_older_jobs(

@@ -3,11 +3,12 @@ sets when jobs are polled and the "ready in about" estimates. Rows are
 written by finished jobs (jobs.pipeline.render_times); staff may look, and
 may make it start learning again."""
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
 from jobs.models import RenderTimes
-from jobs.pipeline.render_times import render_times_restart
+from jobs.pipeline.render_times import matched_lag, render_times_restart
 from jobs.pipeline.schedule import MIN_JOBS, P_HIGH, P_LOW, PROBS, Prediction
 
 EXAMPLE_SECONDS = 10  # a clip length staff can picture
@@ -34,6 +35,7 @@ class RenderTimesAdmin(admin.ModelAdmin):
         "median_shown",
         "window_shown",
         "example_shown",
+        "lag_shown",
         "learn_from",
         "updated_at",
     )
@@ -79,6 +81,22 @@ class RenderTimesAdmin(admin.ModelAdmin):
         low, mid, high = (prediction.ratio(p) * EXAMPLE_SECONDS for p in (P_LOW, 0.5, P_HIGH))
         return format_html(
             "about {} s <small>({}–{} s)</small>", f"{mid:.0f}", f"{low:.0f}", f"{high:.0f}"
+        )
+
+    @admin.display(description="Polls at most this far apart")
+    def lag_shown(self, row: RenderTimes) -> str:
+        lag = matched_lag(row.after_seen)
+        if lag is None:
+            return format_html(
+                "{} s <small>(fixed: the archive time is not measured yet)</small>",
+                f"{settings.POLL_LAG_TARGET_SECONDS:g}",
+            )
+        return format_html(
+            "{} s <small>(a {} s poller's latency, less archiving: {}–{} s)</small>",
+            f"{lag:.1f}",
+            f"{settings.POLL_MATCH_SECONDS:g}",
+            f"{row.after_seen[0]:.1f}",
+            f"{row.after_seen[-1]:.1f}",
         )
 
     @admin.action(
