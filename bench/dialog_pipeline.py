@@ -986,7 +986,7 @@ def run_studio(
 
 
 def warm_up(args, plan: list[PlannedJob], *, create, sandbox: SandboxServer) -> list[str]:
-    """Run --warm-up jobs (the plan's first clips, one every 0.2 s) to the end
+    """Run --warm-up jobs (the plan's shortest clips, one every 0.2 s) to the end
     before the measured ones, so the studio has measured its own archive
     time, as a studio that has been running has; then learn once, as the
     next finished job would. Not counted: the calls come before `since`."""
@@ -998,7 +998,8 @@ def warm_up(args, plan: list[PlannedJob], *, create, sandbox: SandboxServer) -> 
         return []
     begun = time.time()
     pks = []
-    for job in (plan * count)[:count]:
+    shortest = sorted(plan, key=lambda job: job.seconds)  # the sooner they end, the better
+    for job in (shortest * count)[:count]:
         pks.append(create(job).pk)
         time.sleep(0.2)
     wait_until(
