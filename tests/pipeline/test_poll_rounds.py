@@ -199,3 +199,60 @@ def test_one_answer_that_cannot_be_applied_spoils_only_its_own_job(
     assert after[poisoned.pk].state == JobState.PROCESSING
     assert after[poisoned.pk].next_poll_at == poisoned.next_poll_at  # its claim: asked again
     assert "could not be applied" in caplog.text
+
+
+def finished(jobs: list[Job]) -> list:
+    return [
+        (job, TaskStatus(state="completed", video_url=f"https://x/{job.pk}.mp4")) for job in jobs
+    ]
+
+
+def test_a_round_of_finished_jobs_costs_the_same_statements_for_5_jobs_as_for_40(
+    alice, funded_alice, django_assert_max_num_queries, django_capture_on_commit_callbacks
+):
+    counts = []
+    for count in (5, 40):
+        Job.objects.filter(state=JobState.PROCESSING).update(
+            next_poll_at=timezone.now() + timedelta(hours=1)  # the last round's: out of the way
+        )
+        jobs = due_jobs(alice, count)
+        with django_capture_on_commit_callbacks() as callbacks:
+            with django_assert_max_num_queries(20) as captured:
+                lifecycle.polls_apply(finished(jobs))
+        counts.append(on_jobs(captured))
+        assert len(callbacks) >= count  # an archive_job task queued for each
+        moved = Job.objects.filter(pk__in=[job.pk for job in jobs])
+        assert all(job.state == JobState.ARCHIVING for job in moved)
+        assert all(job.output_url == f"https://x/{job.pk}.mp4" for job in moved)
+        assert all(job.provider_seconds and job.first_status_at for job in moved)
+    assert counts[0] == counts[1]
+
+
+def test_a_round_whose_finished_batch_fails_applies_them_one_by_one(
+    alice, funded_alice, monkeypatch, caplog
+):
+    jobs = due_jobs(alice, 3)
+
+    def broken(answers, *, now):
+        Job.objects.filter(pk=answers[0][0].pk).update(output_url="https://x/half-written")
+        raise RuntimeError("the batch's UPDATE failed")
+
+    monkeypatch.setattr(lifecycle, "_completed_move", broken)
+    lifecycle.polls_apply(finished(jobs))
+    for job in Job.objects.filter(pk__in=[job.pk for job in jobs]):
+        assert job.state == JobState.ARCHIVING  # each by job_status_apply
+        assert job.output_url == f"https://x/{job.pk}.mp4"  # the batch's write rolled back
+    assert "written one by one" in caplog.text
+
+
+def test_a_finished_job_that_stopped_processing_mid_round_is_left_alone(alice, funded_alice):
+    jobs = due_jobs(alice, 2)
+    gone = jobs[0]
+    Job.objects.filter(pk=gone.pk).update(
+        state=JobState.FAILED, finished_at=timezone.now(), next_poll_at=None
+    )
+    lifecycle.polls_apply(finished(jobs))
+    states = dict(Job.objects.filter(pk__in=[j.pk for j in jobs]).values_list("pk", "state"))
+    assert states == {gone.pk: JobState.FAILED, jobs[1].pk: JobState.ARCHIVING}
+    gone.refresh_from_db()
+    assert gone.output_url == "" and gone.first_status_at is not None  # its first answer noted
