@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import multiprocessing
 import os
 import pstats
-import secrets
 import sys
 import tempfile
 import time
@@ -32,7 +30,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import poll_scale  # noqa: E402
-from bench.django_env import django_start  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -71,31 +68,16 @@ def main() -> None:
         jobs=args.jobs, spread=0.1, seconds="3-8", submit_over=10.0, lead=-85.0, seed=args.seed
     )
     tasks = poll_scale.plan(scale)
-    api_key = secrets.token_urlsafe(24)
-    ctx = multiprocessing.get_context("spawn")
-    parent, child = ctx.Pipe()
-    proc = ctx.Process(target=poll_scale.sandbox_child, args=(child, api_key, tasks), daemon=True)
-    proc.start()
-    sandbox_url = parent.recv()
+    sandbox = poll_scale.Sandbox(tasks)
     with tempfile.TemporaryDirectory(prefix="lipsync-pollcpu-") as tmp:
-        django_start(
-            data_dir=Path(tmp),
-            database_url=args.database_url,
-            SANDBOX_URL=sandbox_url,
-            SANDBOX_API_KEY=api_key,
-            SANDBOX_RTF=repr(poll_scale.RTF),
-            FETCH_ALLOW_LOOPBACK="1",
-            Q_SYNC="1",
-        )
+        poll_scale.studio_start(data_dir=Path(tmp), sandbox=sandbox, database_url=args.database_url)
         from django.db.models import Sum
         from django.utils import timezone
 
         from jobs.models import Job, JobState
         from jobs.pipeline import lifecycle, poller
 
-        lifecycle.enqueue = lambda *a, **k: None  # archiving is not measured
-        lifecycle.job_archive = lambda pk: None
-        poll_scale.make_jobs(tasks, api_key=api_key)
+        poll_scale.make_jobs(tasks, api_key=sandbox.api_key)
         # Everyone due now, whatever the schedule's first poll said.
         Job.objects.filter(state=JobState.PROCESSING).update(next_poll_at=timezone.now())
 
@@ -111,9 +93,7 @@ def main() -> None:
             profile.disable()
         cpu, wall = time.process_time() - c0, time.perf_counter() - t0
         user, system = os.times().user - times.user, os.times().system - times.system
-        parent.send("stop")
-        stats = parent.recv()
-        proc.join(timeout=30)
+        stats = sandbox.stop()
 
         requests = max(1, stats["status_calls"])
         polls = Job.objects.aggregate(n=Sum("poll_count"))["n"] or 0

@@ -209,36 +209,59 @@ def cpu() -> float:
 ARGS: argparse.Namespace
 
 
+class Sandbox:
+    """The sandbox in a child process (so this process's CPU is the studio's),
+    answering for `tasks`."""
+
+    def __init__(self, tasks: list[tuple[str, float, float, float]]):
+        self.api_key = secrets.token_urlsafe(24)
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(
+            target=sandbox_child, args=(child, self.api_key, tasks), daemon=True
+        )
+        self.proc.start()
+        self.url = self.conn.recv()
+
+    def stop(self) -> dict:
+        """Stop it; returns what it counted (status_calls)."""
+        self.conn.send("stop")
+        stats = self.conn.recv()
+        self.proc.join(timeout=30)
+        return stats
+
+
+def studio_start(*, data_dir: Path, sandbox: Sandbox, database_url: str | None) -> None:
+    """The studio's Django on `data_dir`, every provider at `sandbox`. The
+    archive is not these benches' subject: its task is not run, and the
+    loop's take-over of archives (after 30 s) does nothing."""
+    django_start(
+        data_dir=data_dir,
+        database_url=database_url,
+        SANDBOX_URL=sandbox.url,
+        SANDBOX_API_KEY=sandbox.api_key,
+        SANDBOX_RTF=repr(RTF),
+        FETCH_ALLOW_LOOPBACK="1",
+        Q_SYNC="1",
+    )
+    from jobs.pipeline import lifecycle
+
+    lifecycle.enqueue = lambda *a, **k: None
+    lifecycle.job_archive = lambda pk: None
+
+
 def main() -> None:
     global ARGS
     ARGS = args = parse_args()
     tasks = plan(args)
-    api_key = secrets.token_urlsafe(24)
-    ctx = multiprocessing.get_context("spawn")
-    parent, child = ctx.Pipe()
-    proc = ctx.Process(target=sandbox_child, args=(child, api_key, tasks), daemon=True)
-    proc.start()
-    sandbox_url = parent.recv()
+    sandbox = Sandbox(tasks)
     with tempfile.TemporaryDirectory(prefix="lipsync-scale-") as tmp:
-        django_start(
-            data_dir=Path(tmp),
-            database_url=args.database_url,
-            SANDBOX_URL=sandbox_url,
-            SANDBOX_API_KEY=api_key,
-            SANDBOX_RTF=repr(RTF),
-            FETCH_ALLOW_LOOPBACK="1",
-            Q_SYNC="1",
-        )
+        studio_start(data_dir=Path(tmp), sandbox=sandbox, database_url=args.database_url)
         from django.db.models import Sum
 
         from jobs.models import Job, JobState
-        from jobs.pipeline import lifecycle
 
-        # The archive is not this bench's subject: its task is not run, and the
-        # loop's take-over of archives (after 30 s) does nothing.
-        lifecycle.enqueue = lambda *a, **k: None
-        lifecycle.job_archive = lambda pk: None
-
+        api_key = sandbox.api_key
         made = time.perf_counter()
         make_jobs(tasks, api_key=api_key)
         print(
@@ -269,9 +292,7 @@ def main() -> None:
                 break
         cluster.stopping.set()
         cluster.thread.join(timeout=120)
-        parent.send("stop")
-        stats = parent.recv()
-        proc.join(timeout=30)
+        stats = sandbox.stop()
 
         done_at = {task_id: done for task_id, _s, _sub, done in tasks}
         lags, polls = [], []
