@@ -551,32 +551,17 @@ def job_status_apply(
     if first and result.state != "completed":
         Job.objects.filter(pk=job.pk).update(**first)
     if result.state == "completed":
-        ttl = catalogue.provider_facts(job.provider).output_ttl
-        finished = finish_estimate(job, seen_at=now, execution_seconds=_execution_seconds(result))
-        submitted = job.submitted_at
-        provider_seconds = (finished - submitted).total_seconds() if submitted else None
-        moved = Job.objects.filter(pk=job.pk, state=JobState.PROCESSING).update(
-            state=JobState.ARCHIVING,
-            state_changed_at=now,
-            updated_at=now,
-            output_url=result.video_url,
-            provider_completed_at=now,
-            provider_expires_at=now + ttl,
-            provider_seconds=provider_seconds,
-            next_poll_at=None,
-            **first,  # with the move: one statement fewer per finished job
-        )
-        if first and not moved:
-            Job.objects.filter(pk=job.pk).update(**first)
-        if moved and archive_task:
+        with transaction.atomic():  # _completed_move locks the row it moves
+            moved = _completed_move([(job, result)], now=now)
+        if job.pk in moved and archive_task:
             transaction.on_commit(lambda: enqueue("jobs.tasks.archive_job", job.pk))
-        if moved and provider_seconds is not None:
+        if moved.get(job.pk) is not None:
             try:
                 with transaction.atomic():  # a savepoint: a failure here rolls back only it
                     render_times_learn(job)
             except Exception:  # learning must never lose a finished job
                 log.exception("job %s: could not learn its render time", job.pk)
-        return bool(moved)
+        return job.pk in moved
     if result.state == "failed":
         job_fail(job, message=result.error or "The provider reported a failure without a reason.")
         return False
@@ -661,8 +646,9 @@ def polls_completed(answers: list[tuple[Job, TaskStatus]], *, now: datetime) -> 
 def _completed_move(
     answers: list[tuple[Job, TaskStatus]], *, now: datetime
 ) -> dict[int, float | None]:
-    """The UPDATE of polls_completed; returns the provider seconds of each
-    job it moved (those still processing), by pk."""
+    """Move the answered jobs still processing to archiving (one locking
+    SELECT, one UPDATE: for one job from job_status_apply, for a round's from
+    polls_completed); returns the provider seconds of each job it moved, by pk."""
     processing = Job.objects.filter(pk__in=[job.pk for job, _ in answers])
     processing = processing.filter(state=JobState.PROCESSING)
     # Locked (PostgreSQL; SQLite's write transaction already is), so the

@@ -232,8 +232,11 @@ def test_a_round_whose_finished_batch_fails_applies_them_one_by_one(
     alice, funded_alice, monkeypatch, caplog
 ):
     jobs = due_jobs(alice, 3)
+    move = lifecycle._completed_move
 
     def broken(answers, *, now):
+        if len(answers) == 1:  # job_status_apply's own move, one by one
+            return move(answers, now=now)
         Job.objects.filter(pk=answers[0][0].pk).update(output_url="https://x/half-written")
         raise RuntimeError("the batch's UPDATE failed")
 
