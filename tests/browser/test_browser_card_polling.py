@@ -17,7 +17,8 @@ from playwright.sync_api import expect
 
 from jobs.credits.ledger import credits_grant
 from jobs.models import Job, JobState
-from jobs.studio import cards
+from jobs.pipeline import lifecycle
+from jobs.studio import cards, views
 from tests.browser_support import full_page_shot
 from tests.factories import make_job
 
@@ -167,3 +168,37 @@ def test_the_poller_sends_its_ticket_and_gets_the_cheap_answer(
     assert answers[full + 1]["sent"] == answers[full]["renewed"], answers
     assert cheap(answers[full + 1 :]), answers
     full_page_shot(page, artifacts / "card-polling-ticket.png")
+
+
+def test_a_cards_action_is_announced_though_the_poller_asks_while_it_is_on_its_way(
+    pipeline, live_server, page, sign_in, alice, artifacts, monkeypatch
+):
+    """A retry changes the failed job's card too ("Tried again as #N"). An
+    ask of the poller's sent while the action's answer is still on its way must
+    not replace that card first: the action's form would leave the page, and
+    its announcement ("Job #N is queued …") and balances would be lost."""
+    failed = pipeline.create_dialog(left=1.0, right=1.0)
+    lifecycle.job_fail(failed, message="The provider could not find a face.")
+    make_job(alice, state=JobState.PROCESSING, submitted_after=timedelta(0), provider_task_id="t-1")
+    # The retry's answer comes 1.5 s after the new job was committed (a busy
+    # server): long enough for the page's ask to come back first, unsynced.
+    queued = views._job_queued
+    monkeypatch.setattr(views, "_job_queued", lambda response: time.sleep(1.5) or queued(response))
+    page.set_viewport_size({"width": 1360, "height": 1000})
+    sign_in(page, alice)
+    page.goto(f"{live_server.url}/")
+    card = page.locator(f"#job-{failed.pk}")
+
+    with page.expect_request(f"**/jobs/{failed.pk}/retry/"):
+        card.get_by_role("button", name="Try again").click()
+    page.evaluate("htmx.trigger(document.body, 'cards-poll')")
+    retried = Job.objects.filter(retried_from=failed).values_list("pk", flat=True)
+
+    expect(page.locator("#jobs-announce")).to_contain_text(
+        f"is queued; it tries job #{failed.pk} again", timeout=10_000
+    )
+    expect(card.get_by_role("link", name=re.compile(r"Tried again as #\d+"))).to_be_visible()
+    (new_pk,) = retried
+    expect(page.locator(f"#job-{new_pk}")).to_be_visible()
+    expect(page.locator("#jobs-announce")).to_contain_text(f"Job #{new_pk} is queued")
+    full_page_shot(page, artifacts / "card-polling-action-announced.png")
