@@ -13,10 +13,8 @@
    holds and puts newer ones first (a job made here or elsewhere). The cursor
    moves only once an answer has been applied (its swap: out of band only):
    one that failed is asked for again. Its requests queue one behind the other,
-   and behind a card's own action (hx-sync on #cards-poller, queue first so a
-   queued action is never dropped for another ask): an answer that replaced the
-   card first would detach the action's form, and htmx would then drop that
-   action's out-of-band announcement and balances. */
+   and with a card's own actions (#job-cards' hx-sync); the poller queues
+   first, so a queued action is never dropped for another ask. */
 
 const poller = document.getElementById("cards-poller");
 
