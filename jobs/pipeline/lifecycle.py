@@ -547,9 +547,6 @@ def job_status_apply(
         return False
     if job.not_found_count:
         Job.objects.filter(pk=job.pk).update(not_found_count=0, not_found_since=None)
-    first = _first_answer(job, result=result, now=now)
-    if first and result.state != "completed":
-        Job.objects.filter(pk=job.pk).update(**first)
     if result.state == "completed":
         with transaction.atomic():  # _completed_move locks the row it moves
             moved = _completed_move([(job, result)], now=now)
@@ -562,9 +559,12 @@ def job_status_apply(
             except Exception:  # learning must never lose a finished job
                 log.exception("job %s: could not learn its render time", job.pk)
         return job.pk in moved
-    if result.state == "failed":
-        job_fail(job, message=result.error or "The provider reported a failure without a reason.")
-        return False
+    # Failed. (A completed job's move above records its first answer itself.)
+    first = _first_answer(job, result=result, now=now)
+    if first:
+        Job.objects.filter(pk=job.pk).update(**first)
+    job_fail(job, message=result.error or "The provider reported a failure without a reason.")
+    return False
 
 
 def _first_answer(job: Job, *, result: TaskStatus, now: datetime) -> dict[str, Coalesce]:

@@ -242,6 +242,17 @@ def test_a_status_without_a_seed_stamps_the_first_answer_only(alice):
     assert job.first_status_at is not None and job.provider_seed is None
 
 
+@pytest.mark.parametrize("state", ["completed", "failed"])
+def test_a_first_answer_that_ends_the_job_is_stamped_too(alice, state):
+    job = make_job(alice, state=JobState.PROCESSING, submitted_after=timedelta(), held=None)
+    url = "https://cdn.example/o.mp4"
+    answer = TaskStatus(state=state, seed=7, video_url=url, error="No face.")
+    lifecycle.job_status_apply(job, result=answer, archive_task=False)
+    job.refresh_from_db()
+    assert job.state == (JobState.ARCHIVING if state == "completed" else JobState.FAILED)
+    assert job.first_status_at is not None and job.provider_seed == 7
+
+
 # --- try again and remix on finished jobs ----------------------------------------------------
 
 
